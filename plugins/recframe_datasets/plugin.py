@@ -1,0 +1,3 @@
+"""Entry point module of recframe_datasets."""
+
+from recframe.api import hookimpl  # noqa: F401

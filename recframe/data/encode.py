@@ -1,0 +1,212 @@
+"""Encode a :class:`Split` into contiguous integer ids: :class:`RecData`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recframe.data.types import ITEM, TIMESTAMP, USER, Dataset, Split
+from recframe.errors import DataError
+
+log = logging.getLogger(__name__)
+Part = Literal["train", "valid", "test"]
+PARTS: tuple[Part, ...] = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One encoded feature column: ``numeric`` (float) or ``categorical`` (codes)."""
+
+    name: str
+    kind: Literal["numeric", "categorical", "text"]
+    cardinality: int = 0
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model may know about the data: sizes and feature specs."""
+
+    n_users: int
+    n_items: int
+    has_timestamps: bool = False
+    has_ratings: bool = False
+    item_features: tuple[FeatureSpec, ...] = ()
+    user_features: tuple[FeatureSpec, ...] = ()
+    n_train: int = 0
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Events:
+    """Encoded interactions of one part, sorted by user then time."""
+
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray | None
+
+
+@dataclass
+class RecData:
+    """An encoded split: int ids, one user x item CSR per part, histories, features."""
+
+    info: DataInfo
+    user_ids: pd.Index
+    item_ids: pd.Index
+    events: dict[str, Events]
+    item_features: pd.DataFrame | None = None
+    user_features: pd.DataFrame | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    _csr: dict[str, sp.csr_matrix] = field(default_factory=dict, repr=False)
+
+    # -- matrices ------------------------------------------------------------
+    def matrix(self, part: str) -> sp.csr_matrix:
+        """Binary user x item CSR of one part (float32, duplicates collapsed)."""
+        if part not in self._csr:
+            ev = self.events[part]
+            data = np.ones(len(ev.users), dtype=np.float32)
+            m = sp.csr_matrix(
+                (data, (ev.users, ev.items)), shape=(self.info.n_users, self.info.n_items)
+            )
+            m.sum_duplicates()
+            m.data[:] = 1.0
+            self._csr[part] = m
+        return self._csr[part]
+
+    @property
+    def train(self) -> sp.csr_matrix:
+        return self.matrix("train")
+
+    @property
+    def valid(self) -> sp.csr_matrix:
+        return self.matrix("valid")
+
+    @property
+    def test(self) -> sp.csr_matrix:
+        return self.matrix("test")
+
+    def seen(self, part: str) -> sp.csr_matrix:
+        """Items to mask when ranking for ``part``: train for valid, train+valid for test."""
+        if part == "valid":
+            return self.train
+        if part == "test":
+            key = "train+valid"
+            if key not in self._csr:
+                m = (self.train + self.valid).tocsr()
+                m.data[:] = 1.0
+                self._csr[key] = m
+            return self._csr[key]
+        raise ValueError(f"no seen-mask for part {part!r}")
+
+    def history(self, parts: tuple[str, ...] = ("train",)) -> tuple[np.ndarray, np.ndarray]:
+        """Per-user time-ordered item sequences of the given parts, as (indptr, items)."""
+        users = np.concatenate([self.events[p].users for p in parts])
+        items = np.concatenate([self.events[p].items for p in parts])
+        ts_list = [self.events[p].timestamps for p in parts]
+        order_keys = [np.concatenate([np.full(len(self.events[p].users), i) for i, p in
+                                      enumerate(parts)])]
+        if all(t is not None for t in ts_list):
+            ts = np.concatenate(ts_list)  # type: ignore[arg-type]
+            # stable: by user, then time, then part, then original position
+            order = np.lexsort((order_keys[0], ts, users))
+        else:
+            order = np.lexsort((order_keys[0], users))
+        users, items = users[order], items[order]
+        indptr = np.zeros(self.info.n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users, minlength=self.info.n_users), out=indptr[1:])
+        return indptr, items
+
+    def item_popularity(self) -> np.ndarray:
+        """Number of training users per item."""
+        return np.asarray(self.train.sum(axis=0)).ravel()
+
+
+def _feature_frame(frame: pd.DataFrame | None, ids: pd.Index, key: str
+                   ) -> tuple[pd.DataFrame | None, tuple[FeatureSpec, ...]]:
+    if frame is None or frame.empty:
+        return None, ()
+    if frame.index.name != key and key in frame.columns:
+        frame = frame.set_index(key)
+    frame = frame[~frame.index.duplicated(keep="last")]
+    aligned = frame.reindex(ids)
+    specs: list[FeatureSpec] = []
+    out = {}
+    for col in aligned.columns:
+        s = aligned[col]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            out[col] = s.astype("float32").fillna(0.0)
+            specs.append(FeatureSpec(str(col), "numeric"))
+        else:
+            codes, uniques = pd.factorize(s.astype("string"), sort=True)
+            out[col] = s.astype("string")
+            specs.append(FeatureSpec(str(col), "categorical", len(uniques) + 1))
+            out[f"{col}__code"] = (codes + 1).astype("int64")  # 0 = missing
+    result = pd.DataFrame(out, index=pd.RangeIndex(len(ids)))
+    return result, tuple(specs)
+
+
+def encode(split: Split) -> RecData:
+    """Map raw ids to contiguous ints and build per-part events.
+
+    Users are those with at least one training interaction; valid/test rows of
+    users without training history are dropped (counted in ``meta``), since no
+    model can rank for them. Items are every item seen in any part, so held-out
+    items never seen in training still count as relevant.
+    """
+    parts = split.parts()
+    train = parts["train"].interactions
+    if len(train) == 0:
+        raise DataError(
+            "the training part is empty after splitting; check the split ratios and "
+            "the preprocessing filters (k-core, binarize threshold)."
+        )
+    user_ids = pd.Index(pd.unique(train[USER])).sort_values()
+    all_items = pd.concat([p.interactions[ITEM] for p in parts.values()], ignore_index=True)
+    item_ids = pd.Index(pd.unique(all_items)).sort_values()
+    has_ts = all(p.has_timestamps for p in parts.values())
+    events: dict[str, Events] = {}
+    dropped: dict[str, int] = {}
+    for name, ds in parts.items():
+        df = ds.interactions
+        u = user_ids.get_indexer(df[USER])
+        i = item_ids.get_indexer(df[ITEM])
+        keep = u >= 0
+        dropped[name] = int((~keep).sum())
+        ts = df[TIMESTAMP].to_numpy()[keep] if has_ts else None
+        u, i = u[keep], i[keep]
+        order = np.lexsort((ts, u)) if ts is not None else np.argsort(u, kind="stable")
+        events[name] = Events(
+            u[order].astype(np.int64),
+            i[order].astype(np.int64),
+            ts[order] if ts is not None else None,
+        )
+    if any(dropped.values()):
+        log.warning(
+            "dropped %d valid and %d test interactions of users with no training history",
+            dropped["valid"], dropped["test"],
+        )
+    items, item_specs = _feature_frame(split.train.items, item_ids, ITEM)
+    users, user_specs = _feature_frame(split.train.users, user_ids, USER)
+    info = DataInfo(
+        n_users=len(user_ids),
+        n_items=len(item_ids),
+        has_timestamps=has_ts,
+        has_ratings=split.train.has_ratings,
+        item_features=item_specs,
+        user_features=user_specs,
+        n_train=len(events["train"].users),
+        name=split.train.name,
+    )
+    return RecData(
+        info=info,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        events=events,
+        item_features=items,
+        user_features=users,
+        meta={"dropped_eval_interactions_without_train_user": dropped},
+    )

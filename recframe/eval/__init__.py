@@ -1,0 +1,5 @@
+"""Full-ranking evaluation: user batches, seen-item masking, one top-k, per-user metrics."""
+
+from recframe.eval.evaluator import Evaluator, MetricInput, PerUserAccumulator, parse_metric_key
+
+__all__ = ["Evaluator", "MetricInput", "PerUserAccumulator", "parse_metric_key"]

@@ -1,0 +1,135 @@
+"""Rank all items for a batch of users and compute per-user metric values.
+
+Memory is bounded by the batch: the only ``[batch, n_items]`` tensors are the
+scores and the ground-truth mask. No users x items matrix is ever built.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recframe.errors import ConfigError, unknown_name_message
+from recframe.plugin.specs import MetricSpec
+
+_KEY = re.compile(r"^([A-Za-z_][\w-]*)@(\d+)$")
+
+
+@dataclass
+class MetricInput:
+    """What a metric sees for one batch of users.
+
+    ``topk``: ``[B, K]`` item ids ranked best first (K = largest cut-off,
+    capped at the number of items); ``hits``: ``[B, K]`` float, 1 where the
+    ranked item is relevant; ``n_relevant``: ``[B]`` number of relevant
+    items per user; ``item_popularity``: ``[n_items]`` training counts;
+    ``n_items``: catalogue size.
+    """
+
+    topk: torch.Tensor
+    hits: torch.Tensor
+    n_relevant: torch.Tensor
+    n_items: int
+    item_popularity: torch.Tensor | None = None
+
+
+def parse_metric_key(key: str) -> tuple[str, int]:
+    """``"ndcg@10"`` -> ``("ndcg", 10)``."""
+    m = _KEY.match(key)
+    if not m:
+        raise ConfigError(f"bad metric key {key!r}: expected NAME@K, e.g. 'ndcg@10'")
+    return m.group(1), int(m.group(2))
+
+
+class Evaluator:
+    """Computes per-user values of ``metrics`` at every cut-off in ``ks``."""
+
+    def __init__(self, metrics: Mapping[str, MetricSpec], ks: Sequence[int]) -> None:
+        if not metrics:
+            raise ConfigError("metrics.names is empty: name at least one metric, e.g. [ndcg]")
+        ks = list(ks)
+        bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, int) or k < 1]
+        if not ks or bad:
+            raise ConfigError(
+                f"metrics.ks must be a non-empty list of positive integers; got {ks!r}"
+                + (f" (bad: {bad!r})" if bad else "")
+                + ". Example: metrics.ks=[10,20]"
+            )
+        self.metrics = dict(metrics)
+        self.ks = sorted(set(ks))
+        self.max_k = max(self.ks)
+
+    @property
+    def keys(self) -> list[str]:
+        return [f"{m}@{k}" for m in self.metrics for k in self.ks]
+
+    def check_key(self, key: str, config_key: str = "") -> str:
+        """Validate that ``key`` (e.g. ``ndcg@10``) is computed; return it."""
+        name, k = parse_metric_key(key)
+        if name not in self.metrics:
+            raise ConfigError(unknown_name_message("metric", name, self.metrics, config_key))
+        if k not in self.ks:
+            raise ConfigError(
+                f"{config_key or 'metric'} {key!r}: K={k} is not among metrics.ks={self.ks}; "
+                f"add it to metrics.ks or pick one of them"
+            )
+        return key
+
+    @torch.no_grad()
+    def evaluate_batch(
+        self,
+        scores: torch.Tensor,
+        batch: Mapping[str, torch.Tensor],
+        item_popularity: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Per-user metric values for one batch; ``scores`` is ``[B, n_items]``."""
+        n_users, n_items = scores.shape
+        scores = scores.float().clone()
+        scores[batch["seen_rows"], batch["seen_cols"]] = -torch.inf
+        k = min(self.max_k, n_items)
+        topk = torch.topk(scores, k=k, dim=1, sorted=True).indices
+        truth = torch.zeros(n_users, n_items, dtype=torch.bool, device=scores.device)
+        truth[batch["truth_rows"], batch["truth_cols"]] = True
+        hits = truth.gather(1, topk).float()
+        n_rel = truth.sum(dim=1).float()
+        inp = MetricInput(topk, hits, n_rel, n_items, item_popularity)
+        out: dict[str, torch.Tensor] = {}
+        for name, spec in self.metrics.items():
+            for cut in self.ks:
+                out[f"{name}@{cut}"] = spec.fn(inp, cut).float()
+        return out
+
+
+class PerUserAccumulator:
+    """Collects per-user values batch by batch; never calls ``.item()`` per batch."""
+
+    def __init__(self) -> None:
+        self.users: list[torch.Tensor] = []
+        self.values: dict[str, list[torch.Tensor]] = {}
+
+    def update(self, users: torch.Tensor, values: Mapping[str, torch.Tensor]) -> None:
+        self.users.append(users.detach())
+        for key, v in values.items():
+            self.values.setdefault(key, []).append(v.detach())
+
+    def tensors(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        users = torch.cat(self.users) if self.users else torch.empty(0, dtype=torch.long)
+        return users, {k: torch.cat(v) for k, v in self.values.items()}
+
+    def reset(self) -> None:
+        self.users.clear()
+        self.values.clear()
+
+    @staticmethod
+    def to_frame(users: torch.Tensor, values: Mapping[str, torch.Tensor]) -> pd.DataFrame:
+        """One row per user (sorted by user index), one column per metric."""
+        order = torch.argsort(users.cpu())
+        data = {"user": users.cpu()[order].numpy()}
+        for key, v in values.items():
+            data[key] = v.cpu()[order].numpy().astype(np.float64)
+        return pd.DataFrame(data)

@@ -1,0 +1,21 @@
+"""Plugin system: pluggy hook specs, spec types, registries and the manager."""
+
+from recframe.plugin.manager import PluginManager, default_manager, hookimpl
+from recframe.plugin.specs import (
+    DatasetSpec,
+    MetricSpec,
+    ModelSpec,
+    PreprocessorSpec,
+    SplitterSpec,
+)
+
+__all__ = [
+    "DatasetSpec",
+    "MetricSpec",
+    "ModelSpec",
+    "PluginManager",
+    "PreprocessorSpec",
+    "SplitterSpec",
+    "default_manager",
+    "hookimpl",
+]

@@ -1,0 +1,69 @@
+"""Frozen specs that plugins register: a name, a builder and a description.
+
+A spec is cheap to create: registering it must not import heavy modules or
+touch data; the ``build``/``load`` callables do the work when a run asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A data source. ``load(cfg)`` returns a :class:`recframe.data.Dataset`."""
+
+    name: str
+    load: Callable[[Any], Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PreprocessorSpec:
+    """``build(cfg)`` returns a pure callable ``Dataset -> Dataset``."""
+
+    name: str
+    build: Callable[[Any], Callable[[Any], Any]]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SplitterSpec:
+    """``build(cfg)`` returns a callable ``Dataset -> Split``."""
+
+    name: str
+    build: Callable[[Any], Callable[[Any], Any]]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``build(info, cfg)`` returns a :class:`recframe.models.RecModel`.
+
+    ``family`` is one of ``cf, mlp, rnn, transformer, content, hybrid`` (free
+    text is allowed); ``needs`` names what the model requires of the data
+    (``timestamps``, ``item_features``, ``user_features``).
+    """
+
+    name: str
+    build: Callable[[Any, Any], Any]
+    family: str = ""
+    needs: frozenset[str] = field(default_factory=frozenset)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A per-user ranking metric.
+
+    ``fn(inp, k)`` gets a :class:`recframe.eval.MetricInput` for one batch of
+    users and a cut-off ``k`` and returns one value per user (shape ``[B]``).
+    The reported metric is the mean over evaluated users.
+    """
+
+    name: str
+    fn: Callable[[Any, int], Any]
+    description: str = ""
+    higher_is_better: bool = True
