@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recframe.data.types import ITEM, TIMESTAMP, USER, Dataset, Split
+from recframe.data.types import ITEM, TIMESTAMP, USER, Split
 from recframe.errors import DataError
 
 log = logging.getLogger(__name__)

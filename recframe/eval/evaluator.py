@@ -89,13 +89,15 @@ class Evaluator:
     ) -> dict[str, torch.Tensor]:
         """Per-user metric values for one batch; ``scores`` is ``[B, n_items]``."""
         n_users, n_items = scores.shape
-        scores = scores.float().clone()
+        dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
+        scores = scores.to(dtype, copy=True)
         scores[batch["seen_rows"], batch["seen_cols"]] = -torch.inf
         k = min(self.max_k, n_items)
-        topk = torch.topk(scores, k=k, dim=1, sorted=True).indices
+        top_scores, topk = torch.topk(scores, k=k, dim=1, sorted=True)
         truth = torch.zeros(n_users, n_items, dtype=torch.bool, device=scores.device)
         truth[batch["truth_rows"], batch["truth_cols"]] = True
-        hits = truth.gather(1, topk).float()
+        # a masked (seen) item that fills the list when K exceeds the unseen items never hits
+        hits = (truth.gather(1, topk) & (top_scores > -torch.inf)).float()
         n_rel = truth.sum(dim=1).float()
         inp = MetricInput(topk, hits, n_rel, n_items, item_popularity)
         out: dict[str, torch.Tensor] = {}

@@ -1,0 +1,39 @@
+# recframe developer commands. `make test` and `make run` create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# Where tests and `make run` find MovieLens-100K (the folder holding ml-100k/).
+export RECFRAME_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: venv run test test-slow test-all lint clean
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: the default experiment (BPR-MF on MovieLens-100K); pass overrides with ARGS="model=pop"
+run: venv
+	$(BIN)/recframe run $(ARGS)
+
+## lint: ruff and the import-linter contracts (core never imports plugins)
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+## test: lint + the fast suite (no `slow` marker)
+test: lint
+	$(BIN)/python -m pytest -m "not slow" -q
+
+## test-slow: end-to-end checks on MovieLens-100K and the CLI as a subprocess
+test-slow: venv
+	$(BIN)/python -m pytest -m slow -q
+
+test-all: test test-slow
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

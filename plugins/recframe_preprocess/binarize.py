@@ -1,0 +1,55 @@
+"""``binarize``: turn explicit ratings into implicit feedback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recframe.api import RATING, DataError, Dataset
+from recframe_preprocess._params import check_keys, get_bool, get_number, report_dropped
+
+
+def build_binarize(cfg: Any) -> Any:
+    """Keep interactions with ``rating >= threshold`` and set their rating to 1.0.
+
+    Parameters:
+        threshold (number, default 4.0): the smallest rating that counts as positive.
+        keep_negatives (bool, default false): if true no row is dropped; positives
+            get rating 1.0 and all other rows (including missing ratings) 0.0,
+            for models trained on labelled points.
+
+    Fails with :class:`DataError` if the data has no (numeric) rating column.
+    """
+    check_keys(cfg, "binarize", ("threshold", "keep_negatives"))
+    threshold = get_number(cfg, "threshold", 4.0, "binarize")
+    keep_negatives = get_bool(cfg, "keep_negatives", False, "binarize")
+
+    def binarize(ds: Dataset) -> Dataset:
+        df = ds.interactions
+        if not ds.has_ratings:
+            raise DataError(
+                f"preprocess step 'binarize' needs a rating column; your data has columns "
+                f"{list(df.columns)}. For implicit data remove binarize from the preprocess "
+                f"list (e.g. preprocess=none)."
+            )
+        ratings = df[RATING]
+        if not pd.api.types.is_numeric_dtype(ratings.dtype) or pd.api.types.is_bool_dtype(
+            ratings.dtype
+        ):
+            raise DataError(
+                f"preprocess step 'binarize' needs numeric ratings; column {RATING!r} has "
+                f"dtype {ratings.dtype}."
+            )
+        positive = (ratings >= threshold).to_numpy(dtype=bool, na_value=False)
+        if keep_negatives:
+            out = df.assign(**{RATING: np.where(positive, 1.0, 0.0)})
+            why = f"threshold={threshold:g}, keep_negatives: {int(positive.sum())} positives"
+        else:
+            out = df[positive].assign(**{RATING: 1.0})
+            why = f"rating < {threshold:g}"
+        report_dropped("binarize", len(df), len(out), why)
+        return ds.with_interactions(out)
+
+    return binarize

@@ -1,0 +1,77 @@
+"""``random``: a seeded random split of each user's interactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recframe.api import Dataset, Split
+from recframe_splitters._common import (
+    TEST,
+    TRAIN,
+    VALID,
+    check_keys,
+    get_int,
+    get_ratios,
+    make_split,
+    positions_in_groups,
+    require_rows,
+    round_half_up,
+    user_codes,
+)
+
+
+def holdout_sizes(sizes: np.ndarray, valid: float, test: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user (n_valid, n_test) for users with ``sizes`` interactions.
+
+    ``n_test = round(n * test)`` and ``n_valid = round(n * valid)`` (halves up),
+    but every user keeps at least one train row, and a positive ratio gets at
+    least one row when the user has enough: test first (n >= 2), then valid
+    (when >= 2 rows remain after test). So 1 row: train; 2 rows: train + test
+    (train + valid if test is 0); 3 rows at 0.8/0.1/0.1: one of each.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    n_test = round_half_up(sizes * test)
+    if test > 0:
+        n_test = np.where(sizes >= 2, np.maximum(n_test, 1), n_test)
+    n_test = np.minimum(n_test, np.maximum(sizes - 1, 0))
+    rest = sizes - n_test
+    n_valid = round_half_up(sizes * valid)
+    if valid > 0:
+        n_valid = np.where(rest >= 2, np.maximum(n_valid, 1), n_valid)
+    n_valid = np.minimum(n_valid, np.maximum(rest - 1, 0))
+    return n_valid, n_test
+
+
+def build_random(cfg: Any) -> Any:
+    """Per-user random split.
+
+    Parameters:
+        ratios ([train, valid, test], default [0.8, 0.1, 0.1]): non-negative,
+            summing to 1. Applied per user with :func:`holdout_sizes`.
+        seed (int >= 0, default 0): the shuffle seed. The same data and seed
+            give the same split.
+    """
+    check_keys(cfg, "random", ("ratios", "seed"))
+    _, valid, test = get_ratios(cfg, "random")
+    seed = get_int(cfg, "seed", 0, "random")
+
+    def random_split(ds: Dataset) -> Split:
+        require_rows(ds, "random")
+        df = ds.interactions
+        codes = user_codes(df)
+        keys = np.random.default_rng(seed).random(len(df))
+        order = np.lexsort((keys, codes))  # by user, shuffled within each user
+        sorted_codes = codes[order]
+        pos = positions_in_groups(sorted_codes)
+        sizes = np.bincount(codes)
+        n_valid, n_test = holdout_sizes(sizes, valid, test)
+        n = sizes[sorted_codes]
+        nt, nv = n_test[sorted_codes], n_valid[sorted_codes]
+        part_sorted = np.where(pos >= n - nt, TEST, np.where(pos >= n - nt - nv, VALID, TRAIN))
+        part = np.empty(len(df), dtype=np.int8)
+        part[order] = part_sorted
+        return make_split(ds, part, "random")
+
+    return random_split

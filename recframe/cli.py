@@ -1,0 +1,70 @@
+"""The ``recframe`` command: ``run`` (Hydra) and ``plugins``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from recframe.errors import RecframeError, closest
+
+USAGE = """usage: recframe COMMAND [ARGS]
+
+commands:
+  run [-m] [OVERRIDES]   run an experiment (Hydra overrides, e.g. model=bpr dataset=ml-100k);
+                         -m / --multirun sweeps comma-separated values (model=pop,bpr seed=0,1)
+  plugins                list installed plugins and every name each registers, by kind
+
+`recframe run --help` shows Hydra's help, the config groups and their options.
+"""
+COMMANDS = ("run", "plugins")
+
+
+def plugins_command(console: Console | None = None) -> int:
+    from recframe.plugin.manager import KINDS, default_manager
+
+    console = console or Console()
+    pm = default_manager()
+    table = Table(title="installed recframe plugins")
+    table.add_column("plugin")
+    table.add_column("distribution")
+    for kind in KINDS:
+        table.add_column(kind)
+    table.add_column("config")
+    for info in pm.plugins():
+        names = pm.registered_by(info.name)
+        dist = f"{info.distribution} {info.version}".strip() or "(in-process)"
+        table.add_row(info.name, dist, *[", ".join(names.get(k, [])) for k in KINDS],
+                      ", ".join(info.searchpaths))
+    console.print(table)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    err = Console(stderr=True)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = args[0], args[1:]
+    try:
+        if command == "run":
+            from recframe.hydra_app import run_hydra
+
+            run_hydra(rest)
+            return 0
+        if command == "plugins":
+            return plugins_command()
+    except RecframeError as exc:
+        err.print(f"[bold red]recframe: error:[/] {exc}", highlight=False)
+        return 2
+    hint = closest(command, COMMANDS)
+    err.print(f"recframe: unknown command {command!r}; commands: {', '.join(COMMANDS)}"
+              + (f". Did you mean {hint!r}?" if hint else ""), highlight=False)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

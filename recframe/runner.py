@@ -1,0 +1,218 @@
+"""One experiment run: resolve, prepare data, train with Lightning, test, write results."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from recframe.errors import ConfigError, RecframeError
+from recframe.pipeline import Plan, check_compatible, fingerprint, prepare, resolve
+from recframe.plugin.manager import PluginManager, default_manager
+from recframe.results import (
+    PER_USER_FILE,
+    RESULTS_FILE,
+    git_sha,
+    peak_memory_gib,
+    versions,
+    write_json,
+    write_parquet,
+)
+from recframe.train.datamodule import RecDataModule
+from recframe.train.task import RecTask
+
+log = logging.getLogger(__name__)
+
+
+def _callbacks(cfg: DictConfig, run_dir: Path, monitor: str) -> list[pl.Callback]:
+    callbacks: list[pl.Callback] = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        kwargs: dict[str, Any] = {}
+        target = str(node.get("_target_", ""))
+        if target.endswith("ModelCheckpoint") and node.get("dirpath") is None:
+            kwargs["dirpath"] = str(run_dir / "checkpoints")
+        try:
+            callbacks.append(instantiate(node, **kwargs))
+        except Exception as exc:
+            raise ConfigError(f"callbacks.{name}: cannot instantiate {target}: {exc}") from exc
+    if sys.stdout.isatty():
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar())
+    return callbacks
+
+
+def _loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
+    loggers = []
+    for name, node in (cfg.get("logger") or {}).items():
+        if node is None:
+            continue
+        target = str(node.get("_target_", ""))
+        kwargs: dict[str, Any] = {}
+        if node.get("save_dir") is None:
+            kwargs["save_dir"] = str(run_dir)
+        if target.endswith("WandbLogger"):
+            os.environ.setdefault("WANDB_MODE", "offline")  # never online unless asked
+            os.environ.setdefault("WANDB_SILENT", "true")
+        try:
+            loggers.append(instantiate(node, **kwargs))
+        except Exception as exc:
+            raise ConfigError(f"logger.{name}: cannot instantiate {target}: {exc}") from exc
+    return loggers
+
+
+def _finish_wandb(loggers: list[Any]) -> None:
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            try:
+                import wandb
+
+                wandb.finish()
+            except Exception:  # pragma: no cover
+                log.exception("wandb.finish() failed")
+
+
+def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any) -> RecTask:
+    optim_cfg = cfg.get("optim")
+
+    def optimizer_factory(params: Any) -> torch.optim.Optimizer:
+        return instantiate(optim_cfg, params=params)
+
+    popularity = torch.from_numpy(data.item_popularity()).float()
+    return RecTask(model, plan.evaluator, optimizer_factory if optim_cfg else None,
+                   monitor=plan.monitor, item_popularity=popularity)
+
+
+def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any]:
+    return {
+        "dataset": {
+            "name": cfg.dataset.name,
+            "raw_fingerprint": prepared.raw_meta.get("fingerprint"),
+        },
+        "preprocess": OmegaConf.to_container(cfg.get("preprocess") or [], resolve=True),
+        "split": OmegaConf.to_container(cfg.split, resolve=True),
+        "data_fingerprint": fingerprint(prepared.data),
+        "counts": prepared.counts,
+        "candidates": "full",
+        "masking": {"valid": "train items masked", "test": "train and valid items masked"},
+        "evaluated_users": "users with at least one held-out item in the part",
+        "metrics": {
+            name: {"description": spec.description, "ks": plan.evaluator.ks}
+            for name, spec in plan.evaluator.metrics.items()
+        },
+        "monitor": f"val/{plan.monitor}",
+    }
+
+
+def _is_rank_zero() -> bool:
+    return all(int(os.environ.get(v, "0")) == 0 for v in ("LOCAL_RANK", "NODE_RANK"))
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path | str,
+                   pm: PluginManager | None = None) -> dict[str, Any]:
+    """Run one experiment and write ``results.json`` and ``per_user.parquet`` to ``run_dir``.
+
+    On any failure a ``results.json`` with ``status: failed`` and the error is
+    written before the exception propagates.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results: dict[str, Any] = {
+        "status": "running",
+        "run_dir": str(run_dir),
+        "config": OmegaConf.to_container(cfg, resolve=False),
+        "versions": versions(),
+        "git_sha": git_sha(),
+    }
+    loggers: list[Any] = []
+    try:
+        results["config"] = OmegaConf.to_container(cfg, resolve=True)
+        pm = pm or default_manager()
+        plan = resolve(cfg, pm)
+        pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+        prepared = prepare(cfg, plan)
+        data = prepared.data
+        check_compatible(plan.model, data)
+        results["protocol"] = protocol_record(cfg, plan, prepared)
+        model = plan.model.build(data.info, cfg.model)
+        task = build_task(plan, cfg, data, model)
+        datamodule = RecDataModule(
+            data,
+            model.train_format,
+            batch_size=int(cfg.model.get("batch_size", 1024)),
+            eval_batch_size=int(cfg.evaluation.batch_size),
+            num_negatives=int(getattr(model, "num_negatives", 1)),
+            seed=int(cfg.get("seed", 0)),
+            num_workers=int(cfg.get("num_workers", 0)),
+            max_seq_len=int(getattr(model, "max_seq_len", 0)),
+        )
+        loggers = _loggers(cfg, run_dir)
+        callbacks = _callbacks(cfg, run_dir, plan.monitor)
+        trainer_kwargs: dict[str, Any] = {
+            "callbacks": callbacks,
+            "logger": loggers or False,
+            "default_root_dir": str(run_dir),
+            "use_distributed_sampler": False,
+            "enable_progress_bar": sys.stdout.isatty(),
+        }
+        if task.is_closed_form:
+            trainer_kwargs["max_epochs"] = 1
+        trainer: pl.Trainer = instantiate(cfg.trainer, **trainer_kwargs)
+
+        t = time.perf_counter()
+        trainer.fit(task, datamodule=datamodule)
+        fit_seconds = time.perf_counter() - t
+        t = time.perf_counter()
+        checkpoint = trainer.checkpoint_callback
+        ckpt = "best" if checkpoint is not None and checkpoint.best_model_path else None
+        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        eval_seconds = time.perf_counter() - t
+
+        best_epoch, valid_metrics = task.best_validation()
+        results.update({
+            "status": "ok",
+            "metrics": {"valid": valid_metrics, "test": task.test_metrics},
+            "best_epoch": best_epoch,
+            "epochs_run": trainer.current_epoch if not task.is_closed_form else 1,
+            "best_checkpoint": ckpt and checkpoint.best_model_path,
+            "timings": {
+                **{k: round(v, 4) for k, v in prepared.timings.items()},
+                "fit": round(fit_seconds, 4),
+                "closed_form_fit": round(task.fit_seconds, 4),
+                "seconds_per_epoch": round(
+                    sum(task.epoch_seconds) / max(len(task.epoch_seconds), 1), 4),
+                "evaluate": round(eval_seconds, 4),
+            },
+        })
+        if trainer.is_global_zero and task.test_per_user is not None:
+            frame = task.test_per_user.copy()
+            frame.insert(0, "user_id", data.user_ids[frame["user"].to_numpy()].astype(str))
+            write_parquet(run_dir / PER_USER_FILE, frame)
+        return results
+    except BaseException as exc:
+        results["status"] = "failed"
+        results["error"] = {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "user_error": isinstance(exc, RecframeError),
+            "traceback": traceback.format_exc(limit=20),
+        }
+        raise
+    finally:
+        results["wall_seconds"] = round(time.time() - started, 3)
+        results["memory"] = peak_memory_gib()
+        if _is_rank_zero():
+            write_json(run_dir / RESULTS_FILE, results)
+        _finish_wandb(loggers)

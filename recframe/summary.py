@@ -1,0 +1,37 @@
+"""Print a run's metrics as a table at the end of ``recframe run``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from recframe.eval.evaluator import parse_metric_key
+
+
+def metrics_table(metrics: dict[str, float], title: str) -> Table:
+    """Rows = metric names, columns = cut-offs K."""
+    parsed = [(parse_metric_key(k), v) for k, v in metrics.items()]
+    names = list(dict.fromkeys(n for (n, _), _ in parsed))
+    ks = sorted({k for (_, k), _ in parsed})
+    table = Table(title=title)
+    table.add_column("metric")
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+    values = {key: v for key, v in parsed}
+    for name in names:
+        table.add_row(name, *[f"{values[(name, k)]:.4f}" if (name, k) in values else "-"
+                              for k in ks])
+    return table
+
+
+def print_summary(results: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    test = results.get("metrics", {}).get("test") or {}
+    cfg = results.get("config", {})
+    title = (f"test metrics: {cfg.get('model', {}).get('name')} on "
+             f"{cfg.get('dataset', {}).get('name')} (best epoch {results.get('best_epoch')})")
+    if test:
+        console.print(metrics_table(test, title))
+    console.print(f"results: {results.get('run_dir')}/results.json")

@@ -1,0 +1,141 @@
+"""Map-style datasets whose items are whole batches (no per-sample Python work).
+
+Each dataset item is one batch, built with vectorized numpy from a per-epoch
+permutation. Randomness is keyed by ``(seed, epoch, batch index)`` so results
+do not depend on worker count or on which rank builds a batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.utils.data import Dataset
+
+from recframe.train.sampling import NegativeSampler
+
+
+class _EpochBatches(Dataset):
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.epoch = 0
+        self._perm_epoch = -1
+        self._perm = np.arange(n)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def _indices(self, b: int) -> np.ndarray:
+        if self.shuffle and self._perm_epoch != self.epoch:
+            self._perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            self._perm_epoch = self.epoch
+        return self._perm[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def _rng(self, b: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, b, 1])
+
+
+class PairBatches(_EpochBatches):
+    """(user, positive, negatives) batches for pairwise losses such as BPR."""
+
+    def __init__(self, train: sp.csr_matrix, batch_size: int, num_negatives: int, seed: int):
+        coo = train.tocoo()
+        self.users = coo.row.astype(np.int64)
+        self.items = coo.col.astype(np.int64)
+        self.sampler = NegativeSampler(train)
+        self.num_negatives = num_negatives
+        super().__init__(len(self.users), batch_size, seed)
+
+    def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
+        idx = self._indices(b)
+        users = self.users[idx]
+        neg = self.sampler.sample(users, self.num_negatives, self._rng(b))
+        return {
+            "users": torch.from_numpy(users),
+            "pos": torch.from_numpy(self.items[idx]),
+            "neg": torch.from_numpy(neg),
+        }
+
+
+class PointBatches(PairBatches):
+    """(user, item, label) batches: each positive plus ``num_negatives`` labelled 0."""
+
+    def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
+        pair = super().__getitem__(b)
+        n_neg = pair["neg"].shape[1]
+        users = torch.cat([pair["users"], pair["users"].repeat_interleave(n_neg)])
+        items = torch.cat([pair["pos"], pair["neg"].reshape(-1)])
+        labels = torch.cat([torch.ones(len(pair["pos"])), torch.zeros(pair["neg"].numel())])
+        return {"users": users, "items": items, "labels": labels}
+
+
+class FitBatches(Dataset):
+    """A single empty batch: closed-form models fit once in ``on_fit_start``."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
+        return {"dummy": torch.zeros(1)}
+
+
+class EvalBatches(Dataset):
+    """Batches of evaluation users with seen-item and ground-truth coordinates.
+
+    Only users with at least one ground-truth item are evaluated. Rows in the
+    coordinate tensors are local to the batch.
+    """
+
+    def __init__(self, truth: sp.csr_matrix, seen: sp.csr_matrix, batch_size: int,
+                 history: tuple[np.ndarray, np.ndarray] | None = None, max_len: int = 0):
+        self.truth, self.seen = truth.tocsr(), seen.tocsr()
+        self.users = np.flatnonzero(np.diff(self.truth.indptr) > 0).astype(np.int64)
+        self.batch_size = batch_size
+        self.history = history
+        self.max_len = max_len
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.users) / self.batch_size)
+
+    @staticmethod
+    def _coords(m: sp.csr_matrix, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        sub = m[users]
+        rows = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(sub.indptr))
+        return torch.from_numpy(rows), torch.from_numpy(sub.indices.astype(np.int64))
+
+    def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
+        users = self.users[b * self.batch_size : (b + 1) * self.batch_size]
+        seen_rows, seen_cols = self._coords(self.seen, users)
+        truth_rows, truth_cols = self._coords(self.truth, users)
+        batch = {
+            "users": torch.from_numpy(users),
+            "seen_rows": seen_rows,
+            "seen_cols": seen_cols,
+            "truth_rows": truth_rows,
+            "truth_cols": truth_cols,
+        }
+        if self.history is not None:
+            batch["seq"] = left_padded(self.history, users, self.max_len)
+        return batch
+
+
+def left_padded(history: tuple[np.ndarray, np.ndarray], users: np.ndarray,
+                max_len: int) -> torch.Tensor:
+    """The last ``max_len`` items of each user's history, left-padded with -1."""
+    indptr, items = history
+    ends = indptr[users + 1]
+    starts = np.maximum(indptr[users], ends - max_len)
+    lengths = ends - starts
+    out = np.full((len(users), max_len), -1, dtype=np.int64)
+    col = max_len - lengths  # first filled column per row
+    rows = np.repeat(np.arange(len(users)), lengths)
+    offs = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[rows, np.repeat(col, lengths) + offs] = items[np.repeat(starts, lengths) + offs]
+    return torch.from_numpy(out)

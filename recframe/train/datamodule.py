@@ -1,0 +1,103 @@
+"""``RecDataModule``: feeds a model its training format and evaluation batches."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from recframe.data.encode import RecData
+from recframe.models.base import TrainFormat
+from recframe.train.batches import EvalBatches, FitBatches, PairBatches, PointBatches
+
+
+class RecDataModule(pl.LightningDataModule):
+    """Training batches in the model's format; valid/test batches of users.
+
+    Under DDP (world size > 1) training batches are sharded with a seeded
+    ``DistributedSampler`` and evaluation users with Lightning's
+    ``UnrepeatedDistributedSampler``, which never pads with repeated users
+    (the default sampler would, and bias the metrics). The trainer must be
+    built with ``use_distributed_sampler=False`` so these samplers stay.
+    """
+
+    def __init__(
+        self,
+        data: RecData,
+        train_format: TrainFormat,
+        *,
+        batch_size: int = 1024,
+        eval_batch_size: int = 512,
+        num_negatives: int = 1,
+        seed: int = 0,
+        num_workers: int = 0,
+        max_seq_len: int = 0,
+    ) -> None:
+        super().__init__()
+        self.data = data
+        self.train_format = TrainFormat(train_format)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_negatives = num_negatives
+        self.seed = seed
+        self.num_workers = num_workers
+        self.max_seq_len = max_seq_len
+        self.train_set: Dataset | None = None
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+        world, rank = self._world()
+        sampler = None
+        if world > 1:
+            if train:
+                sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
+            else:
+                sampler = UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def make_train_set(self) -> Dataset:
+        fmt = self.train_format
+        if fmt is TrainFormat.FIT:
+            return FitBatches()
+        if fmt is TrainFormat.PAIRS:
+            return PairBatches(self.data.train, self.batch_size, self.num_negatives, self.seed)
+        if fmt is TrainFormat.POINTS:
+            return PointBatches(self.data.train, self.batch_size, self.num_negatives, self.seed)
+        raise NotImplementedError(f"train format {fmt.value!r} is not supported yet")
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            self.train_set = self.make_train_set()
+        return self._loader(self.train_set, train=True)
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.train_set is not None and hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+
+    def eval_set(self, part: str) -> EvalBatches:
+        history = None
+        if self.max_seq_len:
+            parts = ("train",) if part == "valid" else ("train", "valid")
+            history = self.data.history(parts)
+        return EvalBatches(
+            self.data.matrix(part), self.data.seen(part), self.eval_batch_size,
+            history=history, max_len=self.max_seq_len,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.eval_set("valid"), train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.eval_set("test"), train=False)

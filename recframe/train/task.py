@@ -1,0 +1,171 @@
+"""``RecTask``: the one generic LightningModule that trains and evaluates any RecModel."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning.pytorch as pl
+import pandas as pd
+import torch
+
+from recframe.errors import RecframeError
+from recframe.eval.evaluator import Evaluator, PerUserAccumulator
+from recframe.models.base import RecModel, TrainFormat
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+class NonFiniteLossError(RecframeError):
+    """The training loss became NaN or infinite."""
+
+
+class RecTask(pl.LightningModule):
+    """Wraps a :class:`RecModel`: gradient steps or one closed-form fit, then
+    full-ranking validation and test with per-user metrics.
+
+    Logged keys are ``train/loss``, ``val/<metric>@<k>`` and ``test/<metric>@<k>``.
+    """
+
+    def __init__(
+        self,
+        model: RecModel,
+        evaluator: Evaluator,
+        optimizer_factory: OptimizerFactory | None = None,
+        monitor: str = "ndcg@10",
+        item_popularity: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.evaluator = evaluator
+        self.optimizer_factory = optimizer_factory
+        self.monitor = monitor
+        if item_popularity is not None:
+            self.register_buffer("item_popularity", item_popularity.float(), persistent=False)
+        else:
+            self.item_popularity = None
+        self._acc = PerUserAccumulator()
+        self._nan_scores = torch.zeros((), dtype=torch.long)
+        self.val_history: list[tuple[int, dict[str, float]]] = []
+        self.test_per_user: pd.DataFrame | None = None
+        self.test_metrics: dict[str, float] = {}
+        self.epoch_seconds: list[float] = []
+        self.fit_seconds: float = 0.0
+        self._epoch_start = 0.0
+
+    @property
+    def is_closed_form(self) -> bool:
+        return self.model.train_format is TrainFormat.FIT
+
+    # -- training ---------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.is_closed_form:
+            start = time.perf_counter()
+            self.model.fit(self.trainer.datamodule.data)
+            self.fit_seconds = time.perf_counter() - start
+
+    def on_train_epoch_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(self.current_epoch)
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Any:
+        if self.is_closed_form:
+            return None
+        loss = self.model.loss(batch)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss became {loss.item()} at epoch {self.current_epoch}, "
+                f"step {self.global_step} (batch {batch_idx}). Lower the learning rate "
+                f"(optim.lr) or add regularization; the last good checkpoint is kept."
+            )
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(next(iter(batch.values()))))
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.is_closed_form or not params or self.optimizer_factory is None:
+            return None
+        return self.optimizer_factory(params)
+
+    # -- evaluation -------------------------------------------------------------
+    def _eval_step(self, batch: dict[str, torch.Tensor]) -> None:
+        users = batch["users"]
+        scores = self.model.score(users, batch)
+        self._nan_scores = self._nan_scores + torch.isnan(scores).sum()  # checked per epoch
+        values = self.evaluator.evaluate_batch(scores, batch, self.item_popularity)
+        self._acc.update(users, values)
+
+    def _check_scores(self) -> None:
+        count = int(self._nan_scores)
+        self._nan_scores = torch.zeros((), dtype=torch.long)
+        if count:
+            raise RecframeError(
+                f"model {type(self.model).__name__} produced {count} NaN score(s) during "
+                f"evaluation at epoch {self.current_epoch}; NaN cannot be ranked. Check the "
+                f"learning rate and the model's numerics."
+            )
+
+    def _gather(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self._check_scores()
+        users, values = self._acc.tensors()
+        self._acc.reset()
+        if self.trainer.world_size <= 1:
+            return users, values
+        # Ranks hold different numbers of users: pad to the largest, gather, strip.
+        n = torch.tensor([len(users)], device=self.device)
+        sizes = self.all_gather(n).reshape(-1)
+        width = int(sizes.max())
+        stacked = torch.stack([users.float().to(self.device)] + [
+            v.to(self.device) for v in values.values()
+        ])
+        padded = torch.zeros(stacked.shape[0], width, device=self.device)
+        padded[:, : stacked.shape[1]] = stacked
+        gathered = self.all_gather(padded)  # [world, rows, width]
+        parts = [gathered[r, :, : int(sizes[r])] for r in range(gathered.shape[0])]
+        merged = torch.cat(parts, dim=1)
+        users = merged[0].round().long()
+        values = {k: merged[i + 1] for i, k in enumerate(values)}
+        return users, values
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        users, values = self._gather()
+        if len(users) == 0:
+            return
+        means = {f"val/{k}": v.mean() for k, v in values.items()}
+        monitored = f"val/{self.monitor}"
+        self.log_dict({k: v for k, v in means.items() if k != monitored}, sync_dist=False)
+        self.log(monitored, means[monitored], prog_bar=True, sync_dist=False)
+        if not self.trainer.sanity_checking:
+            floats = {k.removeprefix("val/"): float(v) for k, v in means.items()}
+            self.val_history.append((self.current_epoch, floats))
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        users, values = self._gather()
+        means = {f"test/{k}": v.mean() for k, v in values.items()}
+        self.log_dict(means, sync_dist=False)
+        self.test_metrics = {k.removeprefix("test/"): float(v) for k, v in means.items()}
+        self.test_per_user = PerUserAccumulator.to_frame(users, values)
+
+    def best_validation(self) -> tuple[int | None, dict[str, float]]:
+        """Epoch and metrics of the best validation epoch by the monitored metric."""
+        if not self.val_history:
+            return None, {}
+        def key(item: tuple[int, dict[str, float]]) -> float:
+            value = item[1].get(self.monitor, -math.inf)
+            return -math.inf if math.isnan(value) else value
+        epoch, metrics = max(self.val_history, key=key)
+        return epoch, metrics
