@@ -6,7 +6,6 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.table import Table
 
 from recframe.errors import RecframeError, closest
 
@@ -23,22 +22,18 @@ COMMANDS = ("run", "plugins")
 
 
 def plugins_command(console: Console | None = None) -> int:
-    from recframe.plugin.manager import KINDS, default_manager
+    """Print each installed plugin, its distribution, and the names it registers by kind."""
+    from recframe.plugin.manager import default_manager
 
     console = console or Console()
     pm = default_manager()
-    table = Table(title="installed recframe plugins")
-    table.add_column("plugin")
-    table.add_column("distribution")
-    for kind in KINDS:
-        table.add_column(kind)
-    table.add_column("config")
     for info in pm.plugins():
-        names = pm.registered_by(info.name)
-        dist = f"{info.distribution} {info.version}".strip() or "(in-process)"
-        table.add_row(info.name, dist, *[", ".join(names.get(k, [])) for k in KINDS],
-                      ", ".join(info.searchpaths))
-    console.print(table)
+        dist = f"{info.distribution} {info.version}".strip() or "in-process"
+        console.print(f"[bold]{info.name}[/] ({dist})", highlight=False)
+        for kind, names in pm.registered_by(info.name).items():
+            console.print(f"  {kind}: {', '.join(names)}", highlight=False, soft_wrap=True)
+        for path in info.searchpaths:
+            console.print(f"  config: {path}", highlight=False, soft_wrap=True)
     return 0
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ from recframe.train.datamodule import RecDataModule
 from recframe.train.task import RecTask
 
 log = logging.getLogger(__name__)
+
+# Expected for closed-form models, which train without an optimizer or a loss.
+for _msg in (".*`configure_optimizers` returned `None`.*", ".*`training_step` returned `None`.*",
+             ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*"):
+    warnings.filterwarnings("ignore", message=_msg)
 
 
 def _callbacks(cfg: DictConfig, run_dir: Path, monitor: str) -> list[pl.Callback]:
@@ -94,13 +100,17 @@ def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any) -> RecTask:
                    monitor=plan.monitor, item_popularity=popularity)
 
 
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
 def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any]:
     return {
         "dataset": {
             "name": cfg.dataset.name,
             "raw_fingerprint": prepared.raw_meta.get("fingerprint"),
         },
-        "preprocess": OmegaConf.to_container(cfg.get("preprocess") or [], resolve=True),
+        "preprocess": _plain(cfg.get("preprocess")) or [],
         "split": OmegaConf.to_container(cfg.split, resolve=True),
         "data_fingerprint": fingerprint(prepared.data),
         "counts": prepared.counts,

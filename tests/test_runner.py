@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from recframe.runner import run_experiment
+from recframe.train.task import NonFiniteLossError
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def pop_and_bpr(tmp_path_factory):
 
     out = {}
     for name in ("pop", "bpr"):
-        cfg = compose_config([*FAST, f"model={name}", "trainer.max_epochs=15"])
+        cfg = compose_config([*FAST, f"model={name}", "trainer.max_epochs=30", "optim.lr=0.01"])
         run_dir = tmp_path_factory.mktemp(name)
         out[name] = (run_experiment(cfg, run_dir), run_dir)
     return out
@@ -86,8 +87,8 @@ def test_same_seed_same_metrics_different_seed_differs(compose, tmp_path):
 
 def test_failed_run_writes_failed_results(compose, tmp_path):
     cfg = compose("model=bpr", "optim.lr=1e30", "trainer.max_epochs=3", "model.init_std=1e10")
-    with pytest.raises(Exception):  # noqa: B017 - any failure must leave a record
+    with pytest.raises(NonFiniteLossError, match=r"epoch \d+, step \d+"):
         run_experiment(cfg, tmp_path)
     record = json.loads((tmp_path / "results.json").read_text())
     assert record["status"] == "failed"
-    assert record["error"]["message"]
+    assert record["error"]["type"] == "NonFiniteLossError" and record["error"]["user_error"]

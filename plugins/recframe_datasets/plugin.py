@@ -1,3 +1,52 @@
-"""Entry point module of recframe_datasets."""
+"""Entry point of the built-in data sets: ``ml-100k``, ``csv`` and ``synthetic``.
 
-from recframe.api import hookimpl  # noqa: F401
+Registering is cheap: the loader modules are imported only when a run loads data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recframe.api import Dataset, DatasetSpec, hookimpl
+
+
+def load_ml100k(cfg: Any) -> Dataset:
+    """Load MovieLens 100K (see :func:`recframe_datasets.movielens.load_ml100k`)."""
+    from .movielens import load_ml100k as load
+
+    return load(cfg)
+
+
+def load_csv(cfg: Any) -> Dataset:
+    """Load a CSV/TSV/Parquet file (see :func:`recframe_datasets.csv_loader.load_csv`)."""
+    from .csv_loader import load_csv as load
+
+    return load(cfg)
+
+
+def load_synthetic(cfg: Any) -> Dataset:
+    """Generate planted-structure data (see :func:`recframe_datasets.synthetic.load_synthetic`)."""
+    from .synthetic import load_synthetic as load
+
+    return load(cfg)
+
+
+@hookimpl
+def recframe_register_datasets(registry: Any) -> None:
+    """Register ``ml-100k``, ``csv`` and ``synthetic``."""
+    registry.add(DatasetSpec(
+        name="ml-100k", load=load_ml100k,
+        description="MovieLens 100K ratings with movie genres and user demographics "
+                    "(GroupLens layout; found via dataset.path, $RECFRAME_DATA_DIR, "
+                    "the cache, or downloaded)",
+    ))
+    registry.add(DatasetSpec(
+        name="csv", load=load_csv,
+        description="Interactions from any CSV/TSV/Parquet file with a column mapping, "
+                    "plus optional item/user feature files",
+    ))
+    registry.add(DatasetSpec(
+        name="synthetic", load=load_synthetic,
+        description="Deterministic generated data with planted latent clusters, power-law "
+                    "popularity, timestamps, ratings and item/user features",
+    ))

@@ -1,0 +1,254 @@
+"""Interactions from any CSV/TSV or Parquet file, mapped to the canonical columns."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recframe.api import ITEM, RATING, TIMESTAMP, USER, ConfigError, DataError, Dataset
+
+from .config import check_keys, existing_file, opt, plain, require, suggest
+from .fingerprint import combine, file_digests
+from .tabular import (
+    guess_delimiter,
+    infer_column,
+    parse_ids,
+    parse_numeric,
+    read_delimited,
+    read_header,
+)
+
+CONFIG_KEYS = ("name", "path", "format", "sep", "header", "names", "encoding", "columns",
+               "item_features", "user_features")
+FEATURE_KEYS = ("path", "key", "format", "sep", "header", "names", "encoding")
+DEFAULT_COLUMNS = {USER: USER, ITEM: ITEM, RATING: RATING, TIMESTAMP: TIMESTAMP}
+REQUIRED = (USER, ITEM)
+FORMATS = {".csv": "csv", ".txt": "csv", ".dat": "csv", ".tsv": "tsv", ".tab": "tsv",
+           ".parquet": "parquet", ".pq": "parquet"}
+
+
+def load_csv(cfg: Any) -> Dataset:
+    """Load interactions from ``cfg.path`` (CSV, TSV or Parquet).
+
+    ``cfg.columns`` maps ``user_id``/``item_id`` (required) and ``rating``/``timestamp``
+    (null = absent) to file columns (names, or 0-based positions when
+    ``header: false`` and no ``names``). ``item_features``/``user_features`` name
+    feature files ``{path, key}`` whose ``key`` column holds the id.
+    Ids keep their type: integer columns stay ints, anything else stays strings.
+    """
+    check_keys(cfg, CONFIG_KEYS)
+    path = existing_file(require(cfg, "path", "the interactions file"), "dataset.path")
+    mapping = column_mapping(opt(cfg, "columns"))
+    table = read_table(path, cfg, "dataset", needed=mapping)
+    interactions = to_interactions(table, mapping, path, unit=table.attrs["unit"])
+    files = [path]
+    features: dict[str, pd.DataFrame | None] = {ITEM: None, USER: None}
+    for id_col, key in ((ITEM, "item_features"), (USER, "user_features")):
+        spec = opt(cfg, key)
+        if spec:
+            features[id_col], fpath = load_features(
+                spec, id_col, key, base_dir=path.parent, ids=interactions[id_col])
+            files.append(fpath)
+    digests = file_digests(files)
+    return Dataset(
+        interactions=interactions, items=features[ITEM], users=features[USER], name=path.stem,
+        source=str(path),
+        meta={"fingerprint": combine(digests, {"columns": mapping}), "files": digests,
+              "format": table.attrs["format"]},
+    )
+
+
+def column_mapping(columns: Any) -> dict[str, Any]:
+    """Validate ``dataset.columns``: canonical name -> file column (or None)."""
+    given = plain(columns) if columns is not None else {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"`dataset.columns` must be a mapping like {DEFAULT_COLUMNS}, "
+                          f"got {given!r}")
+    check_keys(given, DEFAULT_COLUMNS, "dataset.columns")
+    mapping = {**DEFAULT_COLUMNS, **given}
+    for key in REQUIRED:
+        if mapping[key] is None or mapping[key] == "":
+            raise ConfigError(f"`dataset.columns.{key}` must name the file column holding "
+                              f"the {key.replace('_', ' ')}; it cannot be null.")
+    mapping = {k: v for k, v in mapping.items() if v is not None and v != ""}
+    targets = Counter(map(str, mapping.values()))
+    dup = [t for t, n in targets.items() if n > 1]
+    if dup:
+        raise ConfigError(f"`dataset.columns` maps several canonical columns to {dup[0]!r}: "
+                          f"{mapping}")
+    return mapping
+
+
+def detect_format(path: Path, fmt: Any, key: str) -> str:
+    """``csv``, ``tsv`` or ``parquet``: ``fmt`` if set, else from the file suffix."""
+    if fmt:
+        fmt = str(fmt).lower()
+        if fmt not in {"csv", "tsv", "parquet"}:
+            raise ConfigError(f"`{key}.format` must be csv, tsv or parquet, got {fmt!r}."
+                              f"{suggest(fmt, ['csv', 'tsv', 'parquet'])}")
+        return fmt
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in {".gz", ".bz2", ".zip",
+                                                                      ".xz", ".zst"}]
+    return FORMATS.get(suffixes[-1] if suffixes else "", "csv")
+
+
+def read_table(path: Path, cfg: Any, key: str, needed: dict[str, Any] | None = None
+               ) -> pd.DataFrame:
+    """Read a whole table; index = line number (text) or 1-based row (Parquet).
+
+    ``needed`` (canonical -> column) is checked against the header before the
+    body is read. ``attrs`` holds ``format`` and ``unit`` (``line``/``row``).
+    """
+    fmt = detect_format(path, opt(cfg, "format"), key)
+    if fmt == "parquet":
+        columns = _parquet_columns(path)
+        _check_columns(path, columns, needed or {}, key, sep=None)
+        frame = pd.read_parquet(path)
+        frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
+        unit = "row"
+    else:
+        sep = str(opt(cfg, "sep") or ("\t" if fmt == "tsv" else ","))
+        header = bool(opt(cfg, "header", True))
+        encoding = str(opt(cfg, "encoding", "utf-8"))
+        names = plain(opt(cfg, "names"))
+        first = read_header(path, sep, encoding)
+        if names is not None:
+            names = [str(n) for n in names]
+            columns = names
+        elif header:
+            columns = first
+        else:
+            columns = list(range(len(first)))
+        if header and names is None:
+            _check_duplicates(path, columns)
+        _check_columns(path, columns, needed or {}, key, sep=sep, header=header,
+                       first_line=first)
+        frame = read_delimited(path, sep=sep, header=header, encoding=encoding, names=names)
+        if not header and names is None:
+            frame.columns = list(range(frame.shape[1]))
+        unit = "line"
+    frame.attrs.update(format=fmt, unit=unit)
+    return frame
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        names = list(pq.read_schema(path).names)
+    except Exception as err:  # pyarrow raises several types for non-Parquet input
+        raise DataError(f"{path}: cannot read it as Parquet ({err}); set dataset.format "
+                        f"if the suffix is misleading.") from None
+    _check_duplicates(path, names)
+    return names
+
+
+def _check_duplicates(path: Path, columns: list[Any]) -> None:
+    dup = [c for c, n in Counter(columns).items() if n > 1]
+    if dup:
+        raise DataError(f"{path}: duplicate column name(s) in the header: "
+                        f"{', '.join(map(repr, dup))}. Rename them so each column is unique.")
+
+
+def _check_columns(path: Path, columns: list[Any], needed: dict[str, Any], key: str, *,
+                   sep: str | None, header: bool = True, first_line: list[str] | None = None
+                   ) -> None:
+    """Every mapped column exists; otherwise say which, what exists, and the fix."""
+    if not columns:
+        raise DataError(f"{path}: the file is empty (no header or first line).")
+    if sep is not None and len(columns) == 1 and len(needed) > 1:
+        guess = guess_delimiter(str((first_line or columns)[0]))
+        seen = f" it looks like {guess}" if guess else ""
+        raise DataError(
+            f"{path}: file has a single column ({str((first_line or columns)[0])[:60]!r}); "
+            f"is the delimiter right? set {key}.sep (now {sep!r});{seen}."
+        )
+    available = set(columns)
+    for canonical, column in needed.items():
+        if column in available:
+            continue
+        if not header and isinstance(column, str) and column.isdigit() and \
+                int(column) in available:
+            continue
+        msg = (f"{path}: column {column!r} (mapped by `{key}.columns.{canonical}`) not found. "
+               f"Available columns: {list(columns)}.{suggest(column, columns)}")
+        if not header:
+            msg += (f" The file has no header ({key}.header=false): map columns by 0-based "
+                    f"position, e.g. `{key}.columns.{canonical}=0`, or set `{key}.names`.")
+        if canonical in (RATING, TIMESTAMP):
+            msg += f" If the file has no {canonical}, set `{key}.columns.{canonical}=null`."
+        raise DataError(msg)
+
+
+def _column(frame: pd.DataFrame, column: Any) -> pd.Series:
+    if column not in frame.columns and isinstance(column, str) and column.isdigit():
+        column = int(column)
+    return frame[column]
+
+
+def to_interactions(frame: pd.DataFrame, mapping: dict[str, Any], path: Path, unit: str
+                    ) -> pd.DataFrame:
+    """Select and type the mapped columns: ids as found, rating float64, timestamp numeric."""
+    out = {}
+    for canonical, column in mapping.items():
+        values = _column(frame, column)
+        if canonical in REQUIRED:
+            out[canonical] = parse_ids(values, path=path, column=str(column),
+                                       role=canonical.replace("_", " "), unit=unit)
+        elif canonical == RATING:
+            out[canonical] = parse_numeric(values, path=path, column=str(column),
+                                           role="rating", unit=unit).astype("float64")
+        else:
+            out[canonical] = _timestamps(values, path, str(column), unit)
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _timestamps(values: pd.Series, path: Path, column: str, unit: str) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        if values.isna().any():
+            raise DataError(f"{path}: {unit} {values.isna().idxmax()}: timestamp column "
+                            f"{column!r} is empty.")
+        return (values.astype("datetime64[s]").astype("int64")).rename(values.name)
+    return parse_numeric(values, path=path, column=column, role="timestamp", unit=unit,
+                         hint=" Convert dates to Unix seconds first.")
+
+
+def load_features(spec: Any, id_col: str, key: str, *, base_dir: Path, ids: pd.Series
+                  ) -> tuple[pd.DataFrame, Path]:
+    """A feature file indexed by ``id_col``; its ``key`` column (default ``id_col``)
+    holds ids that must match the interaction ids (same type)."""
+    if isinstance(spec, str):
+        spec = {"path": spec}
+    spec = plain(spec)
+    if not isinstance(spec, dict):
+        raise ConfigError(f"`dataset.{key}` must be a mapping {{path, key}}, got {spec!r}")
+    check_keys(spec, FEATURE_KEYS, f"dataset.{key}")
+    where = f"dataset.{key}"
+    path = existing_file(require(spec, "path", f"the {key.replace('_', ' ')} file", where),
+                         f"{where}.path", also_under=base_dir)
+    id_column = spec.get("key") or id_col
+    table = read_table(path, spec, where, needed={"key": id_column})
+    unit = table.attrs["unit"]
+    id_values = parse_ids(_column(table, id_column), path=path, column=str(id_column),
+                          role=f"{key} key", unit=unit)
+    dup = id_values.duplicated()
+    if dup.any():
+        line = dup.idxmax()
+        raise DataError(f"{path}: {unit} {line}: duplicate id {id_values.loc[line]!r} in key "
+                        f"column {id_column!r}; each id must appear once.")
+    features = table.drop(columns=[_column(table, id_column).name])
+    if table.attrs["format"] != "parquet":
+        features = features.apply(infer_column)
+    features.columns = [str(c) for c in features.columns]
+    features.index = pd.Index(id_values.to_numpy(), name=id_col)
+    if len(ids) and not features.index.isin(pd.unique(ids)).any():
+        raise DataError(
+            f"{path}: no id of key column {id_column!r} matches a {id_col} of the "
+            f"interactions (feature ids {id_values.dtype}, e.g. {id_values.iloc[0]!r}; "
+            f"interaction ids {ids.dtype}, e.g. {ids.iloc[0]!r}). Check `{where}.key`."
+        )
+    return features, path
+
