@@ -96,6 +96,14 @@ def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any) -> RecTask:
         return instantiate(optim_cfg, params=params)
 
     popularity = torch.from_numpy(data.item_popularity()).float()
+    if "item_features" in plan.evaluator.needs:
+        features = data.item_feature_matrix()
+        if features is None:
+            raise ConfigError(
+                "a metric in metrics.names needs item features (e.g. ild), but dataset "
+                f"{data.info.name!r} has no numeric item features; remove the metric."
+            )
+        plan.evaluator.set_item_features(torch.from_numpy(features))
     return RecTask(model, plan.evaluator, optimizer_factory if optim_cfg else None,
                    monitor=plan.monitor, item_popularity=popularity)
 

@@ -120,6 +120,13 @@ class RecData:
         np.cumsum(np.bincount(users, minlength=self.info.n_users), out=indptr[1:])
         return indptr, items
 
+    def item_feature_matrix(self) -> np.ndarray | None:
+        """Numeric item features (e.g. genre flags) as ``[n_items, F]`` float32, or None."""
+        specs = [f.name for f in self.info.item_features if f.kind == "numeric"]
+        if self.item_features is None or not specs:
+            return None
+        return self.item_features[specs].to_numpy(dtype=np.float32)
+
     def item_popularity(self) -> np.ndarray:
         """Number of training users per item."""
         return np.asarray(self.train.sum(axis=0)).ravel()
@@ -143,6 +150,9 @@ def _feature_frame(frame: pd.DataFrame | None, ids: pd.Index, key: str
         else:
             codes, uniques = pd.factorize(s.astype("string"), sort=True)
             out[col] = s.astype("string")
+            if len(uniques) > max(50, len(ids) // 2):  # nearly unique strings: free text
+                specs.append(FeatureSpec(str(col), "text"))
+                continue
             specs.append(FeatureSpec(str(col), "categorical", len(uniques) + 1))
             out[f"{col}__code"] = (codes + 1).astype("int64")  # 0 = missing
     result = pd.DataFrame(out, index=pd.RangeIndex(len(ids)))

@@ -1,5 +1,11 @@
 """Full-ranking evaluation: user batches, seen-item masking, one top-k, per-user metrics."""
 
-from recframe.eval.evaluator import Evaluator, MetricInput, PerUserAccumulator, parse_metric_key
+from recframe.eval.evaluator import (
+    Evaluator,
+    GlobalInput,
+    MetricInput,
+    PerUserAccumulator,
+    parse_metric_key,
+)
 
-__all__ = ["Evaluator", "MetricInput", "PerUserAccumulator", "parse_metric_key"]
+__all__ = ["Evaluator", "GlobalInput", "MetricInput", "PerUserAccumulator", "parse_metric_key"]

@@ -22,18 +22,35 @@ _KEY = re.compile(r"^([A-Za-z_][\w-]*)@(\d+)$")
 
 @dataclass
 class MetricInput:
-    """What a metric sees for one batch of users.
+    """What a per-user metric sees for one batch of users.
 
     ``topk``: ``[B, K]`` item ids ranked best first (K = largest cut-off,
     capped at the number of items); ``hits``: ``[B, K]`` float, 1 where the
     ranked item is relevant; ``n_relevant``: ``[B]`` number of relevant
-    items per user; ``item_popularity``: ``[n_items]`` training counts;
-    ``n_items``: catalogue size.
+    items per user; ``n_items``: catalogue size; ``item_popularity``:
+    ``[n_items]`` training interaction counts. Filled only when a metric
+    declares it in ``needs``: ``scores`` (``[B, n_items]``, seen items at
+    ``-inf``), ``truth`` (``[B, n_items]`` bool ground truth) and
+    ``item_features`` (``[n_items, F]`` row-normalized feature vectors).
     """
 
     topk: torch.Tensor
     hits: torch.Tensor
     n_relevant: torch.Tensor
+    n_items: int
+    item_popularity: torch.Tensor | None = None
+    scores: torch.Tensor | None = None
+    truth: torch.Tensor | None = None
+    item_features: torch.Tensor | None = None
+
+
+@dataclass
+class GlobalInput:
+    """What a global metric sees: ``counts[i]`` = how many evaluated users got
+    item ``i`` in their top ``k``; ``n_users`` = number of evaluated users."""
+
+    counts: torch.Tensor
+    n_users: int
     n_items: int
     item_popularity: torch.Tensor | None = None
 
@@ -63,10 +80,26 @@ class Evaluator:
         self.metrics = dict(metrics)
         self.ks = sorted(set(ks))
         self.max_k = max(self.ks)
+        self.per_user = {n: s for n, s in self.metrics.items() if s.kind != "global"}
+        self.global_ = {n: s for n, s in self.metrics.items() if s.kind == "global"}
+        self.needs: frozenset[str] = frozenset().union(*(s.needs for s in self.metrics.values()))
+        self.item_features: torch.Tensor | None = None
+
+    def set_item_features(self, features: torch.Tensor | None) -> None:
+        """Item feature vectors for metrics that need them (rows L2-normalized here)."""
+        if features is None:
+            self.item_features = None
+            return
+        features = features.float()
+        self.item_features = features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
     @property
     def keys(self) -> list[str]:
         return [f"{m}@{k}" for m in self.metrics for k in self.ks]
+
+    @property
+    def per_user_keys(self) -> list[str]:
+        return [f"{m}@{k}" for m in self.per_user for k in self.ks]
 
     def check_key(self, key: str, config_key: str = "") -> str:
         """Validate that ``key`` (e.g. ``ndcg@10``) is computed; return it."""
@@ -86,24 +119,59 @@ class Evaluator:
         scores: torch.Tensor,
         batch: Mapping[str, torch.Tensor],
         item_popularity: torch.Tensor | None = None,
+        item_counts: dict[int, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Per-user metric values for one batch; ``scores`` is ``[B, n_items]``."""
+        """Per-user metric values for one batch; ``scores`` is ``[B, n_items]``.
+
+        When ``item_counts`` is given, how often each item enters the top-k is
+        added to ``item_counts[k]`` (for global metrics; see :meth:`finalize_global`).
+        If the batch holds ``candidate_rows``/``candidate_cols``, only those
+        items (plus the ground truth) are ranked: sampled-candidate evaluation.
+        """
         n_users, n_items = scores.shape
         dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
         scores = scores.to(dtype, copy=True)
+        truth = torch.zeros(n_users, n_items, dtype=torch.bool, device=scores.device)
+        truth[batch["truth_rows"], batch["truth_cols"]] = True
+        if "candidate_rows" in batch:
+            keep = truth.clone()
+            keep[batch["candidate_rows"], batch["candidate_cols"]] = True
+            scores.masked_fill_(~keep, -torch.inf)
         scores[batch["seen_rows"], batch["seen_cols"]] = -torch.inf
         k = min(self.max_k, n_items)
         top_scores, topk = torch.topk(scores, k=k, dim=1, sorted=True)
-        truth = torch.zeros(n_users, n_items, dtype=torch.bool, device=scores.device)
-        truth[batch["truth_rows"], batch["truth_cols"]] = True
-        # a masked (seen) item that fills the list when K exceeds the unseen items never hits
-        hits = (truth.gather(1, topk) & (top_scores > -torch.inf)).float()
+        valid = top_scores > -torch.inf
+        # a masked item that fills the list when K exceeds the candidates never hits
+        hits = (truth.gather(1, topk) & valid).float()
         n_rel = truth.sum(dim=1).float()
         inp = MetricInput(topk, hits, n_rel, n_items, item_popularity)
+        if "scores" in self.needs:
+            inp.scores, inp.truth = scores, truth
+        if "item_features" in self.needs:
+            inp.item_features = self.item_features
         out: dict[str, torch.Tensor] = {}
-        for name, spec in self.metrics.items():
+        for name, spec in self.per_user.items():
             for cut in self.ks:
                 out[f"{name}@{cut}"] = spec.fn(inp, cut).float()
+        if item_counts is not None and self.global_:
+            for cut in self.ks:
+                ids = topk[:, :cut][valid[:, :cut]]
+                counts = torch.bincount(ids, minlength=n_items).to(torch.float64)
+                if cut in item_counts:
+                    item_counts[cut] += counts
+                else:
+                    item_counts[cut] = counts
+        return out
+
+    def finalize_global(self, item_counts: Mapping[int, torch.Tensor], n_users: int,
+                        item_popularity: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Global metric values from the summed top-k item counts of all users."""
+        out: dict[str, torch.Tensor] = {}
+        for name, spec in self.global_.items():
+            for cut in self.ks:
+                counts = item_counts[cut]
+                inp = GlobalInput(counts, n_users, counts.numel(), item_popularity)
+                out[f"{name}@{cut}"] = torch.as_tensor(spec.fn(inp, cut)).double()
         return out
 
 

@@ -42,6 +42,14 @@ class RecModel(nn.Module):
     #: negatives sampled per positive for PAIRS/POINTS formats
     num_negatives: int = 1
 
+    #: sequence models: how many recent items ``score`` sees in ``context["seq"]``
+    max_seq_len: int = 0
+
+    def prepare(self, data: RecData) -> None:
+        """Called once with the encoded data before training (and before scoring a
+        model restored from a checkpoint). Derive data-dependent tensors here
+        (feature matrices, normalized graphs) as non-persistent buffers."""
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not train by gradient")
 

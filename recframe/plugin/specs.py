@@ -56,14 +56,26 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A per-user ranking metric.
+    """A ranking metric, per user (default) or global over all recommendation lists.
 
-    ``fn(inp, k)`` gets a :class:`recframe.eval.MetricInput` for one batch of
-    users and a cut-off ``k`` and returns one value per user (shape ``[B]``).
-    The reported metric is the mean over evaluated users.
+    ``kind="per_user"``: ``fn(inp, k)`` gets a :class:`recframe.eval.MetricInput`
+    for one batch of users and a cut-off ``k`` and returns one value per user
+    (shape ``[B]``); the reported metric is the mean over evaluated users.
+
+    ``kind="global"``: ``fn(state, k)`` gets a :class:`recframe.eval.GlobalInput`
+    (how often each item was recommended in the top ``k`` of all evaluated
+    users, item popularity, the number of users) and returns a scalar tensor.
+    Used for catalogue-level measures such as coverage and Gini.
+
+    ``needs`` lists optional inputs the metric requires: ``"scores"`` (the
+    masked ``[B, n_items]`` score matrix and dense ground truth),
+    ``"item_features"`` (row-normalized item feature vectors) or
+    ``"item_popularity"``.
     """
 
     name: str
     fn: Callable[[Any, int], Any]
     description: str = ""
     higher_is_better: bool = True
+    kind: str = "per_user"
+    needs: frozenset[str] = field(default_factory=frozenset)

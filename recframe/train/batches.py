@@ -76,6 +76,29 @@ class PointBatches(PairBatches):
         return {"users": users, "items": items, "labels": labels}
 
 
+class SequenceBatches(_EpochBatches):
+    """Per-user training sequences for next-item models (GRU4Rec, SASRec, BERT4Rec).
+
+    Each row is one user's most recent ``max_len + 1`` training items in time
+    order, left-padded with -1 (``seq``, shape ``[B, max_len + 1]``). A model
+    predicts ``seq[:, 1:]`` from ``seq[:, :-1]`` (or masks items itself).
+    Users with fewer than two training items are skipped.
+    """
+
+    def __init__(self, history: tuple[np.ndarray, np.ndarray], batch_size: int, max_len: int,
+                 seed: int) -> None:
+        self.history = history
+        self.max_len = max_len
+        lengths = np.diff(history[0])
+        self.users = np.flatnonzero(lengths >= 2).astype(np.int64)
+        super().__init__(len(self.users), batch_size, seed)
+
+    def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
+        users = self.users[self._indices(b)]
+        return {"users": torch.from_numpy(users),
+                "seq": left_padded(self.history, users, self.max_len + 1)}
+
+
 class FitBatches(Dataset):
     """A single empty batch: closed-form models fit once in ``on_fit_start``."""
 

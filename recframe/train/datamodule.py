@@ -9,7 +9,13 @@ from torch.utils.data.distributed import DistributedSampler
 
 from recframe.data.encode import RecData
 from recframe.models.base import TrainFormat
-from recframe.train.batches import EvalBatches, FitBatches, PairBatches, PointBatches
+from recframe.train.batches import (
+    EvalBatches,
+    FitBatches,
+    PairBatches,
+    PointBatches,
+    SequenceBatches,
+)
 
 
 class RecDataModule(pl.LightningDataModule):
@@ -75,6 +81,11 @@ class RecDataModule(pl.LightningDataModule):
             return PairBatches(self.data.train, self.batch_size, self.num_negatives, self.seed)
         if fmt is TrainFormat.POINTS:
             return PointBatches(self.data.train, self.batch_size, self.num_negatives, self.seed)
+        if fmt is TrainFormat.SEQUENCES:
+            if self.max_seq_len < 1:
+                raise ValueError("sequence models must set max_seq_len >= 1")
+            return SequenceBatches(self.data.history(("train",)), self.batch_size,
+                                   self.max_seq_len, self.seed)
         raise NotImplementedError(f"train format {fmt.value!r} is not supported yet")
 
     def train_dataloader(self) -> DataLoader:

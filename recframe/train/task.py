@@ -48,6 +48,7 @@ class RecTask(pl.LightningModule):
             self.item_popularity = None
         self._acc = PerUserAccumulator()
         self._nan_scores = torch.zeros((), dtype=torch.long)
+        self._item_counts: dict[int, torch.Tensor] = {}
         self.val_history: list[tuple[int, dict[str, float]]] = []
         self.test_per_user: pd.DataFrame | None = None
         self.test_metrics: dict[str, float] = {}
@@ -61,6 +62,7 @@ class RecTask(pl.LightningModule):
 
     # -- training ---------------------------------------------------------------
     def on_fit_start(self) -> None:
+        self.model.prepare(self.trainer.datamodule.data)
         if self.is_closed_form:
             start = time.perf_counter()
             self.model.fit(self.trainer.datamodule.data)
@@ -100,7 +102,8 @@ class RecTask(pl.LightningModule):
         users = batch["users"]
         scores = self.model.score(users, batch)
         self._nan_scores = self._nan_scores + torch.isnan(scores).sum()  # checked per epoch
-        values = self.evaluator.evaluate_batch(scores, batch, self.item_popularity)
+        values = self.evaluator.evaluate_batch(scores, batch, self.item_popularity,
+                                               self._item_counts)
         self._acc.update(users, values)
 
     def _check_scores(self) -> None:
@@ -112,6 +115,18 @@ class RecTask(pl.LightningModule):
                 f"evaluation at epoch {self.current_epoch}; NaN cannot be ranked. Check the "
                 f"learning rate and the model's numerics."
             )
+
+    def _global_metrics(self, n_users: int) -> dict[str, torch.Tensor]:
+        counts, self._item_counts = self._item_counts, {}
+        if not self.evaluator.global_:
+            return {}
+        if self.trainer.world_size > 1:
+            counts = {k: self.trainer.strategy.reduce(c.float(), reduce_op="sum").double()
+                      for k, c in counts.items()}
+        if not counts:
+            n_items = int(self.item_popularity.numel()) if self.item_popularity is not None else 0
+            counts = {k: torch.zeros(n_items, dtype=torch.float64) for k in self.evaluator.ks}
+        return self.evaluator.finalize_global(counts, n_users, self.item_popularity)
 
     def _gather(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self._check_scores()
@@ -143,6 +158,7 @@ class RecTask(pl.LightningModule):
         if len(users) == 0:
             return
         means = {f"val/{k}": v.mean() for k, v in values.items()}
+        means.update({f"val/{k}": v for k, v in self._global_metrics(len(users)).items()})
         monitored = f"val/{self.monitor}"
         self.log_dict({k: v for k, v in means.items() if k != monitored}, sync_dist=False)
         self.log(monitored, means[monitored], prog_bar=True, sync_dist=False)
@@ -156,6 +172,7 @@ class RecTask(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         users, values = self._gather()
         means = {f"test/{k}": v.mean() for k, v in values.items()}
+        means.update({f"test/{k}": v for k, v in self._global_metrics(len(users)).items()})
         self.log_dict(means, sync_dist=False)
         self.test_metrics = {k.removeprefix("test/"): float(v) for k, v in means.items()}
         self.test_per_user = PerUserAccumulator.to_frame(users, values)
