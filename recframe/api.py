@@ -12,7 +12,7 @@ from recframe.data import (
     Split,
 )
 from recframe.errors import ConfigError, DataError, RecframeError
-from recframe.eval import MetricInput
+from recframe.eval import GlobalInput, MetricInput
 from recframe.models import RecModel, TrainFormat, dense_history
 from recframe.plugin import (
     DatasetSpec,
@@ -22,10 +22,12 @@ from recframe.plugin import (
     SplitterSpec,
     hookimpl,
 )
+from recframe.train.standalone import build_model, fit_model
 
 __all__ = [
     "ITEM", "RATING", "TIMESTAMP", "USER",
     "ConfigError", "DataError", "DataInfo", "Dataset", "DatasetSpec", "FeatureSpec",
-    "MetricInput", "MetricSpec", "ModelSpec", "PreprocessorSpec", "RecData", "RecModel",
-    "RecframeError", "Split", "SplitterSpec", "TrainFormat", "dense_history", "hookimpl",
+    "GlobalInput", "MetricInput", "MetricSpec", "ModelSpec", "PreprocessorSpec", "RecData",
+    "RecModel", "RecframeError", "Split", "SplitterSpec", "TrainFormat", "build_model",
+    "dense_history", "fit_model", "hookimpl",
 ]

@@ -1,0 +1,58 @@
+"""Train a model outside a run: for meta-models (ensembles) and notebooks.
+
+No validation, no checkpoints, no Lightning trainer: a plain loop over the
+same batch datasets a run uses, so components of a meta-model can be trained
+from inside the meta-model's own ``fit``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from recframe.data.encode import RecData
+from recframe.models.base import RecModel, TrainFormat
+from recframe.train.datamodule import RecDataModule
+
+
+def fit_model(
+    model: RecModel,
+    data: RecData,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    batch_size: int = 1024,
+    seed: int = 0,
+) -> RecModel:
+    """Fit ``model`` on ``data.train``: closed form once, or ``epochs`` of Adam steps."""
+    model.prepare(data)
+    if model.train_format is TrainFormat.FIT:
+        model.fit(data)
+        return model
+    datamodule = RecDataModule(
+        data, model.train_format, batch_size=batch_size,
+        num_negatives=int(getattr(model, "num_negatives", 1)), seed=seed,
+        max_seq_len=int(getattr(model, "max_seq_len", 0)),
+    )
+    dataset: Any = datamodule.make_train_set()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    model.train()
+    for epoch in range(epochs):
+        dataset.set_epoch(epoch)
+        for b in range(len(dataset)):
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.loss(dataset[b])
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    return model
+
+
+def build_model(name: str, info: Any, cfg: Any) -> RecModel:
+    """Build a registered model by name (for meta-models that combine others)."""
+    from recframe.plugin.manager import default_manager
+
+    return default_manager().models.get(name, key="model.components[].name").build(info, cfg)
