@@ -91,9 +91,12 @@ def _finish_wandb(loggers: list[Any]) -> None:
 
 def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any) -> RecTask:
     optim_cfg = cfg.get("optim")
+    # A model config may carry its own tuned defaults for these optimizer keys.
+    overrides = {k: cfg.model[k] for k in ("lr", "weight_decay")
+                 if cfg.model.get(k) is not None}
 
     def optimizer_factory(params: Any) -> torch.optim.Optimizer:
-        return instantiate(optim_cfg, params=params)
+        return instantiate(optim_cfg, params=params, **overrides)
 
     popularity = torch.from_numpy(data.item_popularity()).float()
     if "item_features" in plan.evaluator.needs:

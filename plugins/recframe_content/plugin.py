@@ -1,0 +1,3 @@
+"""Entry point module of recframe_content."""
+
+from recframe.api import hookimpl  # noqa: F401

@@ -1,0 +1,3 @@
+"""Entry point module of recframe_hybrid."""
+
+from recframe.api import hookimpl  # noqa: F401
