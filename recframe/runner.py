@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from recframe.errors import ConfigError, RecframeError
+from recframe.eval.protocol import candidate_policy, candidate_sampler
 from recframe.pipeline import Plan, check_compatible, fingerprint, prepare, resolve
 from recframe.plugin.manager import PluginManager, default_manager
 from recframe.results import (
@@ -125,7 +126,6 @@ def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any
         "split": OmegaConf.to_container(cfg.split, resolve=True),
         "data_fingerprint": fingerprint(prepared.data),
         "counts": prepared.counts,
-        "candidates": "full",
         "masking": {"valid": "train items masked", "test": "train and valid items masked"},
         "evaluated_users": "users with at least one held-out item in the part",
         "metrics": {
@@ -166,7 +166,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str,
         prepared = prepare(cfg, plan)
         data = prepared.data
         check_compatible(plan.model, data)
+        candidates = candidate_policy(cfg.evaluation)
         results["protocol"] = protocol_record(cfg, plan, prepared)
+        results["protocol"]["candidates"] = candidates
         model = plan.model.build(data.info, cfg.model)
         task = build_task(plan, cfg, data, model)
         datamodule = RecDataModule(
@@ -178,6 +180,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str,
             seed=int(cfg.get("seed", 0)),
             num_workers=int(cfg.get("num_workers", 0)),
             max_seq_len=int(getattr(model, "max_seq_len", 0)),
+            candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
         )
         loggers = _loggers(cfg, run_dir)
         callbacks = _callbacks(cfg, run_dir, plan.monitor)

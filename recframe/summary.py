@@ -32,6 +32,10 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     cfg = results.get("config", {})
     title = (f"test metrics: {cfg.get('model', {}).get('name')} on "
              f"{cfg.get('dataset', {}).get('name')} (best epoch {results.get('best_epoch')})")
+    candidates = results.get("protocol", {}).get("candidates", {})
+    if candidates.get("policy") == "sampled":
+        title += (f" [SAMPLED: {candidates['num_negatives']} {candidates['sampling']} negatives"
+                  " per item, not comparable to full ranking]")
     if test:
         console.print(metrics_table(test, title))
     console.print(f"results: {results.get('run_dir')}/results.json")

@@ -36,7 +36,7 @@ def test_results_json_has_the_promised_record(pop_and_bpr):
     assert on_disk["memory"]["peak_rss_gib"] > 0
     assert "torch" in on_disk["versions"] and "git_sha" in on_disk
     proto = on_disk["protocol"]
-    assert proto["candidates"] == "full"
+    assert proto["candidates"] == {"policy": "full"}
     assert proto["split"]["name"] == "random"
     assert len(proto["data_fingerprint"]) == 16
     assert on_disk["config"]["model"]["name"] == "bpr"

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset
 
+from recframe.eval.candidates import CandidateSampler
 from recframe.train.sampling import NegativeSampler
 
 
@@ -117,8 +118,10 @@ class EvalBatches(Dataset):
     """
 
     def __init__(self, truth: sp.csr_matrix, seen: sp.csr_matrix, batch_size: int,
-                 history: tuple[np.ndarray, np.ndarray] | None = None, max_len: int = 0):
+                 history: tuple[np.ndarray, np.ndarray] | None = None, max_len: int = 0,
+                 candidates: CandidateSampler | None = None):
         self.truth, self.seen = truth.tocsr(), seen.tocsr()
+        self.candidates = candidates
         self.users = np.flatnonzero(np.diff(self.truth.indptr) > 0).astype(np.int64)
         self.batch_size = batch_size
         self.history = history
@@ -146,6 +149,10 @@ class EvalBatches(Dataset):
         }
         if self.history is not None:
             batch["seq"] = left_padded(self.history, users, self.max_len)
+        if self.candidates is not None:
+            rows, cols = self.candidates.sample(users, self.truth, self.seen)
+            batch["candidate_rows"] = torch.from_numpy(rows)
+            batch["candidate_cols"] = torch.from_numpy(cols)
         return batch
 
 

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from recframe.data.encode import RecData
+from recframe.eval.candidates import CandidateSampler
 from recframe.models.base import TrainFormat
 from recframe.train.batches import (
     EvalBatches,
@@ -39,6 +40,7 @@ class RecDataModule(pl.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         max_seq_len: int = 0,
+        candidates: CandidateSampler | None = None,
     ) -> None:
         super().__init__()
         self.data = data
@@ -49,6 +51,7 @@ class RecDataModule(pl.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.max_seq_len = max_seq_len
+        self.candidates = candidates
         self.train_set: Dataset | None = None
 
     def _world(self) -> tuple[int, int]:
@@ -104,7 +107,7 @@ class RecDataModule(pl.LightningDataModule):
             history = self.data.history(parts)
         return EvalBatches(
             self.data.matrix(part), self.data.seen(part), self.eval_batch_size,
-            history=history, max_len=self.max_seq_len,
+            history=history, max_len=self.max_seq_len, candidates=self.candidates,
         )
 
     def val_dataloader(self) -> DataLoader:
