@@ -8,6 +8,7 @@ import sys
 import time
 import traceback
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from recframe.errors import ConfigError, RecframeError
 from recframe.eval.protocol import candidate_policy, candidate_sampler
-from recframe.pipeline import Plan, check_compatible, fingerprint, prepare, resolve
+from recframe.pipeline import (
+    Plan,
+    PreparedData,
+    check_compatible,
+    fingerprint,
+    prepare,
+    resolve,
+)
 from recframe.plugin.manager import PluginManager, default_manager
 from recframe.results import (
     PER_USER_FILE,
@@ -140,6 +148,71 @@ def _is_rank_zero() -> bool:
     return all(int(os.environ.get(v, "0")) == 0 for v in ("LOCAL_RANK", "NODE_RANK"))
 
 
+@dataclass
+class Experiment:
+    """Everything built from a config before training: data, model, task, data module."""
+
+    plan: Plan
+    prepared: PreparedData
+    model: Any
+    task: RecTask
+    datamodule: RecDataModule
+    candidates: dict[str, Any]
+
+    @property
+    def data(self) -> Any:
+        return self.prepared.data
+
+
+def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experiment:
+    """Resolve ``cfg``, seed everything, prepare the data and build model, task and data."""
+    pm = pm or default_manager()
+    plan = resolve(cfg, pm)
+    candidates = candidate_policy(cfg.evaluation)
+    pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    prepared = prepare(cfg, plan)
+    data = prepared.data
+    check_compatible(plan.model, data)
+    model = plan.model.build(data.info, cfg.model)
+    task = build_task(plan, cfg, data, model)
+    datamodule = RecDataModule(
+        data,
+        model.train_format,
+        batch_size=int(cfg.model.get("batch_size", 1024)),
+        eval_batch_size=int(cfg.evaluation.batch_size),
+        num_negatives=int(getattr(model, "num_negatives", 1)),
+        seed=int(cfg.get("seed", 0)),
+        num_workers=int(cfg.get("num_workers", 0)),
+        max_seq_len=int(getattr(model, "max_seq_len", 0)),
+        candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
+    )
+    return Experiment(plan, prepared, model, task, datamodule, candidates)
+
+
+def per_user_frame(exp: Experiment) -> Any:
+    """The test per-user values with raw user ids, or None before testing."""
+    if exp.task.test_per_user is None:
+        return None
+    frame = exp.task.test_per_user.copy()
+    frame.insert(0, "user_id", exp.data.user_ids[frame["user"].to_numpy()].astype(str))
+    return frame
+
+
+def evaluate_checkpoint(cfg: DictConfig, checkpoint: Path | str,
+                        pm: PluginManager | None = None) -> tuple[dict[str, float], Any]:
+    """Test a saved checkpoint in this process (one device): metrics and per-user frame.
+
+    Used to check that a distributed evaluation reports exactly what a single
+    process reports for the same weights.
+    """
+    exp = build_experiment(cfg, pm)
+    exp.model.prepare(exp.data)  # fitted weights and buffers come from the checkpoint
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, use_distributed_sampler=False)
+    trainer.test(exp.task, datamodule=exp.datamodule, ckpt_path=str(checkpoint), verbose=False)
+    return exp.task.test_metrics, per_user_frame(exp)
+
+
 def run_experiment(cfg: DictConfig, run_dir: Path | str,
                    pm: PluginManager | None = None) -> dict[str, Any]:
     """Run one experiment and write ``results.json`` and ``per_user.parquet`` to ``run_dir``.
@@ -160,28 +233,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str,
     loggers: list[Any] = []
     try:
         results["config"] = OmegaConf.to_container(cfg, resolve=True)
-        pm = pm or default_manager()
-        plan = resolve(cfg, pm)
-        pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
-        prepared = prepare(cfg, plan)
-        data = prepared.data
-        check_compatible(plan.model, data)
-        candidates = candidate_policy(cfg.evaluation)
+        exp = build_experiment(cfg, pm)
+        plan, prepared, task, datamodule = exp.plan, exp.prepared, exp.task, exp.datamodule
         results["protocol"] = protocol_record(cfg, plan, prepared)
-        results["protocol"]["candidates"] = candidates
-        model = plan.model.build(data.info, cfg.model)
-        task = build_task(plan, cfg, data, model)
-        datamodule = RecDataModule(
-            data,
-            model.train_format,
-            batch_size=int(cfg.model.get("batch_size", 1024)),
-            eval_batch_size=int(cfg.evaluation.batch_size),
-            num_negatives=int(getattr(model, "num_negatives", 1)),
-            seed=int(cfg.get("seed", 0)),
-            num_workers=int(cfg.get("num_workers", 0)),
-            max_seq_len=int(getattr(model, "max_seq_len", 0)),
-            candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
-        )
+        results["protocol"]["candidates"] = exp.candidates
         loggers = _loggers(cfg, run_dir)
         callbacks = _callbacks(cfg, run_dir, plan.monitor)
         trainer_kwargs: dict[str, Any] = {
@@ -211,6 +266,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str,
             "best_epoch": best_epoch,
             "epochs_run": trainer.current_epoch if not task.is_closed_form else 1,
             "best_checkpoint": ckpt and checkpoint.best_model_path,
+            "world_size": trainer.world_size,
             "timings": {
                 **{k: round(v, 4) for k, v in prepared.timings.items()},
                 "fit": round(fit_seconds, 4),
@@ -220,9 +276,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str,
                 "evaluate": round(eval_seconds, 4),
             },
         })
-        if trainer.is_global_zero and task.test_per_user is not None:
-            frame = task.test_per_user.copy()
-            frame.insert(0, "user_id", data.user_ids[frame["user"].to_numpy()].astype(str))
+        frame = per_user_frame(exp)
+        if trainer.is_global_zero and frame is not None:
             write_parquet(run_dir / PER_USER_FILE, frame)
         return results
     except BaseException as exc:

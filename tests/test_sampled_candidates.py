@@ -11,7 +11,7 @@ from recframe.errors import ConfigError
 from recframe.eval.candidates import CandidateSampler
 from recframe.eval.protocol import candidate_policy
 from recframe.runner import run_experiment
-from recframe.train.batches import EvalBatches
+from recframe.train.batches import EvalUsers
 
 
 def _matrices(seed=0, n_users=40, n_items=30):
@@ -57,7 +57,8 @@ def test_popularity_sampling_prefers_popular_items():
 
 def test_eval_batches_carry_candidates():
     truth, seen = _matrices()
-    batch = EvalBatches(truth, seen, 16, candidates=CandidateSampler(30, 3, 0))[0]
+    batch = EvalUsers(truth, seen, candidates=CandidateSampler(30, 3, 0)).__getitems__(
+        list(range(16)))
     assert {"candidate_rows", "candidate_cols"} <= set(batch)
     assert batch["candidate_rows"].dtype == torch.int64
 

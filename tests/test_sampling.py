@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recframe.train.batches import EvalBatches, PairBatches, left_padded
+from recframe.train.batches import EvalUsers, PairBatches, left_padded
 from recframe.train.sampling import NegativeSampler
 
 
@@ -55,9 +55,9 @@ def test_pair_batches_cover_each_positive_once_per_epoch_and_reshuffle():
 def test_eval_batches_hold_only_users_with_truth_and_local_rows():
     truth = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 0], [1, 0, 1]], dtype=np.float32))
     seen = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float32))
-    ds = EvalBatches(truth, seen, batch_size=1)
+    ds = EvalUsers(truth, seen)
     assert len(ds) == 2
-    b = ds[1]
+    b = ds.__getitems__([1])
     assert b["users"].tolist() == [2]
     assert b["truth_rows"].tolist() == [0, 0] and b["truth_cols"].tolist() == [0, 2]
     assert b["seen_rows"].tolist() == [0] and b["seen_cols"].tolist() == [1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,8 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_wheel_ships_config_and_plugins(tmp_path):
+    shutil.rmtree(REPO / "build", ignore_errors=True)  # no stale files from earlier builds
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps",
                     "--no-build-isolation", "-q", "-w", str(tmp_path)], check=True, timeout=300)
+    shutil.rmtree(REPO / "build", ignore_errors=True)
     wheel = next(tmp_path.glob("recframe-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())

@@ -110,25 +110,29 @@ class FitBatches(Dataset):
         return {"dummy": torch.zeros(1)}
 
 
-class EvalBatches(Dataset):
-    """Batches of evaluation users with seen-item and ground-truth coordinates.
+class EvalUsers(Dataset):
+    """Evaluation users; a DataLoader fetches whole batches of them at once.
 
-    Only users with at least one ground-truth item are evaluated. Rows in the
-    coordinate tensors are local to the batch.
+    Only users with at least one ground-truth item are evaluated. Index ``i``
+    is the ``i``-th such user; the loader's batch sampler hands a list of
+    indices to :meth:`__getitems__`, which builds one batch with seen-item and
+    ground-truth coordinates (rows local to the batch) in a few vectorized
+    CSR slices. Sharding users (not batches) across DDP ranks with
+    ``UnrepeatedDistributedSampler`` means no user is duplicated or dropped,
+    whatever the world size and batch size.
     """
 
-    def __init__(self, truth: sp.csr_matrix, seen: sp.csr_matrix, batch_size: int,
+    def __init__(self, truth: sp.csr_matrix, seen: sp.csr_matrix,
                  history: tuple[np.ndarray, np.ndarray] | None = None, max_len: int = 0,
                  candidates: CandidateSampler | None = None):
         self.truth, self.seen = truth.tocsr(), seen.tocsr()
         self.candidates = candidates
         self.users = np.flatnonzero(np.diff(self.truth.indptr) > 0).astype(np.int64)
-        self.batch_size = batch_size
         self.history = history
         self.max_len = max_len
 
     def __len__(self) -> int:
-        return math.ceil(len(self.users) / self.batch_size)
+        return len(self.users)
 
     @staticmethod
     def _coords(m: sp.csr_matrix, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,8 +140,11 @@ class EvalBatches(Dataset):
         rows = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(sub.indptr))
         return torch.from_numpy(rows), torch.from_numpy(sub.indices.astype(np.int64))
 
-    def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
-        users = self.users[b * self.batch_size : (b + 1) * self.batch_size]
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([i])
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        users = self.users[np.asarray(indices, dtype=np.int64)]
         seen_rows, seen_cols = self._coords(self.seen, users)
         truth_rows, truth_cols = self._coords(self.truth, users)
         batch = {

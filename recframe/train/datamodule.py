@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lightning.pytorch as pl
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
 
 from recframe.data.encode import RecData
 from recframe.eval.candidates import CandidateSampler
 from recframe.models.base import TrainFormat
 from recframe.train.batches import (
-    EvalBatches,
+    EvalUsers,
     FitBatches,
     PairBatches,
     PointBatches,
     SequenceBatches,
 )
+
+
+def _identity(batch: dict) -> dict:
+    return batch
+
+
+def _unrepeated(dataset: Dataset, world: int, rank: int) -> Sampler:
+    """Each rank gets users rank, rank + world, ...: no padding, no repeats."""
+    return UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
 
 
 class RecDataModule(pl.LightningDataModule):
@@ -41,6 +52,7 @@ class RecDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         max_seq_len: int = 0,
         candidates: CandidateSampler | None = None,
+        eval_sampler: Callable[[Dataset, int, int], Sampler] | None = None,
     ) -> None:
         super().__init__()
         self.data = data
@@ -52,9 +64,13 @@ class RecDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.max_seq_len = max_seq_len
         self.candidates = candidates
+        self.eval_sampler = eval_sampler or _unrepeated
+        self.world: tuple[int, int] | None = None  # (world size, rank) without a trainer
         self.train_set: Dataset | None = None
 
     def _world(self) -> tuple[int, int]:
+        if self.world is not None:
+            return self.world
         trainer = self.trainer
         if trainer is None:
             return 1, 0
@@ -62,19 +78,16 @@ class RecDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
         world, rank = self._world()
-        sampler = None
-        if world > 1:
-            if train:
-                sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
-            else:
-                sampler = UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
-        return DataLoader(
-            dataset,
-            batch_size=None,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        workers = {"num_workers": self.num_workers,
+                   "persistent_workers": self.num_workers > 0}
+        if train:  # items are whole batches
+            sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
+                       if world > 1 else None)
+            return DataLoader(dataset, batch_size=None, sampler=sampler, **workers)
+        # evaluation: shard users across ranks without repeats, then batch them
+        users = self.eval_sampler(dataset, world, rank) if world > 1 else SequentialSampler(dataset)
+        return DataLoader(dataset, batch_sampler=BatchSampler(users, self.eval_batch_size, False),
+                          collate_fn=_identity, **workers)
 
     def make_train_set(self) -> Dataset:
         fmt = self.train_format
@@ -100,14 +113,14 @@ class RecDataModule(pl.LightningDataModule):
         if self.train_set is not None and hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(epoch)
 
-    def eval_set(self, part: str) -> EvalBatches:
+    def eval_set(self, part: str) -> EvalUsers:
         history = None
         if self.max_seq_len:
             parts = ("train",) if part == "valid" else ("train", "valid")
             history = self.data.history(parts)
-        return EvalBatches(
-            self.data.matrix(part), self.data.seen(part), self.eval_batch_size,
-            history=history, max_len=self.max_seq_len, candidates=self.candidates,
+        return EvalUsers(
+            self.data.matrix(part), self.data.seen(part), history=history,
+            max_len=self.max_seq_len, candidates=self.candidates,
         )
 
     def val_dataloader(self) -> DataLoader:
