@@ -94,3 +94,10 @@ def test_failed_run_writes_failed_results(compose, tmp_path):
     record = json.loads((tmp_path / "results.json").read_text())
     assert record["status"] == "failed"
     assert record["error"]["type"] == "NonFiniteLossError" and record["error"]["user_error"]
+
+
+def test_bf16_mixed_precision_trains(compose, tmp_path):
+    cfg = compose("model=bpr", "trainer.max_epochs=2", "trainer.precision=bf16-mixed")
+    results = run_experiment(cfg, tmp_path)
+    assert results["status"] == "ok"
+    assert 0 < results["metrics"]["test"]["ndcg@10"] <= 1
