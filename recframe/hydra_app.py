@@ -46,21 +46,50 @@ def register_searchpath_plugin() -> None:
 
 
 def task_function(cfg: DictConfig) -> float | None:
-    """Run one job; return the monitored validation metric (for sweepers)."""
+    """Run one job; return the monitored validation metric (what sweepers maximize).
+
+    In a multirun a failing job never stops the sweep: its ``results.json``
+    says ``failed`` with the error, and the job returns None. A job whose run
+    dir already holds an ``ok`` result for the same config is skipped, so a
+    restarted sweep (same ``hydra.sweep.dir``) only runs what is missing.
+    """
+    from hydra.types import RunMode
+
     from recframe.runner import run_experiment
     from recframe.summary import print_summary
+    from recframe.sweep import apply_gpu_round_robin, finished_result, monitored_value
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    previous = finished_result(run_dir, cfg)
+    if previous is not None:
+        log.info("job %s already finished in %s; skipping it", hydra_cfg.job.num, run_dir)
+        return monitored_value(previous)
+    if multirun:
+        apply_gpu_round_robin(cfg, int(hydra_cfg.job.num))
     try:
-        results = run_experiment(cfg, run_dir)
+        results = run_experiment(cfg, run_dir, sweep_name=_sweep_name() if multirun else None)
     except RecframeError as exc:
         print(f"recframe: error: {exc}", file=sys.stderr)
         print(f"recframe: results with status 'failed' are in {run_dir}", file=sys.stderr)
+        if multirun:
+            return None
         raise SystemExit(2) from None
+    except Exception:
+        if not multirun:
+            raise
+        log.exception("job %s failed; the sweep goes on (see %s/results.json)",
+                      hydra_cfg.job.num, run_dir)
+        return None
     print_summary(results)
-    monitor = results.get("protocol", {}).get("monitor", "").removeprefix("val/")
-    value = results.get("metrics", {}).get("valid", {}).get(monitor)
-    return float(value) if value is not None else None
+    return monitored_value(results)
+
+
+def _sweep_name() -> str:
+    """A name shared by all jobs of one multirun (wandb group): the sweep dir's path."""
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
+    return f"{sweep_dir.parent.name}-{sweep_dir.name}"
 
 
 def run_hydra(overrides: list[str]) -> None:

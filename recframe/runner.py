@@ -68,7 +68,7 @@ def _callbacks(cfg: DictConfig, run_dir: Path, monitor: str) -> list[pl.Callback
     return callbacks
 
 
-def _loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
+def _loggers(cfg: DictConfig, run_dir: Path, sweep_name: str | None = None) -> list[Any]:
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
         if node is None:
@@ -80,6 +80,8 @@ def _loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
         if target.endswith("WandbLogger"):
             os.environ.setdefault("WANDB_MODE", "offline")  # never online unless asked
             os.environ.setdefault("WANDB_SILENT", "true")
+            if sweep_name and node.get("group") is None:
+                kwargs["group"] = sweep_name
         try:
             loggers.append(instantiate(node, **kwargs))
         except Exception as exc:
@@ -213,12 +215,13 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: Path | str,
     return exp.task.test_metrics, per_user_frame(exp)
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path | str,
-                   pm: PluginManager | None = None) -> dict[str, Any]:
+def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | None = None,
+                   sweep_name: str | None = None) -> dict[str, Any]:
     """Run one experiment and write ``results.json`` and ``per_user.parquet`` to ``run_dir``.
 
     On any failure a ``results.json`` with ``status: failed`` and the error is
-    written before the exception propagates.
+    written before the exception propagates. ``sweep_name`` groups the jobs of
+    one multirun (the wandb group).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -237,7 +240,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str,
         plan, prepared, task, datamodule = exp.plan, exp.prepared, exp.task, exp.datamodule
         results["protocol"] = protocol_record(cfg, plan, prepared)
         results["protocol"]["candidates"] = exp.candidates
-        loggers = _loggers(cfg, run_dir)
+        loggers = _loggers(cfg, run_dir, sweep_name)
         callbacks = _callbacks(cfg, run_dir, plan.monitor)
         trainer_kwargs: dict[str, Any] = {
             "callbacks": callbacks,

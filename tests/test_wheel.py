@@ -26,6 +26,8 @@ def test_wheel_ships_config_and_plugins(tmp_path):
         zf.extractall(tmp_path / "site")
     for path in ("recframe/conf/config.yaml", "recframe/conf/model/bpr.yaml",
                  "recframe/conf/dataset/ml-100k.yaml", "recframe/conf/preprocess/implicit.yaml",
+                 "recframe/conf/experiment/smoke.yaml",
+                 "recframe/conf/hparams_search/bpr_optuna.yaml",
                  "recframe_cf/plugin.py", "recframe_metrics/plugin.py"):
         assert path in names, path
     assert "[recframe]" in entry_points and "cf = recframe_cf.plugin" in entry_points

@@ -1,0 +1,226 @@
+"""PNG figures (matplotlib, Agg canvas, no pyplot state), byte-identical on rerun.
+
+Figures are drawn with :class:`matplotlib.figure.Figure` and the Agg canvas
+directly, under matplotlib's default style (whatever the user's matplotlibrc
+says) and saved without the ``Software`` metadata entry, so the same input
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recframe.report.collect import Block, Group
+from recframe.results import atomic_write
+
+DPI = 100
+_RC = {
+    "svg.hashsalt": "recframe-report",
+    "path.simplify": True,
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "legend.fontsize": 7,
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+}
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    # A fixed layout (no constrained/tight layout: they cost seconds per figure).
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _panels(fig: Any, n: int, legend_width: float = 1.6) -> Any:
+    """An n-panel grid with fixed margins, leaving room on the right for a legend."""
+    rows, cols = _grid(n)
+    width, height = fig.get_size_inches()
+    axes = fig.subplots(rows, cols, squeeze=False)
+    fig.subplots_adjust(left=0.6 / width, right=1 - legend_width / width,
+                        bottom=0.5 / height, top=1 - 0.55 / height,
+                        wspace=0.35, hspace=0.55)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return axes
+
+
+def _save(fig: Any, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI,
+                                               metadata={"Software": None}))
+
+
+def _colors(groups: Sequence[Group]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"] if len(groups) <= 10 else colormaps["tab20"]
+    return {g.label: cmap(i % cmap.N) for i, g in enumerate(groups)}
+
+
+def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
+    cols = min(max_cols, max(n, 1))
+    return math.ceil(max(n, 1) / cols), cols
+
+
+def _with_style(draw):
+    import matplotlib
+
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(_RC)
+        return draw()
+
+
+def bar_plot(frame: pd.DataFrame, block: Block, keys: Sequence[str], path: Path,
+             confidence: float) -> bool:
+    """One panel per metric name: a bar per group at each K, with CI error bars."""
+    sub = frame[frame["metric"].isin(list(keys))]
+    names = list(dict.fromkeys(sub["metric_name"]))
+    if not names:
+        return False
+
+    def draw() -> None:
+        rows, cols = _grid(len(names))
+        fig = _figure(2.9 * cols + 1.6, 2.4 * rows + 0.6)
+        axes = _panels(fig, len(names))
+        colors = _colors(block.groups)
+        labels = [g.label for g in block.groups]
+        width = 0.8 / max(len(labels), 1)
+        for ax, name in zip(axes.flat, names, strict=False):
+            part = sub[sub["metric_name"] == name]
+            metric_keys = list(dict.fromkeys(part["metric"]))
+            x = np.arange(len(metric_keys))
+            for gi, label in enumerate(labels):
+                rows_g = part[part["group"] == label].set_index("metric").reindex(metric_keys)
+                means = rows_g["mean"].to_numpy(dtype=float)
+                lo = rows_g["ci_low"].to_numpy(dtype=float)
+                hi = rows_g["ci_high"].to_numpy(dtype=float)
+                err = np.vstack([np.nan_to_num(means - lo), np.nan_to_num(hi - means)])
+                ax.bar(x + (gi - (len(labels) - 1) / 2) * width, np.nan_to_num(means),
+                       width=width, color=colors[label], label=label, yerr=err, capsize=2,
+                       error_kw={"elinewidth": 0.8, "capthick": 0.8})
+            higher = bool(part["higher_is_better"].iloc[0])
+            ax.set_title(f"{name} ({'higher' if higher else 'lower'} is better)")
+            ax.set_xticks(x, [k.split("@", 1)[1] if "@" in k else k for k in metric_keys])
+            ax.set_xlabel("K")
+            ax.grid(axis="y", alpha=0.3)
+        handles, legend_labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, legend_labels, loc="upper right", frameon=False)
+        n1 = sorted(set(sub.loc[sub["n_seeds"] == 1, "group"]))
+        note = f"; n=1 (no CI): {', '.join(n1)}" if n1 else ""
+        fig.suptitle(f"test metrics: mean over seeds, {confidence:.0%} CI error bars{note}")
+        _save(fig, path)
+
+    _with_style(draw)
+    return True
+
+
+def at_k_plot(frame: pd.DataFrame, block: Block, path: Path) -> bool:
+    """One panel per metric name with several cut-offs: mean value vs K per group."""
+    sub = frame[frame["k"].notna()]
+    names = [n for n in dict.fromkeys(sub["metric_name"])
+             if sub.loc[sub["metric_name"] == n, "k"].nunique() > 1]
+    if not names:
+        return False
+
+    def draw() -> None:
+        rows, cols = _grid(len(names))
+        fig = _figure(2.9 * cols + 1.6, 2.4 * rows + 0.6)
+        axes = _panels(fig, len(names))
+        colors = _colors(block.groups)
+        for ax, name in zip(axes.flat, names, strict=False):
+            part = sub[sub["metric_name"] == name]
+            for g in block.groups:
+                line = part[part["group"] == g.label].sort_values("k")
+                line = line[line["n_seeds"] > 0]
+                if line.empty:
+                    continue
+                ks = line["k"].to_numpy(dtype=float)
+                ax.plot(ks, line["mean"].to_numpy(dtype=float), marker="o", ms=3,
+                        color=colors[g.label], label=g.label)
+                lo = line["ci_low"].to_numpy(dtype=float)
+                hi = line["ci_high"].to_numpy(dtype=float)
+                if not np.isnan(lo).all():
+                    ax.fill_between(ks, lo, hi, color=colors[g.label], alpha=0.15, lw=0)
+            ax.set_title(f"{name}@K")
+            ax.set_xlabel("K")
+            ax.set_xticks(sorted(part["k"].dropna().unique().astype(float)))
+            ax.grid(alpha=0.3)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="upper right", frameon=False)
+        fig.suptitle("test metrics vs K: mean over seeds (band: CI)")
+        _save(fig, path)
+
+    _with_style(draw)
+    return True
+
+
+def _curve(runs: Sequence[Any], column: str) -> pd.Series | None:
+    series = []
+    for run in runs:
+        hist = run.history()
+        if hist is None or "epoch" not in hist.columns:
+            continue
+        cols = [column] if column in hist.columns else [
+            c for c in hist.columns if c.startswith(column + "_epoch")]
+        if not cols:
+            continue
+        part = hist[["epoch", cols[0]]].dropna()
+        if part.empty:
+            continue
+        series.append(part.groupby("epoch")[cols[0]].mean())
+    if not series:
+        return None
+    both = pd.concat(series, axis=1)
+    return both.mean(axis=1, skipna=True).sort_index()
+
+
+def training_plot(block: Block, monitor: str, path: Path) -> bool:
+    """The monitored validation metric and the training loss per epoch, mean over seeds."""
+    panels = [(monitor, f"{monitor} (validation)"), ("train/loss", "train/loss")]
+    curves = {col: {g.label: _curve(g.runs, col) for g in block.groups} for col, _ in panels}
+    if all(c is None for per in curves.values() for c in per.values()):
+        return False
+
+    def draw() -> None:
+        from matplotlib.ticker import MaxNLocator
+
+        fig = _figure(2 * 3.6 + 1.6, 3.2)
+        axes = _panels(fig, 2)[0]
+        colors = _colors(block.groups)
+        for ax, (col, title) in zip(axes, panels, strict=True):
+            drawn = False
+            for g in block.groups:
+                curve = curves[col][g.label]
+                if curve is None:
+                    continue
+                ax.plot(curve.index.to_numpy(dtype=float), curve.to_numpy(dtype=float),
+                        marker="o", ms=3, color=colors[g.label], label=g.label)
+                drawn = True
+            ax.set_title(title + ("" if drawn else ": not logged"))
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+        handles, labels = axes[0].get_legend_handles_labels()
+        seen = set(labels)
+        for h, lab in zip(*axes[1].get_legend_handles_labels(), strict=True):
+            if lab not in seen:
+                handles.append(h)
+                labels.append(lab)
+        if handles:
+            fig.legend(handles, labels, loc="upper right", frameon=False)
+        fig.suptitle("training curves: mean over seeds (logs/metrics.csv)")
+        _save(fig, path)
+
+    _with_style(draw)
+    return True
