@@ -15,10 +15,12 @@ commands:
   run [-m] [OVERRIDES]   run an experiment (Hydra overrides, e.g. model=bpr dataset=ml-100k);
                          -m / --multirun sweeps comma-separated values (model=pop,bpr seed=0,1)
   plugins                list installed plugins and every name each registers, by kind
+  report DIR [DIR ...]   compare finished runs over seeds: md/csv/html tables, paired
+                         significance tests, plots (`recframe report --help`)
 
 `recframe run --help` shows Hydra's help, the config groups and their options.
 """
-COMMANDS = ("run", "plugins")
+COMMANDS = ("run", "plugins", "report")
 
 
 def plugins_command(console: Console | None = None) -> int:
@@ -52,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command == "plugins":
             return plugins_command()
+        if command == "report":
+            from recframe.report.cli import report_command
+
+            return report_command(rest)
     except RecframeError as exc:
         err.print(f"[bold red]recframe: error:[/] {exc}", highlight=False)
         return 2

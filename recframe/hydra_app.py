@@ -13,7 +13,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import DictConfig
 
-from recframe.errors import RecframeError
+from recframe.errors import ConfigError, RecframeError
 
 CONFIG_MODULE = "pkg://recframe.conf"
 CONFIG_NAME = "config"
@@ -102,7 +102,7 @@ def run_hydra(overrides: list[str]) -> None:
 
     register_searchpath_plugin()
     parser = get_args_parser()
-    args: Any = parser.parse_args(overrides)
+    args: Any = parser.parse_args(resume_overrides(overrides))
     _run_hydra(
         args=args,
         args_parser=parser,
@@ -110,6 +110,29 @@ def run_hydra(overrides: list[str]) -> None:
         config_path=CONFIG_MODULE,
         config_name=CONFIG_NAME,
     )
+
+
+def resume_overrides(overrides: list[str]) -> list[str]:
+    """``resume=DIR``: replay DIR's saved overrides, then the new ones, in DIR itself."""
+    resume = [o for o in overrides if o.startswith("resume=")]
+    if not resume:
+        return overrides
+    run_dir = Path(resume[-1].split("=", 1)[1]).expanduser().resolve()
+    saved_file = run_dir / ".hydra" / "overrides.yaml"
+    if not saved_file.exists():
+        raise ConfigError(
+            f"resume={run_dir}: not a recframe run dir (no .hydra/overrides.yaml). Pass the "
+            f"directory of the interrupted run, e.g. outputs/runs/bpr-ml-100k/<time>."
+        )
+    from omegaconf import OmegaConf
+
+    saved = [str(o) for o in OmegaConf.load(saved_file)
+             if not str(o).startswith(("resume=", "hydra.run.dir="))]
+    new = [o for o in overrides if not o.startswith("resume=")]
+    if "-m" in new or "--multirun" in new:
+        raise ConfigError("resume= resumes one run; to resume a sweep, rerun it with the same "
+                          "hydra.sweep.dir (finished jobs are skipped)")
+    return [*saved, *new, f"resume={run_dir}", f"hydra.run.dir={run_dir}"]
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:

@@ -139,11 +139,26 @@ def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any
         "masking": {"valid": "train items masked", "test": "train and valid items masked"},
         "evaluated_users": "users with at least one held-out item in the part",
         "metrics": {
-            name: {"description": spec.description, "ks": plan.evaluator.ks}
+            name: {"description": spec.description, "ks": plan.evaluator.ks,
+                   "higher_is_better": spec.higher_is_better, "kind": spec.kind}
             for name, spec in plan.evaluator.metrics.items()
         },
         "monitor": f"val/{plan.monitor}",
     }
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The checkpoint to resume from when ``resume=<run dir>`` is set, else None."""
+    resume = cfg.get("resume")
+    if not resume:
+        return None
+    last = Path(str(resume)) / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        raise ConfigError(
+            f"resume={resume}: no checkpoint at {last}. Resume needs a run dir whose "
+            f"training saved at least one epoch (callbacks=default keeps last.ckpt)."
+        )
+    return last
 
 
 def _is_rank_zero() -> bool:
@@ -211,7 +226,8 @@ def evaluate_checkpoint(cfg: DictConfig, checkpoint: Path | str,
     exp.model.prepare(exp.data)  # fitted weights and buffers come from the checkpoint
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                          enable_model_summary=False, use_distributed_sampler=False)
-    trainer.test(exp.task, datamodule=exp.datamodule, ckpt_path=str(checkpoint), verbose=False)
+    trainer.test(exp.task, datamodule=exp.datamodule, ckpt_path=str(checkpoint), verbose=False,
+                 weights_only=True)
     return exp.task.test_metrics, per_user_frame(exp)
 
 
@@ -253,13 +269,16 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
             trainer_kwargs["max_epochs"] = 1
         trainer: pl.Trainer = instantiate(cfg.trainer, **trainer_kwargs)
 
+        resume_from = resume_checkpoint(cfg, run_dir)
+        results["resumed_from"] = str(resume_from) if resume_from else None
         t = time.perf_counter()
-        trainer.fit(task, datamodule=datamodule)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         fit_seconds = time.perf_counter() - t
         t = time.perf_counter()
         checkpoint = trainer.checkpoint_callback
         ckpt = "best" if checkpoint is not None and checkpoint.best_model_path else None
-        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False,
+                     weights_only=True)
         eval_seconds = time.perf_counter() - t
 
         best_epoch, valid_metrics = task.best_validation()

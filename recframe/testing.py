@@ -67,7 +67,9 @@ __all__ = [
     "check_preprocessor",
     "check_splitter",
     "compose",
+    "evaluate_metric",
     "plugin_manager",
+    "run",
     "sample_dataset",
 ]
 
@@ -168,6 +170,26 @@ def compose(*overrides: str, pm: PluginManager | None = None) -> DictConfig:
     return compose_config(args)
 
 
+def run(*overrides: str, pm: PluginManager | None = None,
+        run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run one experiment in-process, as ``recframe run OVERRIDES`` would; return its results.
+
+    The run directory is ``run_dir`` or a temporary directory removed afterwards.
+    Results are the content of ``results.json`` (``metrics.test``, ``metrics.valid``,
+    ...). For example, checking that a model beats Pop on planted-structure data::
+
+        mine = run("model=mine", "dataset=synthetic", "preprocess=none", "logger=none")
+    """
+    from recframe.runner import run_experiment
+
+    pm = pm or default_manager()
+    cfg = compose(*overrides, pm=pm)
+    if run_dir is not None:
+        return run_experiment(cfg, run_dir, pm=pm)
+    with tempfile.TemporaryDirectory(prefix="recframe-run-") as tmp:
+        return run_experiment(cfg, tmp, pm=pm)
+
+
 # -- models ---------------------------------------------------------------------------------
 
 
@@ -182,15 +204,19 @@ class ModelReport:
 
 
 def _model_config(name: str, overrides: Sequence[str], pm: PluginManager) -> DictConfig:
-    from hydra.errors import MissingConfigException
+    from hydra.errors import HydraException, MissingConfigException
 
     try:
         cfg = compose(f"model={name}", *SMALL_RUN, *overrides, pm=pm)
-    except MissingConfigException as exc:
+    except HydraException as exc:
+        if not (isinstance(exc, MissingConfigException) and f"model/{name}" in str(exc)):
+            raise AssertionError(f"model {name!r}: composing the run config with overrides "
+                                 f"{list(overrides)} failed: {exc}") from None
         raise AssertionError(
-            f"model {name!r} has no config file: {exc}. Ship `<package>/conf/model/{name}.yaml` "
-            f"(with `name: {name}` and commented defaults) as package data and return "
-            f"'pkg://<package>.conf' from the recframe_config_searchpath hook."
+            f"model {name!r} has no config file ({str(exc).splitlines()[0]}). Ship "
+            f"`<package>/conf/model/{name}.yaml` (with `name: {name}` and commented defaults) "
+            f"as package data and return 'pkg://<package>.conf' from the "
+            f"recframe_config_searchpath hook."
         ) from None
     if cfg.model.get("name") != name:
         _fail(f"model {name!r}: its config model/{name}.yaml says `name: "
@@ -443,7 +469,7 @@ def _metric_case(n_users: int, n_items: int, seed: int, sampled: bool) -> _Metri
 
 
 def _run_metric(evaluator: Evaluator, case: _MetricCase, batch_size: int,
-                popularity: torch.Tensor, name: str, what: str
+                popularity: torch.Tensor | None, name: str, what: str
                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     n_users, n_items = case.scores.shape
     per_user: dict[str, list[torch.Tensor]] = {}
@@ -474,6 +500,32 @@ def _run_metric(evaluator: Evaluator, case: _MetricCase, batch_size: int,
             _fail(f"metric {name!r}: a global metric must return a scalar; {key} has shape "
                   f"{tuple(v.shape)} ({what})")
     return {k: torch.cat(v) for k, v in per_user.items()}, global_
+
+
+def evaluate_metric(name_or_spec: str | MetricSpec, scores: torch.Tensor, truth: torch.Tensor,
+                    *, ks: Sequence[int], seen: torch.Tensor | None = None,
+                    candidates: torch.Tensor | None = None,
+                    item_popularity: torch.Tensor | None = None,
+                    item_features: torch.Tensor | None = None, batch_size: int | None = None,
+                    pm: PluginManager | None = None) -> dict[str, torch.Tensor]:
+    """Run a metric through the real evaluator on dense ``[users, items]`` inputs.
+
+    ``truth`` (bool) marks relevant items, ``seen`` (bool) items masked with
+    ``-inf``, ``candidates`` (bool) restricts the ranking to those items plus the
+    relevant ones (sampled evaluation). Returns ``{"name@k": values}``: ``[users]``
+    per-user values, or a scalar for a ``kind="global"`` metric. Meant for
+    comparing a metric with a brute-force reference in your tests.
+    """
+    name, pm = _manager_with(name_or_spec, pm)
+    evaluator = Evaluator({name: pm.metrics.get(name)}, list(ks))
+    if item_features is not None:
+        evaluator.set_item_features(item_features)
+    seen = torch.zeros_like(truth, dtype=torch.bool) if seen is None else seen.bool()
+    case = _MetricCase(scores, truth.bool(), seen,
+                       None if candidates is None else candidates.bool())
+    per_user, global_ = _run_metric(evaluator, case, batch_size or len(scores),
+                                    item_popularity, name, "evaluate_metric")
+    return {**per_user, **global_}
 
 
 def _check_values(name: str, values: Mapping[str, torch.Tensor], bounded: bool,

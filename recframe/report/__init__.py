@@ -33,6 +33,7 @@ from recframe.report.tables import (
     LOWER_IS_BETTER,
     add_block_sections,
     block_table,
+    empty_table,
     metric_keys,
 )
 from recframe.results import atomic_write
@@ -178,7 +179,7 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
 
     frames = [block_table(b, i + 1, keys, baselines[i], alpha, confidence)
               for i, b in enumerate(blocks)]
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True) if frames else empty_table()
 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -188,7 +189,7 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
              + ", ".join(str(d) for d in dirs) + ".")
     doc.para(f"Settings: alpha={alpha:g}, confidence={confidence:.0%}, "
              f"baseline={baseline or 'none'}, metrics="
-             + (", ".join(keys) if metrics is not None else "all") + ".")
+             + (", ".join(keys or [str(metrics)]) if metrics is not None else "all") + ".")
     if warnings:
         doc.heading(1, "Warnings")
         doc.bullets(warnings)

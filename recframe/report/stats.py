@@ -121,19 +121,20 @@ def paired_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95
     n = int(a.size)
     if n == 0:
         return NO_TEST
-    diff = np.round(a - b, DIFF_DECIMALS)
+    diff = a - b
     mean = float(diff.mean())
     if n < 2:
         return PairedResult(n, mean, *(math.nan,) * 7)
     sd = float(diff.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     d = mean / sd if sd > 0 else math.nan
-    if not np.any(diff):
+    rounded = np.round(diff, DIFF_DECIMALS)  # float noise must not break Wilcoxon's ties
+    if not np.any(rounded):
         return PairedResult(n, 0.0, 0.0, 0.0, math.nan, math.nan, 1.0, math.nan, 1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         tt = stats.ttest_rel(a, b)
-        ww = stats.wilcoxon(diff, **WILCOXON_KWARGS)
+        ww = stats.wilcoxon(rounded, **WILCOXON_KWARGS)
     return PairedResult(n, mean, mean - half, mean + half, d, float(tt.statistic),
                         float(tt.pvalue), float(ww.statistic), float(ww.pvalue))
 

@@ -156,7 +156,7 @@ def block_table(block: Block, block_no: int, keys: Sequence[str], baseline: Grou
             rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return frame
+        return empty_table()
     for prefix in ("vs_best", "vs_baseline"):
         for test in ("t", "wilcoxon"):
             frame[f"{prefix}_p_{test}_holm"] = holm(frame[f"{prefix}_p_{test}"].to_numpy())
@@ -176,7 +176,12 @@ def block_table(block: Block, block_no: int, keys: Sequence[str], baseline: Grou
     return frame[_column_order(frame)]
 
 
-def _column_order(frame: pd.DataFrame) -> list[str]:
+def empty_table() -> pd.DataFrame:
+    """The report table with its columns and no rows (no successful run)."""
+    return pd.DataFrame(columns=_column_order(None))
+
+
+def _column_order(frame: pd.DataFrame | None) -> list[str]:
     head = ["block", "protocol", "group", "model", "sampled", "metric", "metric_name", "k",
             "higher_is_better", "n_seeds", "seeds", "values", "mean", "std", "ci_low",
             "ci_high", "best", "best_group", "baseline"]
@@ -184,7 +189,7 @@ def _column_order(frame: pd.DataFrame) -> list[str]:
     pairs.append("vs_baseline_direction")
     tail = ["seconds_per_epoch", "fit_seconds", "best_epoch", "peak_rss_gib", "peak_cuda_gib"]
     cols = head + pairs + tail
-    return [c for c in cols if c in frame.columns]
+    return cols if frame is None else [c for c in cols if c in frame.columns]
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -245,7 +250,7 @@ def add_block_sections(doc: Document, frame: pd.DataFrame, block: Block, title: 
             rows.append([Cell(g.label), Cell(str(n))] + [value_cell(gsub.loc[k]) for k in keys])
         direction = "higher is better" if sub["higher_is_better"].iloc[0] else \
             "lower is better"
-        doc.para(f"{name} ({direction})")
+        doc.heading(level + 2, f"{name} ({direction})")
         doc.table(header, rows, align_right=set(range(1, len(header))))
     _tests_table(doc, frame, "vs_best", level + 1, "Paired tests against the best",
                  "Each configuration minus the best of the column (per-user values).")

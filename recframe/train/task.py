@@ -177,6 +177,21 @@ class RecTask(pl.LightningModule):
         self.test_metrics = {k.removeprefix("test/"): float(v) for k, v in means.items()}
         self.test_per_user = PerUserAccumulator.to_frame(users, values)
 
+    # -- checkpoint state beyond the weights (restored on resume) -----------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["recframe"] = {
+            "val_history": [[epoch, dict(metrics)] for epoch, metrics in self.val_history],
+            "epoch_seconds": list(self.epoch_seconds),
+            "fit_seconds": self.fit_seconds,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("recframe") or {}
+        if self.trainer is not None and self.trainer.state.fn == "fit":
+            self.val_history = [(int(e), dict(m)) for e, m in state.get("val_history", [])]
+            self.epoch_seconds = list(state.get("epoch_seconds", []))
+            self.fit_seconds = float(state.get("fit_seconds", 0.0))
+
     def best_validation(self) -> tuple[int | None, dict[str, float]]:
         """Epoch and metrics of the best validation epoch by the monitored metric."""
         if not self.val_history:
