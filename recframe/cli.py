@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return report_command(rest)
     except RecframeError as exc:
-        err.print(f"[bold red]recframe: error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]recframe: error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     hint = closest(command, COMMANDS)
     err.print(f"recframe: unknown command {command!r}; commands: {', '.join(COMMANDS)}"
