@@ -13,7 +13,13 @@ from recframe.data import (
 )
 from recframe.errors import ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput
-from recframe.models import RecModel, TrainFormat, dense_history
+from recframe.models import (
+    FoldInNotSupported,
+    RecModel,
+    TrainFormat,
+    dense_history,
+    least_squares_fold_in,
+)
 from recframe.plugin import (
     DatasetSpec,
     MetricSpec,
@@ -29,5 +35,5 @@ __all__ = [
     "ConfigError", "DataError", "DataInfo", "Dataset", "DatasetSpec", "FeatureSpec",
     "GlobalInput", "MetricInput", "MetricSpec", "ModelSpec", "PreprocessorSpec", "RecData",
     "RecModel", "RecframeError", "Split", "SplitterSpec", "TrainFormat", "build_model",
-    "dense_history", "fit_model", "hookimpl",
+    "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",
 ]

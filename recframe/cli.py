@@ -15,12 +15,14 @@ commands:
   run [-m] [OVERRIDES]   run an experiment (Hydra overrides, e.g. model=bpr dataset=ml-100k);
                          -m / --multirun sweeps comma-separated values (model=pop,bpr seed=0,1)
   plugins                list installed plugins and every name each registers, by kind
+  recommend RUN_DIR      top-K lists from a run's best checkpoint: --users 1,2,3 | --all --out
+                         recs.parquet | --history 50,172,133 (a new user, by fold-in)
   report DIR [DIR ...]   compare finished runs over seeds: md/csv/html tables, paired
                          significance tests, plots (`recframe report --help`)
 
 `recframe run --help` shows Hydra's help, the config groups and their options.
 """
-COMMANDS = ("run", "plugins", "report")
+COMMANDS = ("run", "plugins", "report", "recommend")
 
 
 def plugins_command(console: Console | None = None) -> int:
@@ -54,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command == "plugins":
             return plugins_command()
+        if command == "recommend":
+            from recframe.recommend import recommend_command
+
+            return recommend_command(rest)
         if command == "report":
             from recframe.report.cli import report_command
 

@@ -45,12 +45,13 @@ dependencies = ["recframe"]
 [project.entry-points.recframe]
 {name} = "{name}.plugin"
 
-[tool.setuptools]
-packages = ["{name}", "{name}.conf"]
+# The package and its config directories (conf/model is a namespace package).
+[tool.setuptools.packages.find]
+include = ["{name}*"]
 
 # Ship the Hydra configs inside the wheel (found as pkg://{name}.conf).
 [tool.setuptools.package-data]
-"{name}.conf" = ["*.yaml", "**/*.yaml"]
+"*" = ["*.yaml"]
 
 [tool.pytest.ini_options]
 testpaths = ["tests"]

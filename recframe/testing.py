@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -97,7 +97,7 @@ _SPEC_KIND = {DatasetSpec: "datasets", PreprocessorSpec: "preprocessors",
               SplitterSpec: "splitters", ModelSpec: "models", MetricSpec: "metrics"}
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     raise AssertionError(message)
 
 
@@ -640,6 +640,14 @@ def sample_dataset(n_users: int = 40, n_items: int = 30, *, messy: bool = True,
                    source=f"recframe.testing.sample_dataset(seed={seed})")
 
 
+def _call(who: str, what: str, fn: Any, *args: Any) -> Any:
+    """``fn(*args)``; any exception becomes an AssertionError naming ``who``."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        raise AssertionError(f"{who} failed {what}: {type(exc).__name__}: {exc}") from exc
+
+
 def _snapshot(ds: Dataset) -> dict[str, pd.DataFrame | None]:
     return {k: None if getattr(ds, k) is None else getattr(ds, k).copy(deep=True)
             for k in ("interactions", "items", "users")}
@@ -720,11 +728,12 @@ def check_preprocessor(name_or_spec: str | PreprocessorSpec, cfg: Any = None, *,
     ds = dataset if dataset is not None else sample_dataset()
     before = _snapshot(ds)
     step_cfg = _step_config(name, cfg)
-    step = spec.build(step_cfg)
+    step = _call(who, f"to build from {OmegaConf.to_container(step_cfg)}", spec.build, step_cfg)
     if not callable(step):
         _fail(f"{who}: build(cfg) must return a callable Dataset -> Dataset")
     with _captured_logs() as records:
-        out = step(ds)
+        out = _call(who, f"on the dataset {ds.source or ds.name!r} (pass dataset= to use "
+                    f"your own)", step, ds)
     _assert_unchanged(before, ds, who)
     if not isinstance(out, Dataset):
         _fail(f"{who} must return a recframe.api.Dataset, got {type(out).__name__}")
@@ -765,7 +774,8 @@ def check_splitter(name_or_spec: str | SplitterSpec, cfg: Any, *,
     who = f"splitter {name!r}"
     ds = dataset if dataset is not None else sample_dataset(messy=False)
     before = _snapshot(ds)
-    split = pm.splitters.get(name).build(cfg)(ds)
+    splitter = _call(who, "to build from its config", pm.splitters.get(name).build, cfg)
+    split = _call(who, f"on the dataset {ds.source or ds.name!r}", splitter, ds)
     _assert_unchanged(before, ds, who)
     if not isinstance(split, Split):
         _fail(f"{who} must return a recframe.api.Split, got {type(split).__name__}")
@@ -804,7 +814,7 @@ def check_dataset(name_or_spec: str | DatasetSpec, cfg: Any, *,
         _fail(f"dataset {name!r} is not registered; registered: {pm.datasets.names()}")
     who = f"dataset {name!r}"
     load = pm.datasets.get(name).load
-    ds = load(cfg)
+    ds = _call(who, "to load", load, cfg)
     if not isinstance(ds, Dataset):
         _fail(f"{who}: load(cfg) must return a recframe.api.Dataset, got {type(ds).__name__}")
     frame = ds.interactions

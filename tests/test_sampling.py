@@ -68,3 +68,20 @@ def test_left_padded_keeps_last_items_in_order():
     items = np.array([1, 2, 3, 10, 11, 12, 13, 14])
     out = left_padded((indptr, items), np.array([0, 1, 2]), 4)
     assert out.tolist() == [[-1, 1, 2, 3], [-1, -1, -1, -1], [11, 12, 13, 14]]
+
+
+def test_encoded_feature_frames_align_with_encoded_ids():
+    import pandas as pd
+
+    from recframe.data import Dataset, Split, encode
+
+    inter = pd.DataFrame({"user_id": [7, 7, 9, 9], "item_id": [30, 10, 20, 30]})
+    items = pd.DataFrame({"title": ["ten", "twenty", "thirty"], "genre_x": [1, 0, 1],
+                          "kind": ["a", "b", "a"]}, index=pd.Index([10, 20, 30], name="item_id"))
+    ds = Dataset(inter, items=items)
+    data = encode(Split(ds, ds.with_interactions(inter.iloc[:0]),
+                        ds.with_interactions(inter.iloc[:0])))
+    for code, raw in enumerate(data.item_ids):
+        assert data.item_features.loc[code, "title"] == items.loc[raw, "title"]
+        assert data.item_features.loc[code, "genre_x"] == items.loc[raw, "genre_x"]
+    assert data.item_feature_matrix()[:, 0].tolist() == [1.0, 0.0, 1.0]

@@ -7,7 +7,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from recframe.api import ConfigError, DataInfo, RecModel, TrainFormat
+from recframe.api import (
+    ConfigError,
+    DataInfo,
+    RecModel,
+    TrainFormat,
+    dense_history,
+    least_squares_fold_in,
+)
 
 
 class BPRMF(RecModel):
@@ -46,6 +53,12 @@ class BPRMF(RecModel):
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.user_emb(users) @ self.item_emb.weight.T
+
+    def score_new_users(self, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Least-squares fold-in of a user vector from the history's item factors."""
+        q = self.item_emb.weight
+        history = dense_history(context, len(context["users"]), q.shape[0])
+        return least_squares_fold_in(q, history, reg=0.1) @ q.T
 
 
 def build_bpr(info: DataInfo, cfg: Any) -> BPRMF:

@@ -20,6 +20,7 @@ class Pop(RecModel):
     """
 
     train_format = TrainFormat.FIT
+    scores_from_history = True  # the same ranking for everyone, new users included
 
     def __init__(self, n_items: int) -> None:
         super().__init__()

@@ -145,11 +145,11 @@ def _feature_frame(frame: pd.DataFrame | None, ids: pd.Index, key: str
     for col in aligned.columns:
         s = aligned[col]
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-            out[col] = s.astype("float32").fillna(0.0)
+            out[col] = s.astype("float32").fillna(0.0).to_numpy()
             specs.append(FeatureSpec(str(col), "numeric"))
         else:
             codes, uniques = pd.factorize(s.astype("string"), sort=True)
-            out[col] = s.astype("string")
+            out[col] = s.astype("string").to_numpy()
             if len(uniques) > max(50, len(ids) // 2):  # nearly unique strings: free text
                 specs.append(FeatureSpec(str(col), "text"))
                 continue

@@ -1,5 +1,13 @@
 """Model contract shared by every model plugin."""
 
-from recframe.models.base import RecModel, TrainFormat, dense_history
+from recframe.models.base import (
+    FoldInNotSupported,
+    RecModel,
+    TrainFormat,
+    dense_history,
+    least_squares_fold_in,
+)
 
-__all__ = ["RecModel", "TrainFormat", "dense_history"]
+__all__ = [
+    "FoldInNotSupported", "RecModel", "TrainFormat", "dense_history", "least_squares_fold_in",
+]

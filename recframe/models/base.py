@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
+from recframe.errors import RecframeError
+
 if TYPE_CHECKING:
     from recframe.data.encode import RecData
 
@@ -44,6 +46,9 @@ class RecModel(nn.Module):
 
     #: sequence models: how many recent items ``score`` sees in ``context["seq"]``
     max_seq_len: int = 0
+    #: True when ``score`` uses only the context (history), not learned per-user
+    #: state: such a model recommends for new users from their history as is.
+    scores_from_history: ClassVar[bool] = False
 
     def prepare(self, data: RecData) -> None:
         """Called once with the encoded data before training (and before scoring a
@@ -64,6 +69,46 @@ class RecModel(nn.Module):
         batch) and, for sequence models, ``seq`` (left-padded recent items).
         """
         raise NotImplementedError
+
+
+    def score_new_users(self, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Fold-in: scores for users unknown at training time, from their history alone.
+
+        ``context`` is an evaluation batch whose ``users`` are placeholders (-1)
+        and whose ``seen_*``/``seq`` hold the new users' items. Models whose
+        ``score`` reads only the context set ``scores_from_history = True``;
+        matrix-factorization models override this with a least-squares fold-in;
+        the others cannot recommend for new users.
+        """
+        if self.scores_from_history:
+            return self.score(context["users"], context)
+        raise FoldInNotSupported(
+            f"model {type(self).__name__} cannot recommend for a new user: it has no fold-in "
+            f"(it needs learned per-user state). Models that can: itemknn, ease, content, "
+            f"sequence models, and matrix factorization (bpr, ials) by least squares."
+        )
+
+
+class FoldInNotSupported(RecframeError):
+    """The model cannot score users it was not trained on."""
+
+
+def least_squares_fold_in(item_factors: torch.Tensor, history: torch.Tensor,
+                          reg: float = 0.1) -> torch.Tensor:
+    """User vectors ``p`` with ``q_i . p ~ 1`` on the user's items, by ridge regression.
+
+    Minimizes ``sum_{i in history} (1 - q_i . p)^2 + reg ||p||^2``: ``item_factors``
+    ``Q`` is ``[n_items, d]``, ``history`` ``h`` is ``[B, n_items]`` 0/1, and the
+    ``d x d`` normal equations ``(Q^T diag(h) Q + reg I) p = Q^T h`` are solved in
+    one batched call (the user step of ALS; Hu, Koren & Volinsky, ICDM 2008, with
+    unit confidence on the history and none elsewhere).
+    """
+    q = item_factors.float()
+    h = history.float()
+    gram = torch.einsum("bi,id,ie->bde", h, q, q)
+    gram = gram + reg * torch.eye(q.shape[1], device=q.device)
+    rhs = h @ q
+    return torch.linalg.solve(gram, rhs.unsqueeze(-1)).squeeze(-1)
 
 
 def dense_history(context: dict[str, torch.Tensor], batch_size: int, n_items: int,
