@@ -8,10 +8,14 @@ export RECFRAME_DATA_DIR ?= $(abspath ../shared/data)
 
 .PHONY: venv run test test-slow test-all lint clean
 
-$(STAMP): pyproject.toml constraints.txt Makefile
+# The out-of-tree example plugin is installed like any third-party plugin would be.
+EXAMPLE := plugins/recframe-example
+
+$(STAMP): pyproject.toml constraints.txt Makefile $(EXAMPLE)/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,text]'
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e $(EXAMPLE)
 	touch $(STAMP)
 
 venv: $(STAMP)

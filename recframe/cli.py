@@ -15,6 +15,8 @@ commands:
   run [-m] [OVERRIDES]   run an experiment (Hydra overrides, e.g. model=bpr dataset=ml-100k);
                          -m / --multirun sweeps comma-separated values (model=pop,bpr seed=0,1)
   plugins                list installed plugins and every name each registers, by kind
+  new-plugin NAME [--dest DIR]
+                         create a plugin package in DIR/NAME: a model NAME, its config, tests
   recommend RUN_DIR      top-K lists from a run's best checkpoint: --users 1,2,3 | --all --out
                          recs.parquet | --history 50,172,133 (a new user, by fold-in)
   report DIR [DIR ...]   compare finished runs over seeds: md/csv/html tables, paired
@@ -22,7 +24,7 @@ commands:
 
 `recframe run --help` shows Hydra's help, the config groups and their options.
 """
-COMMANDS = ("run", "plugins", "report", "recommend")
+COMMANDS = ("run", "plugins", "report", "recommend", "new-plugin")
 
 
 def plugins_command(console: Console | None = None) -> int:
@@ -60,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from recframe.recommend import recommend_command
 
             return recommend_command(rest)
+        if command == "new-plugin":
+            from recframe.scaffold import new_plugin_command
+
+            return new_plugin_command(rest)
         if command == "report":
             from recframe.report.cli import report_command
 

@@ -15,6 +15,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from recframe.errors import ConfigError, RecframeError
@@ -55,7 +56,7 @@ def _callbacks(cfg: DictConfig, run_dir: Path, monitor: str) -> list[pl.Callback
             continue
         kwargs: dict[str, Any] = {}
         target = str(node.get("_target_", ""))
-        if target.endswith("ModelCheckpoint") and node.get("dirpath") is None:
+        if target.endswith(("ModelCheckpoint", "LastCheckpoint")) and node.get("dirpath") is None:
             kwargs["dirpath"] = str(run_dir / "checkpoints")
         try:
             callbacks.append(instantiate(node, **kwargs))
@@ -275,8 +276,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         fit_seconds = time.perf_counter() - t
         t = time.perf_counter()
-        checkpoint = trainer.checkpoint_callback
-        ckpt = "best" if checkpoint is not None and checkpoint.best_model_path else None
+        checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+        ckpt = checkpoint.best_model_path if checkpoint is not None else ""
+        ckpt = ckpt or None  # no best checkpoint: test the final weights
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False,
                      weights_only=True)
         eval_seconds = time.perf_counter() - t
@@ -287,7 +289,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
             "metrics": {"valid": valid_metrics, "test": task.test_metrics},
             "best_epoch": best_epoch,
             "epochs_run": trainer.current_epoch if not task.is_closed_form else 1,
-            "best_checkpoint": ckpt and checkpoint.best_model_path,
+            "best_checkpoint": ckpt,
             "world_size": trainer.world_size,
             "timings": {
                 **{k: round(v, 4) for k, v in prepared.timings.items()},

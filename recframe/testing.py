@@ -338,8 +338,7 @@ def check_model(name_or_spec: str | ModelSpec, *, overrides: Sequence[str] = (),
     5. ``torch.save(model.state_dict())`` and ``load_state_dict(torch.load(...,
        weights_only=True))`` into a fresh model give identical scores;
     6. every mode in ``evaluation_modes`` works: ``"full"`` ranking and
-       ``"sampled"`` candidates (``evaluation=sampled``) give finite metrics in
-       [0, 1].
+       ``"sampled"`` candidates (``evaluation=sampled``) give finite metrics.
 
     Returns a :class:`ModelReport`; raises :class:`AssertionError` on failure.
     """
@@ -356,7 +355,7 @@ def check_model(name_or_spec: str | ModelSpec, *, overrides: Sequence[str] = (),
     checked = ["config", "runs"]
     with tempfile.TemporaryDirectory(prefix="recframe-check-") as tmp:
         results, ckpt1 = _run(cfg, Path(tmp) / "run1", pm, name)
-        results2, ckpt2 = _run(cfg, Path(tmp) / "run2", pm, name)
+        _, ckpt2 = _run(cfg, Path(tmp) / "run2", pm, name)
         state1 = _checkpoint_state(ckpt1, name)
         state2 = _checkpoint_state(ckpt2, name)
 
@@ -417,11 +416,10 @@ def check_model(name_or_spec: str | ModelSpec, *, overrides: Sequence[str] = (),
             model_s = _fresh_model(exp_s, cfg_s, state1, name, "the run's checkpoint")
             values = _evaluate(exp_s, model_s, name, "sampled candidates")
         for key, v in values.items():
-            if not bool(torch.isfinite(v).all()) or float(v.min()) < 0 or float(v.max()) > 1:
-                _fail(f"model {name!r}: sampled-candidates evaluation gives {key} values "
-                      f"outside [0, 1] or non-finite")
+            if not bool(torch.isfinite(v).all()):
+                _fail(f"model {name!r}: sampled-candidates evaluation gives non-finite {key} "
+                      f"values")
         checked.append("sampled")
-    del results2
     return ModelReport(name, results, scores1, checked)
 
 

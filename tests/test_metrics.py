@@ -296,7 +296,7 @@ def test_functions_reject_nonpositive_k():
 
 def test_plugin_registers_all_metrics():
     pm = PluginManager([recframe_metrics.plugin], load_entry_points=False)
-    assert pm.metrics.names() == sorted(NAMES)
+    assert set(NAMES) <= set(pm.metrics.names())
     for name in NAMES:
         spec = pm.metrics.get(name)
         assert spec.description

@@ -1,3 +1,17 @@
-"""Entry point module of recframe_content."""
+"""Entry point of the content-based plugin: registers ``content``."""
 
-from recframe.api import hookimpl  # noqa: F401
+from __future__ import annotations
+
+from recframe.api import ModelSpec, hookimpl
+from recframe_content.content import build_content
+
+
+@hookimpl
+def recframe_register_models(registry) -> None:
+    registry.add(ModelSpec(
+        name="content", build=build_content, family="content",
+        needs=frozenset({"item_features"}),
+        description="Content-based: cosine of a (time-decayed) mean profile of consumed items' "
+                    "feature vectors (genre flags, categories, TF-IDF, MiniLM text embeddings) "
+                    "to each item; ranks cold items (Lops et al., RecSys Handbook 2011)",
+    ))

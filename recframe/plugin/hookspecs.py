@@ -64,11 +64,16 @@ def recframe_register_models(registry: Any) -> None:
 
 @hookspec
 def recframe_register_metrics(registry: Any) -> None:
-    """Register per-user ranking metrics.
+    """Register ranking metrics.
 
-    Call ``registry.add(MetricSpec(name, fn, description))``. ``fn(inp, k)``
-    gets a :class:`recframe.eval.MetricInput` and the cut-off ``k`` and
-    returns a float tensor with one value per user of the batch.
+    Call ``registry.add(MetricSpec(name, fn, description, higher_is_better,
+    kind, needs))``. A per-user metric (``kind="per_user"``, the default):
+    ``fn(inp, k)`` gets a :class:`recframe.eval.MetricInput` and the cut-off
+    ``k`` and returns a float tensor with one value per user of the batch. A
+    global metric (``kind="global"``): ``fn(inp, k)`` gets a
+    :class:`recframe.eval.GlobalInput` (top-k recommendation counts per item
+    over all evaluated users) and returns a scalar. ``needs`` asks for
+    optional inputs: ``scores``, ``item_features``, ``item_popularity``.
     """
 
 

@@ -1,0 +1,39 @@
+"""Lightning callbacks recframe adds to every run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Checkpoint
+
+
+class LastCheckpoint(Checkpoint):
+    """Write ``last.ckpt`` after every validation, atomically (temp file + rename).
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` only refreshes ``last.ckpt``
+    when a top-k checkpoint was saved in the same step, so after a
+    non-improving epoch it lags behind, and its writes are not atomic. Resume
+    (``resume=<run dir>``) needs the latest complete state, and a SIGKILL
+    during a save must never leave a truncated ``last.ckpt``. Being a
+    ``Checkpoint`` callback, Lightning runs it after the other callbacks, so
+    the saved state includes this epoch's early-stopping and best-model updates.
+    """
+
+    def __init__(self, dirpath: str | None = None, filename: str = "last.ckpt") -> None:
+        self.dirpath = dirpath
+        self.filename = filename
+
+    def path(self, trainer: pl.Trainer) -> Path:
+        return Path(self.dirpath or Path(trainer.default_root_dir) / "checkpoints") / self.filename
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        path = self.path(trainer)
+        tmp = path.with_name(f".{path.name}.tmp")
+        trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, path)
+        trainer.strategy.barrier("recframe_last_checkpoint")

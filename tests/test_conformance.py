@@ -1,0 +1,258 @@
+"""Every built-in plugin passes the conformance kit (`recframe.testing`), and the kit
+catches broken components."""
+
+from __future__ import annotations
+
+import logging
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recframe.api import (
+    ITEM,
+    USER,
+    Dataset,
+    DatasetSpec,
+    MetricSpec,
+    ModelSpec,
+    PreprocessorSpec,
+    RecModel,
+    TrainFormat,
+    hookimpl,
+)
+from recframe.plugin import PluginManager, default_manager
+from recframe.testing import (
+    check_dataset,
+    check_metric,
+    check_model,
+    check_preprocessor,
+    check_splitter,
+    compose,
+    plugin_manager,
+    sample_dataset,
+)
+
+from .conftest import ML100K
+
+PM = default_manager()
+
+# Shrink the slow models so the whole file stays fast; everything else runs with its
+# shipped defaults. One epoch for all (`check_model` trains twice for determinism).
+MODEL_OVERRIDES: dict[str, list[str]] = {
+    "bpr": ["model.embedding_dim=16"],
+    "sasrec": ["model.max_seq_len=16", "model.embedding_dim=16", "model.ffn_dim=32",
+               "model.num_blocks=1", "model.num_heads=1", "model.loss=ce"],
+    "bert4rec": ["model.max_seq_len=16", "model.embedding_dim=16", "model.ffn_dim=32",
+                 "model.num_blocks=1", "model.num_heads=1"],
+    "gru4rec": ["model.max_seq_len=16", "model.embedding_dim=16", "model.hidden_size=16"],
+    "neumf": ["model.gmf_dim=8", "model.mlp_dim=8", "model.hidden=[16,8]",
+              "model.num_negatives=1", "model.batch_size=1024"],
+    "mlp_ctr": ["model.embedding_dim=8", "model.feature_dim=4", "model.hidden=[16]",
+                "model.num_negatives=1", "model.batch_size=1024"],
+    "lightfm_style": ["model.embedding_dim=8"],
+    "ials": ["model.factors=8", "model.iterations=2"],
+    "lightgcn": ["model.embedding_dim=16", "model.layers=2"],
+    "ensemble": ["model.components.1.epochs=1", "model.components.1.embedding_dim=8"],
+}
+SLOW_MODELS: set[str] = set()
+# Metrics whose values are not in [0, 1] (counts, self-information, log loss).
+UNBOUNDED_METRICS = {"novelty", "avg_popularity", "logloss"}
+# One `preprocess` entry per built-in step, with parameters that make it drop rows.
+PREPROCESS_CONFIGS: dict[str, dict] = {
+    "binarize": {"threshold": 4.0},
+    "kcore": {"user_min": 5, "item_min": 5},
+    "normalize": {"columns": ["year", "genre_0"], "method": "zscore", "target": "items"},
+}
+
+
+def _params(names, slow=()):
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
+
+
+# -- every built-in component passes ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", _params(PM.models.names(), SLOW_MODELS))
+def test_builtin_model_conforms(name):
+    report = check_model(name, overrides=["trainer.max_epochs=1",
+                                          *MODEL_OVERRIDES.get(name, [])])
+    assert report.checked[-1] == "sampled"
+
+
+@pytest.mark.parametrize("name", PM.metrics.names())
+def test_builtin_metric_conforms(name):
+    check_metric(name, bounded=name not in UNBOUNDED_METRICS)
+
+
+@pytest.mark.parametrize("name", PM.preprocessors.names())
+def test_builtin_preprocessor_conforms(name):
+    check_preprocessor(name, PREPROCESS_CONFIGS.get(name))
+
+
+@pytest.mark.parametrize("name", PM.splitters.names())
+def test_builtin_splitter_conforms(name):
+    check_splitter(name, compose(f"split={name}").split)
+
+
+def test_synthetic_dataset_conforms():
+    ds = check_dataset("synthetic", compose("dataset=synthetic", "dataset.n_users=50").dataset)
+    assert ds.items is not None and ds.users is not None
+
+
+def test_csv_dataset_conforms(tmp_path):
+    frame = sample_dataset(messy=False).interactions
+    path = tmp_path / "ratings.csv"
+    frame.to_csv(path, index=False)
+    ds = check_dataset("csv", compose("dataset=csv", f"dataset.path={path}").dataset)
+    assert len(ds) == len(frame)
+
+
+@pytest.mark.slow
+def test_ml100k_dataset_conforms():
+    if not (ML100K / "u.data").exists():
+        pytest.skip(f"MovieLens-100K not found at {ML100K}")
+    cfg = compose("dataset=ml-100k", f"dataset.path={ML100K}", "dataset.download=false")
+    assert len(check_dataset("ml-100k", cfg.dataset)) == 100_000
+
+
+def test_every_registered_name_is_covered():
+    """A new built-in dataset needs a config here; the other kinds are parametrized."""
+    assert set(PM.datasets.names()) <= {"synthetic", "csv", "ml-100k"}
+
+
+# -- the kit catches broken components ---------------------------------------------------
+
+
+def _plugin(**hooks) -> types.SimpleNamespace:
+    plugin = types.SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()})
+    plugin.__name__ = "broken_toys"
+    return plugin
+
+
+def _metric_fails(fn, match, **kwargs):
+    with pytest.raises(AssertionError, match=match):
+        check_metric(MetricSpec(name="toy_metric", fn=fn, **kwargs))
+
+
+def test_check_metric_catches_nan_for_users_without_relevant_items():
+    _metric_fails(lambda inp, k: inp.hits[:, :k].sum(1) / inp.n_relevant, "not finite")
+
+
+def test_check_metric_catches_batch_size_dependence():
+    def centred(inp, k):
+        hits = inp.hits[:, :k].sum(1) / k
+        return (hits - hits.mean()).abs()
+
+    _metric_fails(centred, "batch size")
+
+
+def test_check_metric_catches_wrong_shape_and_range():
+    _metric_fails(lambda inp, k: inp.hits[:, :k], "shape")
+    _metric_fails(lambda inp, k: inp.hits[:, :k].sum(1), r"outside \[0, 1\]")
+
+
+def test_check_metric_checks_global_metrics():
+    def per_user_share(g, k):  # NaN when no user was evaluated
+        return (g.counts > 0).double().mean() * (torch.tensor(float(g.n_users)) / g.n_users)
+
+    _metric_fails(per_user_share, "not finite", kind="global")
+    check_metric(MetricSpec(name="toy_cov", fn=lambda g, k: (g.counts > 0).double().mean(),
+                            kind="global"))
+
+
+def _pre(fn):
+    return PreprocessorSpec(name="toy_step", build=lambda cfg: fn)
+
+
+def test_check_preprocessor_catches_impure_and_reindexed_and_silent_steps():
+    def mutates(ds):
+        ds.interactions.loc[ds.interactions.index[0], "rating"] = 99.0
+        return ds
+
+    with pytest.raises(AssertionError, match="pure"):
+        check_preprocessor(_pre(mutates))
+    with pytest.raises(AssertionError, match="index labels"):
+        check_preprocessor(_pre(lambda ds: ds.with_interactions(
+            ds.interactions.iloc[2:].reset_index(drop=True))))
+    with pytest.raises(AssertionError, match="logged no message"):
+        check_preprocessor(_pre(lambda ds: ds.with_interactions(ds.interactions.iloc[3:])))
+
+    def logs(ds):
+        logging.getLogger("toy").info("toy_step: dropped %d rows", 3)
+        return ds.with_interactions(ds.interactions.iloc[3:])
+
+    check_preprocessor(_pre(logs))
+
+
+def test_check_dataset_catches_null_ids_and_unindexed_features():
+    frame = pd.DataFrame({USER: [1, None], ITEM: [1, 2]})
+    with pytest.raises(AssertionError, match="null"):
+        check_dataset(DatasetSpec(name="toy_ds", load=lambda cfg: Dataset(frame)), {})
+    items = pd.DataFrame({ITEM: [1, 2], "x": [0.0, 1.0]})  # id as a column, not the index
+    good = pd.DataFrame({USER: [1, 2], ITEM: [1, 2]})
+    with pytest.raises(AssertionError, match="indexed by 'item_id'"):
+        check_dataset(DatasetSpec(name="toy_ds", load=lambda cfg: Dataset(good, items=items)),
+                      {})
+
+
+def test_check_splitter_catches_overlapping_parts():
+    from recframe.api import Split, SplitterSpec
+
+    def leaky(cfg):
+        return lambda ds: Split(ds, ds, ds)
+
+    with pytest.raises(AssertionError, match="overlap"):
+        check_splitter(SplitterSpec(name="toy_split", build=leaky), {})
+
+
+class ForgetfulPop(RecModel):
+    """Fits popularity into a plain attribute: lost on a checkpoint round trip."""
+
+    train_format = TrainFormat.FIT
+
+    def __init__(self, n_items: int) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.register_buffer("unused", torch.zeros(1))
+        self.pop = torch.zeros(n_items)
+
+    def fit(self, data) -> None:
+        self.pop = torch.from_numpy(data.item_popularity().astype(np.float32))
+
+    def score(self, users, context):
+        return self.pop.expand(len(users), -1).clone()
+
+
+def test_check_model_catches_state_missing_from_the_checkpoint(tmp_path):
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "forgetful.yaml").write_text("name: forgetful\n")
+    plugin = _plugin(
+        recframe_register_models=lambda registry: registry.add(ModelSpec(
+            name="forgetful", build=lambda info, cfg: ForgetfulPop(info.n_items))),
+        recframe_config_searchpath=lambda: f"file://{tmp_path / 'conf'}",
+    )
+    pm = PluginManager([plugin])
+    with pytest.raises(AssertionError, match="not in the checkpoint"):
+        check_model("forgetful", pm=pm, evaluation_modes=("full",))
+
+
+def test_check_model_requires_a_config_file():
+    pm = PluginManager([_plugin(recframe_register_models=lambda registry: registry.add(
+        ModelSpec(name="no_yaml", build=lambda info, cfg: ForgetfulPop(info.n_items))))])
+    with pytest.raises(AssertionError, match="no config file"):
+        check_model("no_yaml", pm=pm)
+
+
+def test_plugin_manager_reuses_the_default_when_installed():
+    import recframe_cf.plugin as installed
+
+    assert plugin_manager(installed) is default_manager()
+    extra = _plugin(recframe_register_metrics=lambda registry: registry.add(
+        MetricSpec(name="toy_only_here", fn=lambda inp, k: inp.hits[:, :k].amax(1))))
+    pm = plugin_manager(installed, extra)
+    assert pm is not default_manager() and "toy_only_here" in pm.metrics
+    check_metric("toy_only_here", pm=pm)
