@@ -88,3 +88,26 @@ def test_unknown_ids_and_bad_k_are_clear_errors(bpr_run):
         recommend_command([str(bpr_run), "--users", "1", "-k", "0"])
     with pytest.raises(ConfigError, match="not a run dir"):
         recommend_command([str(bpr_run.parent), "--users", "1"])
+
+
+@pytest.mark.parametrize("model", ["ease", "itemknn", "ials"])
+def test_fold_in_models_recommend_for_new_users(model, compose, tmp_path):
+    run_experiment(compose(f"model={model}"), tmp_path)
+    rec = load_run(tmp_path)
+    items = [str(i) for i in rec.data.item_ids[[0, 3, 5]]]
+    frame = recommend_history(rec, items, k=5)
+    assert len(frame) == 5 and np.isfinite(frame["score"]).all()
+    assert not set(items) & set(frame["item_id"])
+
+
+def test_ials_fold_in_matches_its_own_user_step(compose, tmp_path):
+    """Folding in a training user's own history reproduces (nearly) its fitted vector."""
+    run_experiment(compose("model=ials"), tmp_path)
+    rec = load_run(tmp_path)
+    user = 4
+    items = rec.data.train[user].indices
+    context = {"users": torch.tensor([-1]), "seen_rows": torch.zeros(len(items), dtype=torch.long),
+               "seen_cols": torch.from_numpy(items.astype(np.int64))}
+    folded = rec.exp.model.score_new_users(context)[0]
+    fitted = rec.exp.model.score(torch.tensor([user]), {})[0]
+    assert torch.corrcoef(torch.stack([folded, fitted]))[0, 1] > 0.99

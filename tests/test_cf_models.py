@@ -1,0 +1,307 @@
+"""Collaborative-filtering models (recframe_cf): itemknn, ease, ials and lightgcn beat Pop
+on planted data, match brute-force references, survive checkpoint reloads, and validate
+their parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from recframe.api import fit_model
+from recframe.errors import ConfigError
+from recframe.pipeline import prepare, resolve
+from recframe.plugin.manager import default_manager
+from recframe.runner import run_experiment
+
+# Extra overrides for the 8-epoch FAST runs (closed-form models need none).
+MODELS: dict[str, list[str]] = {
+    "itemknn": [],
+    "ease": [],
+    "ials": [],
+    "lightgcn": ["model.lr=0.01", "model.batch_size=512"],
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """2-core CI machines shared by several jobs: intra-op threads only add contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def pop_ndcg(tmp_path_factory) -> float:
+    from recframe.hydra_app import compose_config
+    from tests.conftest import FAST
+
+    results = run_experiment(compose_config([*FAST, "model=pop"]), tmp_path_factory.mktemp("pop"))
+    return results["metrics"]["test"]["ndcg@10"]
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """The FAST synthetic split, encoded once for the direct (no-runner) checks."""
+    from recframe.hydra_app import compose_config
+    from tests.conftest import FAST
+
+    cfg = compose_config([*FAST, "model=pop"])
+    return prepare(cfg, resolve(cfg, default_manager())).data
+
+
+def _build(name: str, info, **params):
+    from tests.conftest import REPO
+
+    cfg = OmegaConf.merge(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"), params)
+    return default_manager().models.get(name).build(info, cfg)
+
+
+def _fitted(name: str, data, **params):
+    torch.manual_seed(0)
+    model = _build(name, data.info, **params)
+    fit_model(model, data, epochs=2, lr=0.01, batch_size=512)
+    return model.eval()
+
+
+def _context(data, users: torch.Tensor) -> dict[str, torch.Tensor]:
+    seen = data.train[users.numpy()].tocoo()
+    return {"seen_rows": torch.from_numpy(seen.row).long(),
+            "seen_cols": torch.from_numpy(seen.col).long()}
+
+
+def _scores(model, data, users: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.score(users, _context(data, users))
+
+
+# -- quality and the score contract -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_beats_pop_on_planted_structure(name, compose, tmp_path, pop_ndcg):
+    results = run_experiment(compose(f"model={name}", *MODELS[name]), tmp_path)
+    ndcg = results["metrics"]["test"]["ndcg@10"]
+    assert ndcg > 1.5 * pop_ndcg, (name, ndcg, pop_ndcg)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_score_shape_dtype_finite_and_batch_independent(name, synthetic):
+    model = _fitted(name, synthetic)
+    users = torch.arange(0, 60, 2)
+    scores = _scores(model, synthetic, users)
+    assert scores.shape == (len(users), synthetic.info.n_items)
+    assert scores.dtype == torch.float32 and torch.isfinite(scores).all()
+    # a user's scores do not depend on who else is in the batch
+    alone = torch.cat([_scores(model, synthetic, users[i:i + 7]) for i in range(0, len(users), 7)])
+    torch.testing.assert_close(alone, scores, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["itemknn", "ease", "ials"])
+def test_fitted_state_survives_a_state_dict_round_trip(name, synthetic):
+    model = _fitted(name, synthetic)
+    fresh = _build(name, synthetic.info)
+    fresh.load_state_dict(model.state_dict())
+    fresh.eval()
+    users = torch.arange(50)
+    assert torch.equal(_scores(fresh, synthetic, users), _scores(model, synthetic, users))
+
+
+# -- closed forms against brute-force references ------------------------------------------
+
+
+def _shrunk_cosine(x: np.ndarray, shrink: float) -> np.ndarray:
+    co = x.T @ x
+    norms = np.sqrt(np.diag(co))
+    sim = co / (np.outer(norms, norms) + shrink + 1e-12)
+    np.fill_diagonal(sim, 0.0)
+    return sim
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_itemknn_without_pruning_matches_brute_force_scores(synthetic, normalize):
+    n_items, shrink = synthetic.info.n_items, 3.0
+    model = _fitted("itemknn", synthetic, neighbours=n_items, shrink=shrink, normalize=normalize)
+    x = synthetic.train.toarray().astype(np.float64)
+    sim = _shrunk_cosine(x, shrink)
+    if normalize:
+        sim /= np.maximum(sim.sum(1, keepdims=True), 1e-12)
+    expected = torch.from_numpy(x[:40] @ sim).float()
+    torch.testing.assert_close(_scores(model, synthetic, torch.arange(40)), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_itemknn_keeps_each_items_largest_similarities(synthetic):
+    k, shrink = 15, 3.0
+    model = _fitted("itemknn", synthetic, neighbours=k, shrink=shrink, normalize=False)
+    sim = _shrunk_cosine(synthetic.train.toarray().astype(np.float64), shrink)
+    top = -np.sort(-sim, axis=1)[:, :k]  # compared as sorted values: ties may swap items
+    np.testing.assert_allclose(model.neighbour_sims.numpy(), top, rtol=1e-5, atol=1e-7)
+    kept = np.take_along_axis(sim, model.neighbour_items.numpy(), axis=1)
+    np.testing.assert_allclose(kept, top, rtol=1e-5, atol=1e-7)
+
+
+def test_ease_matches_the_closed_form(synthetic):
+    l2 = 50.0
+    model = _fitted("ease", synthetic, l2=l2)
+    x = synthetic.train.toarray().astype(np.float64)
+    p = np.linalg.inv(x.T @ x + l2 * np.eye(x.shape[1]))
+    b = np.eye(x.shape[1]) - p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    torch.testing.assert_close(model.weights, torch.from_numpy(b).float(), rtol=1e-4, atol=1e-5)
+    assert torch.all(model.weights.diagonal() == 0)
+
+
+def _ials_reference(x: np.ndarray, items: np.ndarray, alpha: float, reg: float) -> np.ndarray:
+    """One user half-sweep solved user by user, straight from Hu et al.'s equations."""
+    f = items.shape[1]
+    out = np.zeros((x.shape[0], f))
+    for u in range(x.shape[0]):
+        c = 1.0 + alpha * x[u]
+        a = items.T @ (c[:, None] * items) + reg * np.eye(f)
+        out[u] = np.linalg.solve(a, items.T @ (c * x[u]))
+    return out
+
+
+def test_ials_exact_solver_matches_per_user_solves(synthetic, monkeypatch):
+    import recframe_cf.ials as ials
+
+    monkeypatch.setattr(ials, "_CHUNK_CELLS", 8 * 8 * 20)  # many small chunks
+    alpha, reg = 4.0, 2.0
+    torch.manual_seed(0)
+    model = _build("ials", synthetic.info, factors=8, iterations=1, alpha=alpha, reg=reg)
+    items0 = model.item_factors.double().numpy().copy()
+    model.double()
+    model.fit(synthetic)
+    x = synthetic.train.toarray().astype(np.float64)
+    users = _ials_reference(x, items0, alpha, reg)
+    items = _ials_reference(x.T, users, alpha, reg)
+    np.testing.assert_allclose(model.user_factors.numpy(), users, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(model.item_factors.numpy(), items, rtol=1e-6, atol=1e-8)
+
+
+def test_ials_cg_converges_to_the_exact_solution(synthetic):
+    params = {"factors": 8, "iterations": 3, "alpha": 4.0, "reg": 2.0}
+    exact = _fitted("ials", synthetic, **params)
+    cg = _fitted("ials", synthetic, solver="cg", cg_steps=16, **params)
+    torch.testing.assert_close(cg.user_factors, exact.user_factors, rtol=1e-3, atol=1e-4)
+    few = _fitted("ials", synthetic, solver="cg", cg_steps=2, **params)
+    users = torch.arange(60)
+    assert torch.isfinite(_scores(few, synthetic, users)).all()
+
+
+# -- LightGCN ---------------------------------------------------------------------------
+
+
+def test_lightgcn_adjacency_is_symmetric_normalized(synthetic):
+    model = _build("lightgcn", synthetic.info)
+    model.prepare(synthetic)
+    adj = model.adjacency.to_dense().double().numpy()
+    x = synthetic.train.toarray().astype(np.float64)
+    n_users = x.shape[0]
+    a = np.block([[np.zeros((n_users, n_users)), x], [x.T, np.zeros((x.shape[1],) * 2)]])
+    deg = a.sum(1)
+    inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-12)), 0.0)
+    np.testing.assert_allclose(adj, inv[:, None] * a * inv[None, :], rtol=1e-6, atol=1e-7)
+    assert "adjacency" not in model.state_dict()
+
+
+def test_lightgcn_gradient_through_propagation_is_exact(synthetic):
+    model = _build("lightgcn", synthetic.info, embedding_dim=4, layers=2)
+    model.prepare(synthetic)
+    model.double()
+    users_f, items_f = model.propagate()
+    (users_f.sum() + (items_f ** 2).sum()).backward()
+    got = model.item_emb.weight.grad.clone()
+    model.zero_grad()
+    dense = model.adjacency.to_dense()
+    ego = torch.cat([model.user_emb.weight, model.item_emb.weight])
+    total, layer = ego, ego
+    for _ in range(2):
+        layer = dense @ layer
+        total = total + layer
+    final = total / 3
+    n_users = synthetic.info.n_users
+    (final[:n_users].sum() + (final[n_users:] ** 2).sum()).backward()
+    torch.testing.assert_close(got, model.item_emb.weight.grad)
+
+
+def test_lightgcn_eval_cache_follows_training_and_checkpoint_loads(synthetic):
+    model = _fitted("lightgcn", synthetic)
+    users = torch.arange(30)
+
+    def fresh() -> torch.Tensor:
+        users_f, items_f = model.propagate()
+        return (users_f[users] @ items_f.T).detach()
+
+    first = _scores(model, synthetic, users)
+    assert model._cache is not None  # cached in eval mode
+    torch.testing.assert_close(first, fresh())
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    # a training step moves the embeddings: the cache must not serve stale scores
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    batch = {"users": users, "pos": torch.zeros(30, dtype=torch.long),
+             "neg": torch.ones(30, 1, dtype=torch.long)}
+    model.loss(batch).backward()
+    opt.step()
+    model.eval()
+    second = _scores(model, synthetic, users)
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(second, fresh())
+    # loading a checkpoint in eval mode (Lightning's test(ckpt_path="best")) as well
+    model.load_state_dict(state)
+    torch.testing.assert_close(_scores(model, synthetic, users), first)
+
+
+# -- parameter validation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "key", "value"), [
+    ("itemknn", "neighbours", 0),
+    ("itemknn", "neighbours", 2.5),
+    ("itemknn", "shrink", -1.0),
+    ("itemknn", "normalize", "yes"),
+    ("ease", "l2", 0.0),
+    ("ease", "l2", "big"),
+    ("ease", "max_items", 0),
+    ("ials", "factors", 0),
+    ("ials", "iterations", True),
+    ("ials", "alpha", -1.0),
+    ("ials", "reg", 0.0),
+    ("ials", "solver", "lu"),
+    ("ials", "cg_steps", 0),
+    ("ials", "init_std", 0.0),
+    ("lightgcn", "embedding_dim", 0),
+    ("lightgcn", "layers", -1),
+    ("lightgcn", "reg", -1e-4),
+    ("lightgcn", "num_negatives", 0),
+    ("lightgcn", "init_std", -0.1),
+])
+def test_bad_parameters_raise_config_error_naming_the_key(name, key, value, synthetic):
+    with pytest.raises(ConfigError, match=rf"model\.{key}"):
+        _build(name, synthetic.info, **{key: value})
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_code_defaults_match_the_shipped_config(name, synthetic):
+    def hyper(model) -> dict:
+        return {k: v for k, v in vars(model).items()
+                if not k.startswith("_") and isinstance(v, (bool, int, float, str))}
+
+    bare = default_manager().models.get(name).build(synthetic.info, OmegaConf.create({}))
+    assert hyper(bare) == hyper(_build(name, synthetic.info))
+
+
+def test_ease_refuses_catalogues_above_max_items(synthetic):
+    with pytest.raises(ConfigError, match=r"model\.max_items.*dense"):
+        _build("ease", synthetic.info, max_items=synthetic.info.n_items - 1)
+
+
+def test_lightgcn_zero_layers_is_matrix_factorization(synthetic):
+    model = _fitted("lightgcn", synthetic, layers=0)
+    users = torch.arange(10)
+    expected = model.user_emb.weight[users] @ model.item_emb.weight.T
+    torch.testing.assert_close(_scores(model, synthetic, users), expected.detach())
