@@ -98,7 +98,7 @@ def validate_interactions(ds: Dataset, after: str) -> None:
             rows = ds.interactions.index[bad][:5].tolist()
             raise DataError(
                 f"{ds.source or ds.name}: column {col!r} has {int(bad.sum())} NaN/inf "
-                f"value(s) (first data rows: {rows}). Fix the file, or drop such rows by "
+                f"value(s) (first data rows, 0-based: {rows}). Fix the file, or drop such rows by "
                 f"adding the step `{{name: drop_invalid}}` to `preprocess`."
             )
 
@@ -141,10 +141,14 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
     t = time.perf_counter()
     data = encode(split)
     timings["encode"] = time.perf_counter() - t
+    dropped = data.meta.get("dropped_eval_interactions_without_train_user", {})
     counts = {
         "n_users": data.info.n_users,
         "n_items": data.info.n_items,
         **{f"n_{p}": len(data.events[p].users) for p in ("train", "valid", "test")},
+        # held-out interactions of users with no training history (no model can rank them)
+        "dropped_valid_no_train_user": int(dropped.get("valid", 0)),
+        "dropped_test_no_train_user": int(dropped.get("test", 0)),
     }
     if counts["n_test"] == 0:
         raise DataError(

@@ -41,8 +41,26 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
         writer(tmp)
 
 
+_SECRET_WORDS = ("key", "secret", "token", "password")
+
+
+def redact_secrets(obj: Any) -> Any:
+    """A copy of ``obj`` with the values of secret-looking keys masked.
+
+    Keys named like ``key``, ``api_key``, ``secret``, ``token``, ``password``
+    never reach a results file, even when a user typed one into the config.
+    """
+    if isinstance(obj, dict):
+        return {k: ("***" if isinstance(k, str) and k.lower().split("_")[-1] in _SECRET_WORDS
+                    and v is not None else redact_secrets(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact_secrets(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n"
+    text = json.dumps(redact_secrets(payload), indent=2, sort_keys=False,
+                      default=_json_default) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 

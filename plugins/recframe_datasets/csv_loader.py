@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -106,17 +108,28 @@ def read_table(path: Path, cfg: Any, key: str, needed: dict[str, Any] | None = N
     if fmt == "parquet":
         columns = _parquet_columns(path)
         _check_columns(path, columns, needed or {}, key, sep=None)
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises several types for corrupt input
+            raise DataError(f"{path}: cannot read it as Parquet ({type(err).__name__}: "
+                            f"{err}).") from None
         frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
         unit = "row"
     else:
-        sep = str(opt(cfg, "sep") or ("\t" if fmt == "tsv" else ","))
+        sep = check_sep(str(opt(cfg, "sep") or ("\t" if fmt == "tsv" else ",")), key, path)
         header = bool(opt(cfg, "header", True))
-        encoding = str(opt(cfg, "encoding", "utf-8"))
+        encoding = check_encoding(str(opt(cfg, "encoding", "utf-8")), key, path)
         names = plain(opt(cfg, "names"))
         first = read_header(path, sep, encoding)
         if names is not None:
+            if isinstance(names, str) or not isinstance(names, list):
+                raise ConfigError(f"`{key}.names` must be a list of column names, "
+                                  f"got {names!r}")
             names = [str(n) for n in names]
+            dup = [n for n, c in Counter(names).items() if c > 1]
+            if dup:
+                raise ConfigError(f"`{key}.names` repeats {', '.join(map(repr, dup))}; "
+                                  f"each column name must be unique.")
             columns = names
         elif header:
             columns = first
@@ -132,6 +145,35 @@ def read_table(path: Path, cfg: Any, key: str, needed: dict[str, Any] | None = N
         unit = "line"
     frame.attrs.update(format=fmt, unit=unit)
     return frame
+
+
+def check_sep(sep: str, key: str, path: Path) -> str:
+    """A usable field separator: one character, or a regex that cannot match nothing."""
+    if any(c in sep for c in "\r\n") or sep == '"':
+        raise ConfigError(f"{path}: `{key}.sep` cannot be a quote or a line break, "
+                          f"got {sep!r}.")
+    if len(sep) > 1:
+        try:
+            pattern = re.compile(sep)
+        except re.error as err:
+            raise ConfigError(f"{path}: `{key}.sep`={sep!r}: a separator of several "
+                              f"characters is a regular expression, and this one is invalid "
+                              f"({err}); escape "
+                              f"special characters, e.g. {re.escape(sep)!r}.") from None
+        if pattern.fullmatch(""):
+            raise ConfigError(f"{path}: `{key}.sep`={sep!r}: as a regular expression it "
+                              f"matches the empty string; escape special characters, e.g. "
+                              f"{re.escape(sep)!r}.")
+    return sep
+
+
+def check_encoding(encoding: str, key: str, path: Path) -> str:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigError(f"{path}: `{key}.encoding`: unknown text encoding {encoding!r}; "
+                          f"use e.g. utf-8 or latin-1.") from None
+    return encoding
 
 
 def _parquet_columns(path: Path) -> list[str]:
@@ -158,6 +200,10 @@ def _check_columns(path: Path, columns: list[Any], needed: dict[str, Any], key: 
                    ) -> None:
     """Every mapped column exists; otherwise say which, what exists, and the fix."""
     if not columns:
+        if path.stat().st_size > 0:
+            raise DataError(f"{path}: line 1 is blank; the header (or, with header=false, "
+                            f"the first record) must be on line 1. Remove the leading blank "
+                            f"lines.")
         raise DataError(f"{path}: the file is empty (no header or first line).")
     if sep is not None and len(columns) == 1 and len(needed) > 1:
         guess = guess_delimiter(str((first_line or columns)[0]))
@@ -211,6 +257,8 @@ def _timestamps(values: pd.Series, path: Path, column: str, unit: str) -> pd.Ser
         if values.isna().any():
             raise DataError(f"{path}: {unit} {values.isna().idxmax()}: timestamp column "
                             f"{column!r} is empty.")
+        if getattr(values.dt, "tz", None) is not None:  # aware: Unix seconds are UTC
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return (values.astype("datetime64[s]").astype("int64")).rename(values.name)
     return parse_numeric(values, path=path, column=column, role="timestamp", unit=unit,
                          hint=" Convert dates to Unix seconds first.")
@@ -237,7 +285,7 @@ def load_features(spec: Any, id_col: str, key: str, *, base_dir: Path, ids: pd.S
     dup = id_values.duplicated()
     if dup.any():
         line = dup.idxmax()
-        raise DataError(f"{path}: {unit} {line}: duplicate id {id_values.loc[line]!r} in key "
+        raise DataError(f"{path}: {unit} {line}: duplicate id {_py(id_values.loc[line])!r} in key "
                         f"column {id_column!r}; each id must appear once.")
     features = table.drop(columns=[_column(table, id_column).name])
     if table.attrs["format"] != "parquet":
@@ -246,9 +294,14 @@ def load_features(spec: Any, id_col: str, key: str, *, base_dir: Path, ids: pd.S
     features.index = pd.Index(id_values.to_numpy(), name=id_col)
     if len(ids) and not features.index.isin(pd.unique(ids)).any():
         raise DataError(
-            f"{path}: no id of key column {id_column!r} matches a {id_col} of the "
-            f"interactions (feature ids {id_values.dtype}, e.g. {id_values.iloc[0]!r}; "
-            f"interaction ids {ids.dtype}, e.g. {ids.iloc[0]!r}). Check `{where}.key`."
+            f"{path}: no id of key column {id_column!r} matches an id in column {id_col!r} of "
+            f"the interactions (feature ids {id_values.dtype}, e.g. {_py(id_values.iloc[0])!r}; "
+            f"interaction ids {ids.dtype}, e.g. {_py(ids.iloc[0])!r}). Check `{where}.key`, "
+            f"and that both files spell ids alike (\"7\" vs \"007\", numbers vs text)."
         )
     return features, path
 
+
+def _py(value: Any) -> Any:
+    """A numpy scalar as the Python value, so messages show 2, not np.int64(2)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, str) else value

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from recframe.api import PreprocessorSpec, hookimpl
+from recframe_preprocess.anonymize import build_anonymize
 from recframe_preprocess.binarize import build_binarize
 from recframe_preprocess.clean import build_dedup, build_drop_invalid
 from recframe_preprocess.kcore import build_kcore
@@ -44,4 +45,10 @@ def recframe_register_preprocessors(registry: Any) -> None:
         build=build_normalize,
         description="Min-max or z-score scale numeric columns of the interactions, "
         "items or users frame.",
+    ))
+    registry.add(PreprocessorSpec(
+        name="anonymize",
+        build=build_anonymize,
+        description="Replace user ids (items: true also item ids) by HMAC-SHA256 hashes "
+        "keyed by the secret in $RECFRAME_ANON_KEY (key_env); the key is never in config.",
     ))

@@ -159,6 +159,19 @@ def _feature_frame(frame: pd.DataFrame | None, ids: pd.Index, key: str
     return result, tuple(specs)
 
 
+def _sorted_ids(values: pd.Series, column: str) -> pd.Index:
+    """Distinct ids, sorted; ids of mixed types (e.g. 1 and "a") are a clear error."""
+    unique = pd.Index(pd.unique(values))
+    try:
+        return unique.sort_values()
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in unique[:1000]})
+        raise DataError(
+            f"column {column!r} mixes id types ({', '.join(kinds)}); ids must be all "
+            f"integers or all strings. Convert them in your loader or data file."
+        ) from None
+
+
 def encode(split: Split) -> RecData:
     """Map raw ids to contiguous ints and build per-part events.
 
@@ -174,9 +187,9 @@ def encode(split: Split) -> RecData:
             "the training part is empty after splitting; check the split ratios and "
             "the preprocessing filters (k-core, binarize threshold)."
         )
-    user_ids = pd.Index(pd.unique(train[USER])).sort_values()
     all_items = pd.concat([p.interactions[ITEM] for p in parts.values()], ignore_index=True)
-    item_ids = pd.Index(pd.unique(all_items)).sort_values()
+    user_ids = _sorted_ids(train[USER], "user_id")
+    item_ids = _sorted_ids(all_items, "item_id")
     has_ts = all(p.has_timestamps for p in parts.values())
     events: dict[str, Events] = {}
     dropped: dict[str, int] = {}

@@ -1,0 +1,594 @@
+"""Every entry of docs/errors.md is triggered here, and its catalogued text is in the message.
+
+Each entry of the catalogue has an id (``E101``, ``W201``, ...) and a line
+``- **Key text:** "fragment", "fragment"``. ``TRIGGERS`` maps each id to a function
+that provokes that error (or warning) the way a user would and returns its
+message; the test asserts that every fragment is in it. A meta-test checks that
+the ids in the document and here are the same, so the catalogue cannot drift.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from recframe.api import Dataset, ModelSpec, RecModel, Split, TrainFormat, hookimpl
+from recframe.errors import RecframeError
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+GOOD_ROWS = "".join(f"{u},{i},4,{u * 100 + i}\n" for u in range(1, 6) for i in range(1, 8))
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    compose: Callable
+    monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture
+    capsys: pytest.CaptureFixture
+
+
+def message(fn: Callable[[], object], error: type[BaseException] = RecframeError) -> str:
+    """Call ``fn``; it must raise ``error``; return the message."""
+    with pytest.raises(error) as info:
+        fn()
+    return str(info.value)
+
+
+def cfg(**kw):
+    return OmegaConf.create(kw)
+
+
+def write(ctx: Ctx, text: str | bytes, name: str = "ratings.csv") -> Path:
+    path = ctx.tmp / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def load_csv(path: Path, **kw):
+    from recframe_datasets.csv_loader import load_csv as load
+
+    return load(cfg(name="csv", path=str(path), **kw))
+
+
+def csv_error(ctx: Ctx, text: str | bytes, name: str = "ratings.csv", **kw) -> str:
+    path = write(ctx, text, name)
+    return message(lambda: load_csv(path, **kw))
+
+
+def run_error(ctx: Ctx, *overrides: str, pm=None, error: type = RecframeError,
+              setup: Callable | None = None) -> str:
+    from recframe.runner import run_experiment
+
+    conf = ctx.compose(*overrides)
+    if setup is not None:
+        setup(conf)
+    return message(lambda: run_experiment(conf, ctx.tmp / "run", pm=pm), error)
+
+
+def resolve_error(ctx: Ctx, *overrides: str, setup: Callable | None = None) -> str:
+    from recframe.pipeline import resolve
+    from recframe.plugin.manager import default_manager
+
+    conf = ctx.compose(*overrides)
+    if setup is not None:
+        setup(conf)
+    return message(lambda: resolve(conf, default_manager()))
+
+
+def frame(rows, columns=("user_id", "item_id", "rating", "timestamp")) -> Dataset:
+    return Dataset(pd.DataFrame(rows, columns=list(columns)), name="toy")
+
+
+def encoded(with_timestamps: bool = True, item_features: bool = False):
+    from recframe.data.encode import encode
+
+    rows = [[u, i, 1.0, u * 10 + i] for u in range(3) for i in range(4)]
+    ds = frame(rows)
+    if not with_timestamps:
+        ds = ds.with_interactions(ds.interactions.drop(columns="timestamp"))
+    if item_features:
+        ds = Dataset(ds.interactions, items=pd.DataFrame(
+            {"genre_a": [1.0, 0.0, 1.0, 0.0]}, index=pd.Index(range(4), name="item_id")))
+    empty = ds.with_interactions(ds.interactions.iloc[:0])
+    return encode(Split(ds, empty, empty))
+
+
+def toy_plugin(name: str, **hooks):
+    plugin = types.SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()})
+    plugin.__name__ = name
+    return plugin
+
+
+class NaNScores(RecModel):
+    """A closed-form model whose scores are NaN."""
+
+    train_format = TrainFormat.FIT
+
+    def __init__(self, n_items: int):
+        super().__init__()
+        self.n_items = n_items
+        self.register_buffer("dummy", torch.zeros(1))
+
+    def fit(self, data):
+        pass
+
+    def score(self, users, context):
+        return torch.full((len(users), self.n_items), float("nan"))
+
+
+def model_plugin(name: str, build: Callable):
+    """The installed plugins plus one in-test model."""
+    from recframe.plugin import PluginManager
+
+    pm = PluginManager()
+    pm.models.add(ModelSpec(name=name, build=build), plugin="test")
+    return pm
+
+
+# --------------------------------------------------------------------------- triggers
+# data files ---------------------------------------------------------------------------
+
+
+def e101(ctx):
+    return message(lambda: load_csv(ctx.tmp / "nope.csv"))
+
+
+def e102(ctx):
+    from recframe_datasets.plugin import load_ml100k
+
+    ctx.monkeypatch.delenv("RECFRAME_DATA_DIR", raising=False)
+    return message(lambda: load_ml100k(cfg(name="ml-100k", path=str(ctx.tmp / "nowhere"),
+                                           download=False)))
+
+
+def e103(ctx):
+    return csv_error(ctx, "user_id,item_id,rating,timestamp\n1,2,4,10\n1,3,4,11,99\n")
+
+
+def e104(ctx):
+    return csv_error(ctx, "user_id;item_id;rating;timestamp\n1;2;3;4\n")
+
+
+def e105(ctx):
+    return csv_error(ctx, "user_id,item_id,item_id\n1,2,3\n")
+
+
+def e106(ctx):
+    return csv_error(ctx, "userid,item_id,rating,timestamp\n" + GOOD_ROWS)
+
+
+def e107(ctx):
+    return csv_error(ctx, b"user_id,item_id\n\xff,2\n", columns={"rating": None,
+                                                                   "timestamp": None})
+
+
+def e108(ctx):
+    return csv_error(ctx, "")
+
+
+def e109(ctx):
+    return csv_error(ctx, "\nuser_id,item_id\n1,2\n")
+
+
+def e110(ctx):
+    return csv_error(ctx, "user_id,item_id\n1,2\n", name="ratings.parquet")
+
+
+def e111(ctx):
+    return csv_error(ctx, 'user_id,item_id\n"5,2\n6,7\n', columns={"rating": None,
+                                                                    "timestamp": None})
+
+
+def e112(ctx):
+    return csv_error(ctx, "user_id::item_id\n1::2\n", sep="((")
+
+
+def e113(ctx):
+    return csv_error(ctx, "user_id,item_id\n1,2\n", encoding="utf-9")
+
+
+# data content -------------------------------------------------------------------------
+
+
+def e201(ctx):
+    return csv_error(ctx, "user_id,item_id\n1,2\n\n,3\n",
+                     columns={"rating": None, "timestamp": None})
+
+
+def e202(ctx):
+    return csv_error(ctx, "user_id,item_id,rating,timestamp\n1,2,3,4\n1,3,x,5\n")
+
+
+def e203(ctx):
+    path = ctx.tmp / "ratings.parquet"
+    pd.DataFrame({"user_id": [1.0, 2.5], "item_id": [1, 2]}).to_parquet(path)
+    return message(lambda: load_csv(path, columns={"rating": None, "timestamp": None}))
+
+
+def e204(ctx):
+    write(ctx, "movie,title\nm1,Spy\n", name="items.csv")
+    return csv_error(ctx, "user_id,item_id\n1,2\n", columns={"rating": None, "timestamp": None},
+                     item_features={"path": "items.csv", "key": "movie"})
+
+
+def e205(ctx):
+    write(ctx, "item_id,title\n2,Spy\n2,Heat\n", name="items.csv")
+    return csv_error(ctx, "user_id,item_id\n1,2\n", columns={"rating": None, "timestamp": None},
+                     item_features={"path": "items.csv"})
+
+
+def e206(ctx):
+    from recframe.pipeline import validate_interactions
+
+    ds = frame([[1, 2, 4.0, 10], [1, 3, float("inf"), 11]])
+    ds = Dataset(ds.interactions, name="ratings", source="/data/ratings.csv")
+    return message(lambda: validate_interactions(ds, "after loading"))
+
+
+def e207(ctx):
+    from recframe_preprocess.kcore import build_kcore
+
+    step = build_kcore(cfg(name="kcore", user_min=100, item_min=5))
+    return message(lambda: step(frame([[1, 2, 4.0, 10], [1, 3, 5.0, 11]])))
+
+
+def e208(ctx):
+    from recframe.pipeline import validate_interactions
+
+    path = write(ctx, "user_id,item_id\n")
+    ds = load_csv(path, columns={"rating": None, "timestamp": None})
+    return message(lambda: validate_interactions(ds, "after loading"))
+
+
+def e209(ctx):
+    from recframe_preprocess.binarize import build_binarize
+
+    step = build_binarize(cfg(name="binarize"))
+    return message(lambda: step(frame([[1, 2]], columns=("user_id", "item_id"))))
+
+
+def e210(ctx):
+    from recframe_splitters.temporal import build_temporal
+
+    split = build_temporal(cfg(name="temporal"))
+    return message(lambda: split(frame([[1, 2, 4.0]], columns=("user_id", "item_id",
+                                                                "rating"))))
+
+
+def e211(ctx):
+    from recframe_splitters.leave_one_out import build_leave_one_out
+
+    split = build_leave_one_out(cfg(name="leave_one_out"))
+    return message(lambda: split(frame([[1, 2, 4.0, None], [1, 3, 4.0, 5]])))
+
+
+def e212(ctx):
+    from recframe_splitters.temporal import build_temporal
+
+    split = build_temporal(cfg(name="temporal"))
+    return message(lambda: split(frame([[u, i, 1.0, 7] for u in range(3) for i in range(3)])))
+
+
+def e213(ctx):
+    return run_error(ctx, "model=pop", "split.ratios=[1.0,0.0,0.0]")
+
+
+def e214(ctx):
+    from recframe.data.encode import encode
+
+    ds = frame([[1, 2, 4.0, 10]])
+    empty = ds.with_interactions(ds.interactions.iloc[:0])
+    return message(lambda: encode(Split(empty, ds, ds)))
+
+
+def w201(ctx):
+    from recframe.data.encode import encode
+
+    train = frame([[1, 2, 4.0, 10], [1, 3, 4.0, 11]])
+    test = frame([[1, 4, 4.0, 12], [9, 2, 4.0, 13]])
+    empty = train.with_interactions(train.interactions.iloc[:0])
+    with ctx.caplog.at_level(logging.WARNING, logger="recframe.data.encode"):
+        data = encode(Split(train, empty, test))
+    assert data.meta["dropped_eval_interactions_without_train_user"]["test"] == 1
+    return ctx.caplog.text
+
+
+def w202(ctx):
+    from recframe_splitters.random_split import build_random
+
+    split = build_random(cfg(name="random"))
+    with ctx.caplog.at_level(logging.WARNING, logger="recframe_splitters"):
+        split(frame([[1, 2, 4.0, 10], [2, 3, 4.0, 11]]))
+    return ctx.caplog.text
+
+
+# configuration ------------------------------------------------------------------------
+
+
+def e301(ctx):
+    from recframe_datasets.plugin import load_csv as load
+
+    return message(lambda: load(OmegaConf.create({"name": "csv", "path": "???"})))
+
+
+def e302(ctx):
+    path = write(ctx, "user_id,item_id\n1,2\n")
+    return message(lambda: load_csv(path, sepp=";"))
+
+
+def e303(ctx):
+    from recframe_preprocess.binarize import build_binarize
+
+    return message(lambda: build_binarize(cfg(name="binarize", treshold=4)))
+
+
+def e304(ctx):
+    return run_error(ctx, "model.embedding_dim=big")
+
+
+def e305(ctx):
+    return run_error(ctx, "model.reg=-1")
+
+
+def e306(ctx):
+    from recframe_splitters.random_split import build_random
+
+    return message(lambda: build_random(cfg(name="random", ratios=[0.8, 0.2])))
+
+
+def e307(ctx):
+    return resolve_error(ctx, "metrics.ks=[0]")
+
+
+def e308(ctx):
+    return resolve_error(ctx, "metrics.monitor=ndcg@5")
+
+
+def e309(ctx):
+    from recframe.eval.protocol import candidate_policy
+
+    return message(lambda: candidate_policy(cfg(candidates="sample")))
+
+
+def e310(ctx):
+    def setup(conf):
+        conf.preprocess = "dedup"
+
+    return resolve_error(ctx, setup=setup)
+
+
+def e311(ctx):
+    ctx.monkeypatch.delenv("RECFRAME_ANON_KEY", raising=False)
+    return resolve_error(ctx, "preprocess=implicit_anonymized")
+
+
+def e312(ctx):
+    ctx.monkeypatch.setenv("RECFRAME_ANON_KEY", "k")
+    return resolve_error(ctx, "preprocess=implicit_anonymized", "+preprocess.2.key=abc")
+
+
+def e313(ctx):
+    def setup(conf):
+        conf.logger = {"broken": {"_target_": "no_such_module.Logger"}}
+
+    return run_error(ctx, "model=pop", setup=setup)
+
+
+# plugins ------------------------------------------------------------------------------
+
+
+def e401(ctx):
+    return resolve_error(ctx, "model.name=bprr")
+
+
+def e402(ctx):
+    return resolve_error(ctx, "metrics.names=[ndcg,recal]")
+
+
+def e403(ctx):
+    from recframe.plugin import PluginManager
+
+    def register(registry):
+        registry.add(ModelSpec(name="twin", build=lambda info, c: None))
+
+    plugins = [toy_plugin(n, recframe_register_models=register) for n in ("one", "two")]
+    return message(lambda: PluginManager(plugins, load_entry_points=False))
+
+
+def e404(ctx):
+    from recframe.plugin import PluginManager
+
+    def register(registry):
+        raise RuntimeError("no GPU library found")
+
+    plugin = toy_plugin("broken_models", recframe_register_models=register)
+    return message(lambda: PluginManager([plugin], load_entry_points=False))
+
+
+def e405(ctx):
+    import importlib.metadata
+
+    from recframe.plugin import PluginManager
+
+    def load():
+        raise ImportError("No module named 'torch_sparse'")
+
+    ep = types.SimpleNamespace(group="recframe", name="graphs", value="recframe_graphs.plugin",
+                               load=load)
+    dist = types.SimpleNamespace(entry_points=[ep], metadata={"name": "recframe-graphs"},
+                                 version="0.3.0")
+    ctx.monkeypatch.setattr(importlib.metadata, "distributions", lambda: [dist])
+    return message(lambda: PluginManager())
+
+
+# models and data ----------------------------------------------------------------------
+
+
+def _spec(ctx, name: str, need: str) -> ModelSpec:
+    from recframe.plugin.manager import default_manager
+
+    models = default_manager().models
+    if name in models:
+        spec = models.get(name)
+        if need in spec.needs:
+            return spec
+    return ModelSpec(name=name, build=lambda info, c: None, needs=frozenset({need}))
+
+
+def e501(ctx):
+    from recframe.pipeline import check_compatible
+
+    spec = _spec(ctx, "sasrec", "timestamps")
+    return message(lambda: check_compatible(spec, encoded(with_timestamps=False)))
+
+
+def e502(ctx):
+    from recframe.pipeline import check_compatible
+
+    spec = _spec(ctx, "content", "item_features")
+    return message(lambda: check_compatible(spec, encoded()))
+
+
+def e503(ctx):
+    from recframe.pipeline import check_compatible
+
+    spec = ModelSpec(name="user_tower", build=lambda info, c: None,
+                     needs=frozenset({"user_features"}))
+    return message(lambda: check_compatible(spec, encoded(item_features=True)))
+
+
+def e504(ctx):
+    return run_error(ctx, "model=pop", "dataset.n_genres=0", "metrics.names=[ndcg,ild]")
+
+
+# runs ---------------------------------------------------------------------------------
+
+
+def e601(ctx):
+    from recframe.hydra_app import resume_overrides
+
+    return message(lambda: resume_overrides([f"resume={ctx.tmp}"]))
+
+
+def e602(ctx):
+    from recframe.runner import resume_checkpoint
+
+    return message(lambda: resume_checkpoint(cfg(resume=str(ctx.tmp / "run")), ctx.tmp))
+
+
+def e603(ctx):
+    from recframe.hydra_app import resume_overrides
+
+    run_dir = ctx.tmp / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- model=bpr\n")
+    return message(lambda: resume_overrides([f"resume={run_dir}", "-m", "seed=0,1"]))
+
+
+def e604(ctx):
+    from recframe_cf.bpr import BPRMF
+
+    class Diverging(BPRMF):
+        def loss(self, batch):
+            return super().loss(batch) * torch.nan
+
+    pm = model_plugin("diverging", lambda info, c: Diverging(info.n_users, info.n_items, 8))
+    return run_error(ctx, "model=bpr", "model.name=diverging", pm=pm)
+
+
+def e605(ctx):
+    pm = model_plugin("nan_scores", lambda info, c: NaNScores(info.n_items))
+    return run_error(ctx, "model=pop", "model.name=nan_scores", pm=pm)
+
+
+def e606(ctx):
+    from recframe.cli import main
+
+    assert main(["rnu"]) == 2
+    return ctx.capsys.readouterr().err
+
+
+def w601(ctx):
+    from recframe.eval.protocol import candidate_policy, candidate_sampler
+
+    record = candidate_policy(cfg(candidates="sampled", num_negatives=10))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        candidate_sampler(record, n_items=50)
+    return "\n".join(str(w.message) for w in caught)
+
+
+TRIGGERS: dict[str, Callable[[Ctx], str]] = {
+    name.upper(): fn for name, fn in dict(globals()).items()
+    if re.fullmatch(r"[ew]\d{3}", name) and callable(fn)
+}
+
+
+# --------------------------------------------------------------------------- the doc
+
+
+def catalogue() -> dict[str, list[str]]:
+    """Entry id -> the catalogued text fragments, parsed from docs/errors.md."""
+    return {entry: fragments for entry, (fragments, _) in parse_doc().items()}
+
+
+def parse_doc() -> dict[str, tuple[list[str], str]]:
+    """Entry id -> (key text fragments, the example message of its fenced block)."""
+    entries: dict[str, tuple[list[str], str]] = {}
+    current, example, in_block = None, [], False
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"^###\s+([EW]\d{3})\b", line)
+        if heading:
+            current = heading.group(1)
+            assert current not in entries, f"{current} is catalogued twice"
+            entries[current] = ([], "")
+            example = []
+        elif current and line.strip() == "```":
+            in_block = not in_block
+            if not in_block and not entries[current][1]:
+                entries[current] = (entries[current][0], "\n".join(example))
+        elif current and in_block:
+            example.append(line.strip())
+        elif current and line.startswith("- **Key text:**"):
+            entries[current] = (re.findall(r'"([^"]+)"', line), entries[current][1])
+    return entries
+
+
+def test_every_catalogued_error_has_a_trigger_and_key_text():
+    doc = parse_doc()
+    assert doc, "no entries found in docs/errors.md"
+    assert sorted(doc) == sorted(TRIGGERS), (
+        f"only in docs/errors.md: {sorted(set(doc) - set(TRIGGERS))}; "
+        f"only in this test: {sorted(set(TRIGGERS) - set(doc))}"
+    )
+    for entry, (fragments, example) in doc.items():
+        assert fragments, f"{entry} has no key text"
+        assert example, f"{entry} has no example message"
+        for fragment in fragments:
+            assert fragment in example, f"{entry}: key text {fragment!r} not in its example"
+
+
+@pytest.mark.parametrize("entry", sorted(TRIGGERS))
+def test_catalogued_message(entry, tmp_path, compose, monkeypatch, caplog, capsys):
+    text = TRIGGERS[entry](Ctx(tmp_path, compose, monkeypatch, caplog, capsys))
+    if os.environ.get("RECFRAME_PRINT_CATALOGUE"):  # to refresh the examples in the doc
+        print(f"\n@@ {entry}\n{text.replace(str(tmp_path), '/data')}\n@@")
+    fragments = catalogue().get(entry)
+    assert fragments, f"{entry} is not in docs/errors.md"
+    for fragment in fragments:
+        assert fragment in text, f"{entry}: {fragment!r} not in {text!r}"
