@@ -137,3 +137,25 @@ def test_ddp_training_is_comparable_to_single_process(ddp_bpr):
     _, ddp, single = ddp_bpr
     a, b = ddp["metrics"]["test"]["ndcg@10"], single["metrics"]["test"]["ndcg@10"]
     assert a == pytest.approx(b, rel=0.35), (a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, extra", [
+    ("ease", []),
+    ("pop", []),
+    ("sasrec", ["split=leave_one_out", "model.max_seq_len=20", "trainer.max_epochs=2"]),
+])
+def test_ddp_closed_form_and_sequence_models_match_one_process(model, extra, tmp_path):
+    """Closed-form models fit identically on every rank; a sequence model trains under DDP;
+    both evaluate exactly like one process on the saved checkpoint."""
+    from recframe.hydra_app import compose_config
+
+    if model not in default_manager().models:
+        pytest.skip(f"model {model} is not installed")
+    overrides = SMALL + [f"model={model}", *extra]
+    ddp = _run_cli(tmp_path, *overrides, "trainer=ddp", "trainer.devices=2")
+    assert ddp["status"] == "ok" and ddp["world_size"] == 2
+    metrics, frame = evaluate_checkpoint(compose_config(overrides), ddp["best_checkpoint"])
+    assert_same_per_user(pd.read_parquet(Path(ddp["_dir"]) / "per_user.parquet"), frame)
+    for key, value in metrics.items():
+        assert ddp["metrics"]["test"][key] == pytest.approx(value, abs=1e-6), key

@@ -1,3 +1,22 @@
-"""Entry point module of recframe_hybrid."""
+"""Entry point of the hybrid plugin: registers ``lightfm_style`` and ``ensemble``."""
 
-from recframe.api import hookimpl  # noqa: F401
+from __future__ import annotations
+
+from recframe.api import ModelSpec, hookimpl
+from recframe_hybrid.ensemble import build_ensemble
+from recframe_hybrid.lightfm_style import build_lightfm_style
+
+
+@hookimpl
+def recframe_register_models(registry) -> None:
+    registry.add(ModelSpec(
+        name="lightfm_style", build=build_lightfm_style, family="hybrid",
+        needs=frozenset({"item_features"}),
+        description="LightFM-style hybrid MF: id + feature embedding sums, BPR or WARP "
+                    "(Kula, CBRecSys 2015; Weston et al., IJCAI 2011)",
+    ))
+    registry.add(ModelSpec(
+        name="ensemble", build=build_ensemble, family="hybrid",
+        description="Weighted sum of per-user normalized scores of two or more models "
+                    "(score fusion, Fox & Shaw 1994)",
+    ))

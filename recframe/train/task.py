@@ -46,6 +46,10 @@ class RecTask(pl.LightningModule):
             self.register_buffer("item_popularity", item_popularity.float(), persistent=False)
         else:
             self.item_popularity = None
+        if not any(p.requires_grad for p in model.parameters()):
+            # DDP refuses to wrap a module without trainable parameters (Pop, EASE, ...);
+            # this unused scalar lets closed-form models run under trainer=ddp unchanged.
+            self.ddp_anchor = torch.nn.Parameter(torch.zeros(()))
         self._acc = PerUserAccumulator()
         self._nan_scores = torch.zeros((), dtype=torch.long)
         self._item_counts: dict[int, torch.Tensor] = {}
@@ -79,7 +83,11 @@ class RecTask(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Any:
         if self.is_closed_form:
-            return None
+            if self.trainer.world_size <= 1:
+                return None
+            # DDP cannot skip a step: a zero loss over every trainable parameter
+            # keeps the ranks' (no-op) gradient all-reduce in step
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
         loss = self.model.loss(batch)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(

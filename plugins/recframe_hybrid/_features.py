@@ -1,0 +1,85 @@
+"""Feature tables for hybrid models, loaded in ``prepare`` from the encoded feature frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from recframe.api import FeatureSpec
+
+
+def numeric_table(frame: pd.DataFrame | None, specs: tuple[FeatureSpec, ...], n: int
+                  ) -> torch.Tensor:
+    """Numeric columns as ``[n, F]`` float32, each divided by its largest absolute value
+    (0/1 flags stay 0/1, ages fall in [0, 1]); all-zero columns are left as they are."""
+    names = [s.name for s in specs if s.kind == "numeric"]
+    if frame is None or not names:
+        return torch.zeros(n, 0)
+    x = frame[names].to_numpy(dtype=np.float64)
+    top = np.abs(x).max(axis=0)
+    return torch.from_numpy((x / np.where(top > 0, top, 1.0)).astype(np.float32))
+
+
+def code_table(frame: pd.DataFrame | None, specs: tuple[FeatureSpec, ...], n: int
+               ) -> torch.Tensor:
+    """Categorical ``<col>__code`` columns as ``[n, C]`` int64 (0 = missing)."""
+    names = [f"{s.name}__code" for s in specs if s.kind == "categorical"]
+    if frame is None or not names:
+        return torch.zeros(n, 0, dtype=torch.long)
+    return torch.from_numpy(frame[names].to_numpy(dtype=np.int64, copy=True))
+
+
+class FeatureBag(nn.Module):
+    """LightFM's representation of an entity: the sum of the embeddings of its features.
+
+    Entity ``k`` has its indicator (id) feature with weight 1, numeric features
+    ``x_kf`` (max-abs scaled) and one code per categorical column (a missing value
+    has its own code 0); its vector is
+
+        e_k = (E_id[k] + sum_f x_kf E_num[f] + sum_c E_c[code_kc]) / norm_k
+
+    with ``norm_k = 1 + sum_f |x_kf| + C`` when ``normalize`` (LightFM's
+    normalisation of each feature row to sum 1), else 1.
+    """
+
+    def __init__(self, n: int, specs: tuple[FeatureSpec, ...], dim: int, init_std: float,
+                 normalize: bool) -> None:
+        super().__init__()
+        self.n, self.specs, self.normalize = n, specs, normalize
+        n_numeric = sum(s.kind == "numeric" for s in specs)
+        cats = [s for s in specs if s.kind == "categorical"]
+        self.ids = nn.Embedding(n, dim)
+        self.numeric_emb = nn.Parameter(torch.empty(n_numeric, dim))
+        self.cats = nn.ModuleList(nn.Embedding(s.cardinality, dim) for s in cats)
+        for weight in (self.ids.weight, self.numeric_emb, *(e.weight for e in self.cats)):
+            nn.init.normal_(weight, std=init_std)
+        self.register_buffer("numeric", torch.zeros(n, n_numeric), persistent=False)
+        self.register_buffer("codes", torch.zeros(n, len(cats), dtype=torch.long),
+                             persistent=False)
+
+    @property
+    def has_features(self) -> bool:
+        return self.numeric.shape[1] + self.codes.shape[1] > 0
+
+    def load(self, frame: pd.DataFrame | None, device: torch.device) -> None:
+        self.numeric = numeric_table(frame, self.specs, self.n).to(device)
+        self.codes = code_table(frame, self.specs, self.n).to(device)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        out = self.ids(idx)
+        if not self.has_features:
+            return out
+        num = self.numeric[idx]
+        codes = self.codes[idx]
+        out = out + num @ self.numeric_emb
+        for c, emb in enumerate(self.cats):
+            out = out + emb(codes[..., c])
+        if self.normalize:
+            norm = 1.0 + num.abs().sum(-1, keepdim=True) + len(self.cats)
+            out = out / norm
+        return out
+
+    def all(self) -> torch.Tensor:
+        return self(torch.arange(self.n, device=self.ids.weight.device))

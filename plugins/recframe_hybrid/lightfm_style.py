@@ -1,0 +1,129 @@
+"""LightFM-style hybrid factorization: users and items as sums of feature embeddings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from recframe.api import DataInfo, FeatureSpec, RecData, RecModel, TrainFormat
+from recframe_hybrid._features import FeatureBag
+from recframe_hybrid._params import (
+    bool_param,
+    choice_param,
+    feature_specs,
+    float_param,
+    int_param,
+)
+
+
+class LightFMStyle(RecModel):
+    """Hybrid matrix factorization with metadata embeddings.
+
+    Kula, "Metadata Embeddings for User and Item Cold-start Recommendations",
+    CBRecSys @ RecSys 2015 (LightFM). A user or item is the sum of the
+    embeddings of its features: its id, its numeric features (e.g. genre flags,
+    weighted by their max-abs scaled values) and one embedding per categorical
+    column (see :class:`FeatureBag`; rows normalized to weight 1 when
+    ``normalize_features``). Score ``s(u, i) = <p_u, q_i> + b_i`` where ``b_i``
+    is the same feature sum over scalar biases (``use_biases``). User features
+    are used when the data has them and ``use_user_features``.
+
+    Losses over a positive ``i`` and ``num_negatives`` sampled negatives ``j``:
+
+    - ``bpr``: mean of ``-log sigmoid(s(u, i) - s(u, j))`` (Rendle et al., UAI 2009).
+    - ``warp``: Weston, Bengio & Usunier, "WSABIE: Scaling Up to Large Vocabulary
+      Image Annotation", IJCAI 2011. Approximation: instead of drawing negatives
+      one at a time until one violates ``s(u, j) > s(u, i) - margin``, all
+      ``num_negatives`` are scored at once; with ``v`` violators the rank of the
+      positive is estimated as ``r = floor(v (n_items - 1) / num_negatives)`` (the
+      same expectation as WARP's ``(n_items - 1) / trials``) and the hinge on the
+      hardest (highest-scoring) negative is weighted by ``log(1 + r)`` (WARP's
+      ``L(r) = sum_{k<=r} 1/k``, up to a constant): ``log(1 + r) *
+      max(0, margin - s(u, i) + max_j s(u, j))``. Positives with no violator
+      contribute 0.
+
+    Plus ``reg`` x the mean squared L2 norm of the batch's user/item vectors.
+    """
+
+    train_format = TrainFormat.PAIRS
+    needs = frozenset({"item_features"})
+
+    def __init__(self, info: DataInfo, item_specs: tuple[FeatureSpec, ...],
+                 user_specs: tuple[FeatureSpec, ...], embedding_dim: int = 64,
+                 loss: str = "warp", num_negatives: int = 10, use_biases: bool = True,
+                 normalize_features: bool = True, reg: float = 0.0, init_std: float = 0.1,
+                 margin: float = 1.0) -> None:
+        super().__init__()
+        self.users = FeatureBag(info.n_users, user_specs, embedding_dim, init_std,
+                                normalize_features)
+        self.items = FeatureBag(info.n_items, item_specs, embedding_dim, init_std,
+                                normalize_features)
+        self.item_bias = (FeatureBag(info.n_items, item_specs, 1, 0.0, normalize_features)
+                          if use_biases else None)
+        self.loss_name = loss
+        self.num_negatives = num_negatives
+        self.reg = reg
+        self.margin = margin
+        self.n_items = info.n_items
+
+    def prepare(self, data: RecData) -> None:
+        device = self.users.ids.weight.device
+        self.users.load(data.user_features, device)
+        self.items.load(data.item_features, device)
+        if self.item_bias is not None:
+            self.item_bias.load(data.item_features, device)
+
+    def _score_items(self, u: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor,
+                                                                           torch.Tensor]:
+        q = self.items(items)
+        s = (u.unsqueeze(-2) * q).sum(-1) if items.dim() == 2 else (u * q).sum(-1)
+        if self.item_bias is not None:
+            s = s + self.item_bias(items).squeeze(-1)
+        return s, q
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        u = self.users(batch["users"])  # [B, d]
+        s_pos, q_pos = self._score_items(u, batch["pos"])  # [B]
+        s_neg, q_neg = self._score_items(u, batch["neg"])  # [B, n]
+        if self.loss_name == "bpr":
+            loss = -nn.functional.logsigmoid(s_pos.unsqueeze(1) - s_neg).mean()
+        else:
+            with torch.no_grad():
+                violators = (s_neg > (s_pos.unsqueeze(1) - self.margin)).sum(1).float()
+                rank = torch.floor(violators * (self.n_items - 1) / s_neg.shape[1])
+                weight = torch.log1p(rank)
+            hinge = torch.relu(self.margin - s_pos + s_neg.max(1).values)
+            loss = (weight * hinge).mean()
+        if self.reg:
+            l2 = u.pow(2).sum(-1).mean() + q_pos.pow(2).sum(-1).mean() \
+                + q_neg.pow(2).sum(-1).mean()
+            loss = loss + self.reg * l2
+        return loss
+
+    def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        scores = self.users(users) @ self.items.all().T
+        if self.item_bias is not None:
+            scores = scores + self.item_bias.all().T
+        return scores
+
+
+def build_lightfm_style(info: DataInfo, cfg: Any) -> LightFMStyle:
+    max_card = int_param(cfg, "max_cardinality", 100)
+    use_user = bool_param(cfg, "use_user_features", True)
+    user_specs = feature_specs(info, cfg, "user", max_card) if use_user else ()
+    margin = float_param(cfg, "margin", 1.0, strict=True)
+    return LightFMStyle(
+        info,
+        item_specs=feature_specs(info, cfg, "item", max_card),
+        user_specs=user_specs,
+        embedding_dim=int_param(cfg, "embedding_dim", 64),
+        loss=choice_param(cfg, "loss", "warp", ("bpr", "warp")),
+        num_negatives=int_param(cfg, "num_negatives", 10),
+        use_biases=bool_param(cfg, "use_biases", True),
+        normalize_features=bool_param(cfg, "normalize_features", True),
+        reg=float_param(cfg, "reg", 0.0),
+        init_std=float_param(cfg, "init_std", 0.1, strict=True),
+        margin=margin,
+    )
