@@ -20,6 +20,15 @@ from recframe.models import (
     dense_history,
     least_squares_fold_in,
 )
+from recframe.params import (
+    bool_param,
+    choice_param,
+    columns_param,
+    feature_specs,
+    float_param,
+    int_param,
+    layers_param,
+)
 from recframe.plugin import (
     DatasetSpec,
     MetricSpec,
@@ -36,4 +45,6 @@ __all__ = [
     "GlobalInput", "MetricInput", "MetricSpec", "ModelSpec", "PreprocessorSpec", "RecData",
     "RecModel", "RecframeError", "Split", "SplitterSpec", "TrainFormat", "build_model",
     "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",
+    "bool_param", "choice_param", "columns_param", "feature_specs", "float_param", "int_param",
+    "layers_param",
 ]

@@ -6,8 +6,16 @@ from typing import Any
 
 import torch
 
-from recframe.api import ConfigError, DataInfo, RecData, RecModel, TrainFormat, dense_history
-from recframe_cf._params import float_param, int_param
+from recframe.api import (
+    ConfigError,
+    DataInfo,
+    RecData,
+    RecModel,
+    TrainFormat,
+    dense_history,
+    float_param,
+    int_param,
+)
 
 
 class EASE(RecModel):

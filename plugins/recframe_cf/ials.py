@@ -9,8 +9,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recframe.api import DataInfo, RecData, RecModel, TrainFormat, dense_history
-from recframe_cf._params import choice_param, float_param, int_param
+from recframe.api import (
+    DataInfo,
+    RecData,
+    RecModel,
+    TrainFormat,
+    choice_param,
+    dense_history,
+    float_param,
+    int_param,
+)
 
 # Largest float tensor (in elements) built per chunk of rows while solving: bounds fit memory.
 _CHUNK_CELLS = 1 << 24

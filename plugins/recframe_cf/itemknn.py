@@ -7,8 +7,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from recframe.api import ConfigError, DataInfo, RecData, RecModel, TrainFormat, dense_history
-from recframe_cf._params import float_param, int_param
+from recframe.api import (
+    ConfigError,
+    DataInfo,
+    RecData,
+    RecModel,
+    TrainFormat,
+    dense_history,
+    float_param,
+    int_param,
+)
 from recframe_cf._sparse import to_csr
 
 # Rows of the item-item co-occurrence densified at once while fitting (bounds fit memory).

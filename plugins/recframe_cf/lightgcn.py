@@ -8,8 +8,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from recframe.api import DataInfo, RecData, RecframeError, RecModel, TrainFormat
-from recframe_cf._params import float_param, int_param
+from recframe.api import (
+    DataInfo,
+    RecData,
+    RecframeError,
+    RecModel,
+    TrainFormat,
+    float_param,
+    int_param,
+)
 from recframe_cf._sparse import symmetric_matmul, to_csr
 
 
@@ -119,7 +126,7 @@ def build_lightgcn(info: DataInfo, cfg: Any) -> LightGCN:
     return LightGCN(
         info.n_users, info.n_items,
         embedding_dim=int_param(cfg, "embedding_dim", 64),
-        layers=int_param(cfg, "layers", 3, low=0),
+        layers=int_param(cfg, "layers", 3, minimum=0),
         reg=float_param(cfg, "reg", 1e-4),
         num_negatives=int_param(cfg, "num_negatives", 2),
         init_std=float_param(cfg, "init_std", 0.1, strict=True),

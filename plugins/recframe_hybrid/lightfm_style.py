@@ -7,15 +7,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from recframe.api import DataInfo, FeatureSpec, RecData, RecModel, TrainFormat
-from recframe_hybrid._features import FeatureBag
-from recframe_hybrid._params import (
+from recframe.api import (
+    DataInfo,
+    FeatureSpec,
+    RecData,
+    RecModel,
+    TrainFormat,
     bool_param,
     choice_param,
     feature_specs,
     float_param,
     int_param,
 )
+from recframe_hybrid._features import FeatureBag
 
 
 class LightFMStyle(RecModel):

@@ -7,8 +7,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from recframe.api import DataInfo, FeatureSpec, RecData, RecModel, TrainFormat
-from recframe_mlp._params import feature_specs, float_param, int_param, layers_param
+from recframe.api import (
+    DataInfo,
+    FeatureSpec,
+    RecData,
+    RecModel,
+    TrainFormat,
+    feature_specs,
+    float_param,
+    int_param,
+    layers_param,
+)
 from recframe_mlp._tower import SplitMLP, code_table, module_device, numeric_table
 
 

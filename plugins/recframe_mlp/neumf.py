@@ -7,8 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from recframe.api import DataInfo, RecModel, TrainFormat
-from recframe_mlp._params import float_param, int_param, layers_param
+from recframe.api import DataInfo, RecModel, TrainFormat, float_param, int_param, layers_param
 from recframe_mlp._tower import SplitMLP
 
 

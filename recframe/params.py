@@ -1,4 +1,8 @@
-"""Hyperparameter validation shared by the MLP models: every error names ``model.<key>``."""
+"""Validation helpers for model hyperparameters: every error names ``model.<key>``.
+
+Part of the public plugin API (re-exported by :mod:`recframe.api`), so plugins
+do not each write their own.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from recframe.api import ConfigError, DataInfo, FeatureSpec
+from recframe.data.encode import DataInfo, FeatureSpec
+from recframe.errors import ConfigError
 
 
 def int_param(cfg: Any, key: str, default: int, minimum: int = 1) -> int:
