@@ -707,7 +707,8 @@ def _step_config(name: str, cfg: Any) -> DictConfig:
 
 def check_preprocessor(name_or_spec: str | PreprocessorSpec, cfg: Any = None, *,
                        dataset: Dataset | None = None,
-                       pm: PluginManager | None = None) -> Dataset:
+                       pm: PluginManager | None = None,
+                       rewrites_ids: bool = False) -> Dataset:
     """Check a preprocessing step built from ``cfg`` (one ``preprocess`` entry).
 
     On ``dataset`` (default: :func:`sample_dataset`, with repeated pairs and NaN
@@ -715,7 +716,9 @@ def check_preprocessor(name_or_spec: str | PreprocessorSpec, cfg: Any = None, *,
     ``item_id``; leaves its input unchanged (pure); gives the same output twice
     (deterministic); surviving rows keep their original index labels (unique,
     a subset of the input's, with the same user and item); and when it drops
-    rows it logs a message mentioning how many. Returns the output.
+    rows it logs a message mentioning how many. A step that maps ids on
+    purpose (``rewrites_ids=True``, e.g. ``anonymize``) must instead map equal
+    raw ids to equal new ids and distinct ones to distinct ones. Returns the output.
     """
     name, pm = _manager_with(name_or_spec, pm)
     if name not in pm.preprocessors:
@@ -744,7 +747,13 @@ def check_preprocessor(name_or_spec: str | PreprocessorSpec, cfg: Any = None, *,
         _fail(f"{who}: surviving rows must keep their original index labels (unique, a "
               f"subset of the input's); do not reset_index()")
     same = ds.interactions.loc[index, [USER, ITEM]]
-    if not (same.to_numpy() == out.interactions[[USER, ITEM]].to_numpy()).all():
+    if rewrites_ids:
+        for col in (USER, ITEM):
+            pairs = pd.DataFrame({"raw": same[col].to_numpy(),
+                                  "new": out.interactions[col].to_numpy()}).drop_duplicates()
+            if pairs["raw"].duplicated().any() or pairs["new"].duplicated().any():
+                _fail(f"{who}: the {col} mapping is not one-to-one")
+    elif not (same.to_numpy() == out.interactions[[USER, ITEM]].to_numpy()).all():
         _fail(f"{who}: rows kept their index label but not their user/item ids")
     dropped = len(ds.interactions) - len(out.interactions)
     if dropped > 0:
