@@ -1,0 +1,168 @@
+"""Shared pieces of the sequence models: token mapping, output layer, losses, parameters.
+
+Item ids are shifted by one inside the models: token ``0`` is padding (the
+``-1`` of the batches), tokens ``1..n_items`` are items, and BERT4Rec adds
+``n_items + 1`` as its ``[MASK]`` token. Scores are returned for item ids
+``0..n_items-1`` (tokens ``1..n_items``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from recframe.api import ConfigError, DataInfo, RecModel, TrainFormat
+
+PAD = 0
+
+
+class SequenceModel(RecModel):
+    """Base of the next-item models: item embeddings with a padding row and a tied
+    output layer ``logits = h @ E[1:n_items+1].T + b``.
+
+    Subclasses implement ``encode(tokens) -> [B, L, d]`` and the loss.
+    """
+
+    train_format = TrainFormat.SEQUENCES
+    needs = frozenset({"timestamps"})
+
+    def __init__(self, n_items: int, embedding_dim: int, max_seq_len: int,
+                 extra_tokens: int = 0) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.max_seq_len = max_seq_len
+        self.item_emb = nn.Embedding(n_items + 1 + extra_tokens, embedding_dim, padding_idx=PAD)
+        self.out_bias = nn.Parameter(torch.zeros(n_items))
+
+    @staticmethod
+    def tokens(seq: torch.Tensor) -> torch.Tensor:
+        """Batch item ids (``-1`` = padding) to tokens (``0`` = padding, items from 1)."""
+        return seq.clamp(min=-1) + 1
+
+    def output_weight(self) -> torch.Tensor:
+        """Output embeddings of the real items, ``[n_items, d]`` (tied with the input)."""
+        return self.item_emb.weight[1 : self.n_items + 1]
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Scores of all items for hidden states ``h`` ``[..., d]`` -> ``[..., n_items]``."""
+        return h @ self.output_weight().T + self.out_bias
+
+    def full_ce(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Softmax cross-entropy over the whole catalogue; ``h`` ``[N, d]``, item ids ``[N]``."""
+        return F.cross_entropy(self.logits(h), targets)
+
+
+def next_item_pairs(seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs ``seq[:, :-1]``, targets ``seq[:, 1:]`` and the mask of positions to train on
+    (both the input and the target are real items)."""
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    return inputs, targets, (inputs >= 0) & (targets >= 0)
+
+
+def trim(seq: torch.Tensor) -> torch.Tensor:
+    """Drop the leading columns that are padding in every row of a left-padded ``seq``.
+
+    Exact for our encoders (positions count from the end, padding is never attended
+    to or trained on) and saves most of the work when a batch's histories are short.
+    """
+    longest = int((seq >= 0).sum(1).max()) if seq.numel() else 0
+    return seq[:, seq.shape[1] - max(longest, 1) :]
+
+
+def left_align(seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's items to the front (left-padded -> right-padded); also the lengths.
+
+    Causal encoders (the GRU) then see no padding before the first item, and
+    position ``lengths - 1`` holds the state after the last item.
+    """
+    length = seq.shape[1]
+    lengths = (seq >= 0).sum(1)
+    idx = (torch.arange(length, device=seq.device) + (length - lengths).unsqueeze(1)) % length
+    return seq.gather(1, idx), lengths
+
+
+def last_window(seq: torch.Tensor, length: int) -> torch.Tensor:
+    """The last ``length`` columns of a left-padded ``seq``, left-padding if it is shorter."""
+    if seq.shape[1] >= length:
+        return seq[:, seq.shape[1] - length :]
+    pad = seq.new_full((seq.shape[0], length - seq.shape[1]), -1)
+    return torch.cat([pad, seq], dim=1)
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """Truncated-normal init of embeddings and linear layers (BERT-style), zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+
+
+# -- parameters ---------------------------------------------------------------
+def _read(cfg: Any, key: str, default: Any) -> Any:
+    try:
+        return cfg.get(key, default) if cfg is not None else default
+    except Exception as exc:  # unresolvable interpolation, missing value
+        raise ConfigError(f"model.{key}: cannot read the value: {exc}") from exc
+
+
+def get_int(cfg: Any, key: str, default: int, minimum: int = 1) -> int:
+    value = _read(cfg, key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"model.{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def get_float(cfg: Any, key: str, default: float, low: float = 0.0, high: float = math.inf,
+              high_open: bool = False, low_open: bool = False) -> float:
+    value = _read(cfg, key, default)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ConfigError(f"model.{key} must be a number in {lo}{low}, {high}{hi}, got {value!r}")
+    return float(value)
+
+
+def get_bool(cfg: Any, key: str, default: bool) -> bool:
+    value = _read(cfg, key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"model.{key} must be true or false, got {value!r}")
+    return value
+
+
+def get_choice(cfg: Any, key: str, default: str, choices: Sequence[str]) -> str:
+    value = _read(cfg, key, default)
+    if value not in choices:
+        raise ConfigError(f"model.{key} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def transformer_params(info: DataInfo, cfg: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters SASRec and BERT4Rec share, validated."""
+    dim = get_int(cfg, "embedding_dim", defaults["embedding_dim"])
+    heads = get_int(cfg, "num_heads", defaults["num_heads"])
+    if dim % heads:
+        raise ConfigError(
+            f"model.num_heads must divide model.embedding_dim ({dim}), got {heads}")
+    return {
+        "n_items": info.n_items,
+        "max_seq_len": get_int(cfg, "max_seq_len", defaults["max_seq_len"],
+                               minimum=defaults.get("min_seq_len", 1)),
+        "embedding_dim": dim,
+        "num_blocks": get_int(cfg, "num_blocks", defaults["num_blocks"]),
+        "num_heads": heads,
+        "ffn_dim": get_int(cfg, "ffn_dim", defaults["ffn_dim"]),
+        "dropout": get_float(cfg, "dropout", defaults["dropout"], 0.0, 1.0, high_open=True),
+        "init_std": get_float(cfg, "init_std", defaults["init_std"], 0.0, low_open=True),
+    }

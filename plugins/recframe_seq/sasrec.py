@@ -1,0 +1,143 @@
+"""SASRec: causal self-attention over the item sequence, full or sampled softmax loss."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from recframe.api import DataInfo, RecData
+from recframe_seq._common import (
+    SequenceModel,
+    get_bool,
+    get_choice,
+    get_int,
+    init_weights,
+    last_window,
+    next_item_pairs,
+    transformer_params,
+    trim,
+)
+
+
+def causal_padding_mask(pad: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Boolean attention mask ``[B * heads, L, L]`` (True = blocked): position ``i`` sees
+    the real items at positions ``<= i``. Every position may attend to itself, so rows
+    of padding never become all-blocked (which would turn softmax into NaN)."""
+    length = pad.shape[1]
+    eye = torch.eye(length, dtype=torch.bool, device=pad.device)
+    future = torch.ones(length, length, dtype=torch.bool, device=pad.device).triu(1)
+    mask = (future | pad.unsqueeze(1)) & ~eye  # [B, L, L]
+    return mask.repeat_interleave(num_heads, dim=0)
+
+
+class SASRec(SequenceModel):
+    """Self-attentive sequential recommendation.
+
+    Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018.
+    Input ``x_t = sqrt(d) E[i_t] + P[t]`` (learned absolute positions; the most
+    recent item is always at position ``L-1`` because sequences are
+    left-padded), dropout, then ``num_blocks`` causal self-attention blocks.
+    We use pre-LN blocks (LayerNorm before attention and before the
+    feed-forward, plus a final LayerNorm), as the authors' code normalises the
+    queries before attention and pre-LN trains stably without warm-up.
+
+    Loss (``loss: ce``, default): softmax cross-entropy over all items at every
+    non-padded position, ``-log softmax(h_t E^T + b)[i_{t+1}]`` -- the "full
+    CE" variant that beats the paper's binary cross-entropy with one negative
+    (Klenitskiy & Vasilev, "Turning Dross Into Gold Loss: is BERT4Rec really
+    better than SASRec?", RecSys 2023; Petrov & Macdonald, "gSASRec", RecSys
+    2023). ``loss: sampled``: sampled softmax over the positive and
+    ``num_negatives`` negatives shared by the batch (uniform, or by training
+    popularity with ``sampling: popularity``), accidental hits removed, with
+    optional logQ correction (subtract ``log q(i)`` from every logit; a
+    constant, i.e. no effect, under uniform sampling).
+
+    Score of a user: ``h_L E^T + b``, the last position's output against the
+    (tied) item embeddings.
+    """
+
+    def __init__(self, n_items: int, max_seq_len: int = 50, embedding_dim: int = 64,
+                 num_blocks: int = 2, num_heads: int = 1, ffn_dim: int = 256,
+                 dropout: float = 0.2, init_std: float = 0.02, loss: str = "ce",
+                 num_negatives: int = 256, sampling: str = "uniform",
+                 logq_correction: bool = False) -> None:
+        super().__init__(n_items, embedding_dim, max_seq_len)
+        self.num_heads = num_heads
+        self.loss_type = loss
+        self.num_negatives = num_negatives
+        self.sampling = sampling
+        self.logq_correction = logq_correction
+        self.pos_emb = nn.Embedding(max_seq_len, embedding_dim)
+        self.emb_dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(
+            embedding_dim, num_heads, ffn_dim, dropout, activation="gelu",
+            batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_blocks, norm=nn.LayerNorm(embedding_dim),
+                                             enable_nested_tensor=False)
+        init_weights(self, init_std)
+        # log q(i) of the sampling distribution (sampled loss); filled in prepare()
+        self.register_buffer("log_q", torch.full((n_items,), -math.log(n_items)),
+                             persistent=False)
+
+    def prepare(self, data: RecData) -> None:
+        if self.sampling == "popularity":
+            counts = data.item_popularity().astype(np.float64) + 1.0
+            log_q = torch.from_numpy(np.log(counts / counts.sum())).float()
+            self.log_q = log_q.to(self.log_q.device)
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        """Outputs ``[B, L, d]`` for a left-padded ``seq`` ``[B, L]`` (L <= max_seq_len)."""
+        length = seq.shape[1]
+        pad = seq < 0
+        positions = torch.arange(self.max_seq_len - length, self.max_seq_len, device=seq.device)
+        x = self.item_emb(self.tokens(seq)) * math.sqrt(self.item_emb.embedding_dim)
+        x = self.emb_dropout(x + self.pos_emb(positions)) * (~pad).unsqueeze(-1)
+        return self.encoder(x, mask=causal_padding_mask(pad, self.num_heads))
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs, targets, valid = next_item_pairs(trim(batch["seq"]))
+        h = self.encode(inputs)[valid]
+        targets = targets[valid]
+        if self.loss_type == "ce":
+            return self.full_ce(h, targets)
+        return self.sampled_ce(h, targets)
+
+    def sampled_ce(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Sampled softmax: the positive against ``num_negatives`` negatives shared by the
+        batch; negatives equal to a row's positive are masked out."""
+        k = self.num_negatives
+        if self.sampling == "popularity":
+            neg = torch.multinomial(self.log_q.exp(), k, replacement=True)
+        else:
+            neg = torch.randint(self.n_items, (k,), device=h.device)
+        weight, bias = self.output_weight(), self.out_bias
+        pos_logit = (h * weight[targets]).sum(-1) + bias[targets]  # [N]
+        neg_logit = h @ weight[neg].T + bias[neg]  # [N, k]
+        if self.logq_correction:
+            pos_logit = pos_logit - self.log_q[targets]
+            neg_logit = neg_logit - self.log_q[neg]
+        neg_logit = neg_logit.masked_fill(neg.unsqueeze(0) == targets.unsqueeze(1), -torch.inf)
+        logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1)
+        return F.cross_entropy(logits, torch.zeros_like(targets))
+
+    def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        seq = trim(last_window(context["seq"], self.max_seq_len))
+        return self.logits(self.encode(seq)[:, -1])
+
+
+def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:
+    params = transformer_params(info, cfg, {
+        "max_seq_len": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 1,
+        "ffn_dim": 256, "dropout": 0.2, "init_std": 0.02})
+    return SASRec(
+        **params,
+        loss=get_choice(cfg, "loss", "ce", ("ce", "sampled")),
+        num_negatives=get_int(cfg, "num_negatives", 256),
+        sampling=get_choice(cfg, "sampling", "uniform", ("uniform", "popularity")),
+        logq_correction=get_bool(cfg, "logq_correction", False),
+    )

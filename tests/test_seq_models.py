@@ -1,0 +1,134 @@
+"""Sequence models (recframe_seq): gru4rec, sasrec, bert4rec."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from recframe.api import ConfigError, DataInfo
+from recframe.plugin.manager import default_manager
+from recframe.runner import run_experiment
+
+MODELS = ("gru4rec", "sasrec", "bert4rec")
+LOO = "split=leave_one_out"
+# Small and fast on the planted synthetic data (FAST in conftest: 300 users x 200 items).
+SMALL = ["model.max_seq_len=50", "model.embedding_dim=32"]
+EXTRA = {
+    "gru4rec": ["trainer.max_epochs=15", "model.hidden_size=64", "model.lr=0.003"],
+    "sasrec": ["trainer.max_epochs=8", "model.lr=0.003"],
+    "bert4rec": ["trainer.max_epochs=15", "model.lr=0.003", "model.mask_prob=0.3"],
+}
+
+
+@pytest.fixture(scope="module")
+def pop_ndcg(tmp_path_factory) -> float:
+    from recframe.hydra_app import compose_config
+    from tests.conftest import FAST
+
+    cfg = compose_config([*FAST, "model=pop", LOO])
+    return run_experiment(cfg, tmp_path_factory.mktemp("pop"))["metrics"]["test"]["ndcg@10"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_beats_pop_on_planted_structure(name, compose, tmp_path, pop_ndcg):
+    cfg = compose(f"model={name}", LOO, *SMALL, *EXTRA[name])
+    results = run_experiment(cfg, tmp_path)
+    ndcg = results["metrics"]["test"]["ndcg@10"]
+    assert ndcg > 1.1 * pop_ndcg, (name, ndcg, pop_ndcg)
+
+
+def _build(name: str, n_items: int = 30, **params):
+    spec = default_manager().models.get(name)
+    return spec.build(DataInfo(n_users=5, n_items=n_items, has_timestamps=True),
+                      OmegaConf.create({"name": name, **params}))
+
+
+def _context(n_items: int, max_len: int) -> dict[str, torch.Tensor]:
+    seq = torch.full((4, max_len), -1, dtype=torch.long)
+    seq[0, -3:] = torch.tensor([1, 2, 3])
+    seq[1] = torch.arange(max_len) % n_items  # full row
+    seq[2, -1] = 7  # one item; row 3 stays empty
+    return {"seq": seq, "seen_rows": torch.zeros(0, dtype=torch.long),
+            "seen_cols": torch.zeros(0, dtype=torch.long)}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_score_shape_dtype_finite(name):
+    torch.manual_seed(0)
+    model = _build(name, max_seq_len=8, embedding_dim=16)
+    model.eval()
+    assert model.max_seq_len == 8 and "timestamps" in model.needs
+    scores = model.score(torch.arange(4), _context(30, 8))
+    assert scores.shape == (4, 30) and scores.dtype == torch.float32
+    assert torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_leading_padding_does_not_change_scores(name):
+    """Positions count from the most recent item: extra padding on the left is a no-op."""
+    torch.manual_seed(0)
+    model = _build(name, max_seq_len=12, embedding_dim=16).eval()
+    ctx = _context(30, 8)
+    wide = dict(ctx, seq=torch.cat([torch.full((4, 4), -1), ctx["seq"]], dim=1))
+    with torch.no_grad():
+        torch.testing.assert_close(model.score(torch.arange(4), ctx),
+                                   model.score(torch.arange(4), wide))
+
+
+@pytest.mark.parametrize("name", ["gru4rec", "sasrec"])
+def test_causal_models_do_not_see_the_future(name):
+    """The output at position t depends only on items up to t (next-item training)."""
+    torch.manual_seed(0)
+    model = _build(name, max_seq_len=6, embedding_dim=16).eval()
+    seq = torch.tensor([[-1, 3, 4, 5, 6, 7]])
+    changed = torch.tensor([[-1, 3, 4, 5, 6, 9]])
+    with torch.no_grad():
+        a = model.encode(seq)
+        b = model.encode(changed)
+    a, b = (x[0] if isinstance(x, tuple) else x for x in (a, b))
+    # gru4rec left-aligns: real items at 0..4; sasrec keeps them at 1..5
+    prefix = slice(0, 4) if name == "gru4rec" else slice(1, 5)
+    torch.testing.assert_close(a[:, prefix], b[:, prefix])
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_loss_is_finite_and_reproducible(name):
+    model = _build(name, max_seq_len=6, embedding_dim=16)
+    seq = torch.tensor([[-1, -1, -1, -1, 2, 5, 1], [0, 1, 2, 3, 4, 5, 6], [-1] * 5 + [8, 9]])
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        losses.append(model.loss({"users": torch.arange(3), "seq": seq}))
+    assert torch.isfinite(losses[0]) and losses[0] == losses[1]
+    losses[0].backward()
+
+
+@pytest.mark.parametrize("params", [
+    {"loss": "sampled", "num_negatives": 5},
+    {"loss": "sampled", "num_negatives": 5, "sampling": "popularity", "logq_correction": True},
+])
+def test_sasrec_sampled_softmax(params):
+    torch.manual_seed(0)
+    model = _build("sasrec", max_seq_len=6, embedding_dim=16, **params)
+    seq = torch.tensor([[-1, -1, -1, -1, 2, 5, 1], [0, 1, 2, 3, 4, 5, 6]])
+    loss = model.loss({"users": torch.arange(2), "seq": seq})
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+
+
+BAD = [
+    ("gru4rec", "max_seq_len", 0), ("gru4rec", "hidden_size", "big"),
+    ("gru4rec", "dropout", 1.0), ("gru4rec", "tied", "yes"), ("gru4rec", "num_layers", 0),
+    ("sasrec", "num_heads", 3), ("sasrec", "loss", "bce"), ("sasrec", "num_negatives", 0),
+    ("sasrec", "sampling", "zipf"), ("sasrec", "embedding_dim", 1.5),
+    ("sasrec", "init_std", 0), ("bert4rec", "mask_prob", 0.0), ("bert4rec", "mask_prob", 1.5),
+    ("bert4rec", "max_seq_len", 1), ("bert4rec", "num_blocks", -1),
+]
+
+
+@pytest.mark.parametrize(("name", "key", "value"), BAD)
+def test_bad_parameters_name_the_key(name, key, value):
+    with pytest.raises(ConfigError, match=rf"model\.{key}"):
+        _build(name, **{key: value})
