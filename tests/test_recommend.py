@@ -111,3 +111,12 @@ def test_ials_fold_in_matches_its_own_user_step(compose, tmp_path):
     folded = rec.exp.model.score_new_users(context)[0]
     fitted = rec.exp.model.score(torch.tensor([user]), {})[0]
     assert torch.corrcoef(torch.stack([folded, fitted]))[0, 1] > 0.99
+
+
+def test_sequence_model_recommends_for_a_new_user(compose, tmp_path):
+    run_experiment(compose("model=sasrec", "split=leave_one_out", "model.max_seq_len=10",
+                           "trainer.max_epochs=1"), tmp_path)
+    rec = load_run(tmp_path)
+    items = [str(i) for i in rec.data.item_ids[[2, 4, 6]]]
+    frame = recommend_history(rec, items, k=5)
+    assert len(frame) == 5 and not set(items) & set(frame["item_id"])

@@ -30,6 +30,7 @@ class SequenceModel(RecModel):
 
     train_format = TrainFormat.SEQUENCES
     needs = frozenset({"timestamps"})
+    scores_from_history = True  # scores come from context["seq"] alone: new users too
 
     def __init__(self, n_items: int, embedding_dim: int, max_seq_len: int,
                  extra_tokens: int = 0) -> None:
