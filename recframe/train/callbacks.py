@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import Checkpoint
 
 
 class LastCheckpoint(Checkpoint):
-    """Write ``last.ckpt`` after every validation, atomically (temp file + rename).
+    """Write ``last.ckpt`` at the end of every training epoch, atomically (temp file + rename).
 
     Lightning's ``ModelCheckpoint(save_last=True)`` only refreshes ``last.ckpt``
     when a top-k checkpoint was saved in the same step, so after a
@@ -18,7 +18,8 @@ class LastCheckpoint(Checkpoint):
     (``resume=<run dir>``) needs the latest complete state, and a SIGKILL
     during a save must never leave a truncated ``last.ckpt``. Being a
     ``Checkpoint`` callback, Lightning runs it after the other callbacks, so
-    the saved state includes this epoch's early-stopping and best-model updates.
+    the saved state includes this epoch's validation, early-stopping check and
+    best-model update: a resumed run starts cleanly at the next epoch.
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "last.ckpt") -> None:
@@ -28,9 +29,7 @@ class LastCheckpoint(Checkpoint):
     def path(self, trainer: pl.Trainer) -> Path:
         return Path(self.dirpath or Path(trainer.default_root_dir) / "checkpoints") / self.filename
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         path = self.path(trainer)
         tmp = path.with_name(f".{path.name}.tmp")
         trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls; rank 0 writes
