@@ -45,3 +45,24 @@ def ml100k_dir() -> Path:
 def _no_network_wandb(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """2-core CI machines shared by several jobs: intra-op threads only add contention."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def pop_ndcg(tmp_path_factory) -> float:
+    """Pop's test NDCG@10 on the FAST synthetic problem: the bar every model must clear."""
+    from recframe.hydra_app import compose_config
+    from recframe.runner import run_experiment
+
+    results = run_experiment(compose_config([*FAST, "model=pop"]), tmp_path_factory.mktemp("pop"))
+    return results["metrics"]["test"]["ndcg@10"]

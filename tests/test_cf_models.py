@@ -24,22 +24,7 @@ MODELS: dict[str, list[str]] = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """2-core CI machines shared by several jobs: intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def pop_ndcg(tmp_path_factory) -> float:
-    from recframe.hydra_app import compose_config
-    from tests.conftest import FAST
-
-    results = run_experiment(compose_config([*FAST, "model=pop"]), tmp_path_factory.mktemp("pop"))
-    return results["metrics"]["test"]["ndcg@10"]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,24 +18,6 @@ BPR_A = {"name": "bpr", "weight": 0.5, "epochs": 25, "lr": 0.01, "embedding_dim"
 BPR_B = {"name": "bpr", "weight": 0.5, "epochs": 25, "lr": 0.01, "embedding_dim": 48, "seed": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """2-core CI machines shared by several jobs: intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def pop_ndcg(tmp_path_factory) -> float:
-    from recframe.hydra_app import compose_config
-    from tests.conftest import FAST
-
-    results = run_experiment(compose_config([*FAST, "model=pop"]), tmp_path_factory.mktemp("pop"))
-    return results["metrics"]["test"]["ndcg@10"]
-
-
 def _ensemble_cfg(compose, components, *overrides: str):
     cfg = compose("model=ensemble", *overrides)
     cfg.model.components = OmegaConf.create(components)
@@ -157,3 +139,6 @@ def test_ensemble_validation(components, override, key, compose):
     info = _data(compose).info
     with pytest.raises(ConfigError, match=key):
         default_manager().models.get("ensemble").build(info, cfg.model)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")

@@ -17,24 +17,6 @@ MODELS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """2-core CI machines shared by several jobs: intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def pop_ndcg(tmp_path_factory) -> float:
-    from recframe.hydra_app import compose_config
-    from tests.conftest import FAST
-
-    results = run_experiment(compose_config([*FAST, "model=pop"]), tmp_path_factory.mktemp("pop"))
-    return results["metrics"]["test"]["ndcg@10"]
-
-
 def _built(compose, name: str, *overrides: str):
     cfg = compose(f"model={name}", *overrides)
     plan = resolve(cfg, default_manager())
@@ -126,3 +108,6 @@ def test_bad_parameters_name_the_key(name, override, key, compose):
     info = prepare(cfg, plan).data.info
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         pm.models.get(name).build(info, cfg.model)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
