@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent / "recframe"
+ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = ["model=bpr", "dataset=synthetic", "dataset.n_users=2000", "dataset.n_items=400",
              "preprocess=none", "trainer.max_epochs=6", "optim.lr=0.01",
              "callbacks.early_stopping.patience=100", "logger=csv"]
@@ -23,35 +24,40 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "RECFRAME_OUTPUT_DIR": str(tmp_path / "out"), "WANDB_MODE": "offline"}
 
 
-def _wait_for_stable_checkpoint(run_root: Path, proc: subprocess.Popen, timeout: float = 300):
+def _wait_for(marker: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
-    last_size = -1
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run finished before it could be killed"
-        found = list(run_root.rglob("checkpoints/last.ckpt"))
-        if found:
-            size = found[0].stat().st_size
-            if size == last_size and size > 0:
-                return found[0].parent.parent
-            last_size = size
+        assert proc.poll() is None, "the run ended before it reached the hanging epoch"
+        if marker.exists():
+            return
         time.sleep(0.2)
-    raise AssertionError("no checkpoint appeared")
+    raise AssertionError("the run never reached the hanging epoch")
 
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     env = _env(tmp_path)
-    # an interrupted run: killed (SIGKILL) once its first checkpoint is on disk
-    proc = subprocess.Popen([str(BIN), "run", *OVERRIDES], env=env,
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # an interrupted run: it hangs at the start of epoch 2 (after last.ckpt of epoch 1 is
+    # written) and is killed there with SIGKILL, whatever the machine's speed
+    marker = tmp_path / "hanging"
+    hang = ["+callbacks.hang._target_=tests.hang_callback.HangAtEpochStart",
+            "+callbacks.hang.epoch=2", f"+callbacks.hang.marker={marker}"]
+    run_dir = tmp_path / "interrupted"
+    env_with_tests = {**env, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [env.get("PYTHONPATH")])])}
+    proc = subprocess.Popen([str(BIN), "run", *OVERRIDES, *hang, f"hydra.run.dir={run_dir}"],
+                            env=env_with_tests, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        run_dir = _wait_for_stable_checkpoint(tmp_path / "out" / "runs", proc)
+        _wait_for(marker, proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
     assert not (run_dir / "per_user.parquet").exists()
 
-    resumed = subprocess.run([str(BIN), "run", f"resume={run_dir}"], env=env, cwd=tmp_path,
+    resumed = subprocess.run([str(BIN), "run", f"resume={run_dir}"], env=env_with_tests,
+                             cwd=tmp_path,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     record = json.loads((run_dir / "results.json").read_text())
