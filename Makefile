@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Where tests and `make run` find MovieLens-100K (the folder holding ml-100k/).
 export RECFRAME_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: venv run test test-slow test-all lint clean
+.PHONY: venv run test test-slow test-all lint clean bench
 
 # The out-of-tree example plugin is installed like any third-party plugin would be.
 EXAMPLE := plugins/recframe-example
@@ -38,6 +38,11 @@ test-slow: venv
 	$(BIN)/python -m pytest -m slow -q
 
 test-all: test test-slow
+
+## bench: every benchmark in experiments/bench/ -> experiments/results/bench.{md,json}
+## (RecBole is installed into its own venv, .venv-recbole, by its benchmark)
+bench: venv
+	$(BIN)/python experiments/bench/run_all.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
