@@ -249,6 +249,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         "config": OmegaConf.to_container(cfg, resolve=False),
         "versions": versions(),
         "git_sha": git_sha(),
+        # which GPUs this job could see (gpu_round_robin sets it per sweep job)
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     loggers: list[Any] = []
     try:

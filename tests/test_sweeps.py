@@ -88,3 +88,52 @@ def test_optuna_search_writes_best_params_and_resumes(tmp_path):
     assert "Using an existing study" in again.stderr + again.stdout
     study = optuna.load_study(study_name="bpr_synthetic", storage=storage)
     assert len(study.trials) == 6
+
+
+TINY = ["model=pop", "dataset=synthetic", "dataset.n_users=100", "dataset.n_items=50",
+        "preprocess=none"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launchers_give_each_job_one_gpu_round_robin(tmp_path, launcher):
+    """joblib (local processes) and submitit's local executor (what SLURM jobs run through)
+    both run the sweep; with gpu_round_robin=2 job i sees GPU i mod 2."""
+    sweep_dir = tmp_path / "sweep"
+    n_jobs = "hydra.launcher.n_jobs=2" if launcher == "joblib" else "hydra.launcher.timeout_min=10"
+    out = recframe(tmp_path, "-m", f"hydra/launcher={launcher}", n_jobs, "gpu_round_robin=2",
+                   *TINY, "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    records = {r["_dir"]: r for r in _records(sweep_dir)}
+    assert sorted(records) == ["0", "1", "2"]
+    assert all(r["status"] == "ok" for r in records.values())
+    assert [records[j]["cuda_visible_devices"] for j in ("0", "1", "2")] == ["0", "1", "0"]
+    assert [records[j]["config"]["seed"] for j in ("0", "1", "2")] == [0, 1, 2]
+    if launcher == "submitit_local":
+        assert (sweep_dir / ".submitit").is_dir()  # the jobs really went through submitit
+
+
+@pytest.mark.slow
+def test_wandb_runs_of_one_sweep_are_separate_and_share_a_group(tmp_path):
+    sweep_dir = tmp_path / "sweeps" / "my-sweep"
+    out = recframe(tmp_path, "-m", *TINY, "logger=wandb", "seed=0,1",
+                   f"hydra.sweep.dir={sweep_dir}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = sorted(sweep_dir.rglob("offline-run-*"))
+    assert len(runs) == 2, f"one wandb run per job expected, found {runs}"
+    group = b"sweeps-my-sweep"  # named after the sweep dir
+    for run in runs:
+        record = next(run.glob("run-*.wandb")).read_bytes()
+        assert group in record, f"{run}: wandb group missing"
+        assert b"test/ndcg@10" in record
+    ids = {run.name.rsplit("-", 1)[-1] for run in runs}
+    assert len(ids) == 2  # two distinct runs, not one resumed twice
+
+
+def test_slurm_preset_is_submitit_with_one_gpu_per_job(tmp_path):
+    out = recframe(tmp_path, "hydra/launcher=slurm_one_gpu", "hydra.launcher.partition=gpu",
+                   "--cfg", "hydra", "--package", "hydra.launcher", timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    launcher = OmegaConf.create(out.stdout)  # printed: only the hydra.launcher package
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.partition) == (1, 1, "gpu")
