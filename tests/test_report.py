@@ -374,3 +374,13 @@ def test_summarize_over_seeds():
     assert one.n == 1 and one.mean == 0.25 and math.isnan(one.std) and math.isnan(one.ci_low)
     two = summarize([1.0, 3.0])  # mean 2, std sqrt(2), half = t(0.975, 1) * sqrt(2)/sqrt(2)
     assert two.ci_high - two.mean == pytest.approx(12.706204736174707)
+
+
+def test_labels_prefer_a_key_every_group_has_and_name_keys():
+    from recframe.report.collect import label_groups
+
+    flats = [{"model.name": '"pop"', "split.name": '"random"'},
+             {"model.name": '"pop"', "split.name": '"leave_one_out"', "split.n_test": "1"},
+             {"model.name": '"bpr"', "split.name": '"random"'}]
+    assert label_groups(flats) == ["pop split.name=random", "pop split.name=leave_one_out",
+                                   "bpr"]

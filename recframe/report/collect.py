@@ -337,7 +337,8 @@ def label_groups(flats: Sequence[dict[str, str]]) -> list[str]:
 
     Starting from the model name, groups that still share a label are split
     greedily by the key with the most distinct values among them (ties: keys
-    under ``model.`` first, then alphabetical), until every label is unique.
+    every member has, then ``*.name`` keys such as ``split.name``, then keys
+    under ``model.``, then alphabetical), until every label is unique.
     A key is shown by its last component (``optim.lr`` -> ``lr=0.01``) unless
     two chosen keys share that component, then by its full path.
     """
@@ -362,7 +363,11 @@ def label_groups(flats: Sequence[dict[str, str]]) -> list[str]:
             if len(members) < 2:
                 continue
             best_key, best_count = None, 1
-            for key in sorted(keys, key=lambda k: (not k.startswith("model."), k)):
+            def preference(k: str, members: list[int] = members) -> tuple[bool, bool, bool, str]:
+                missing = any(k not in flats[i] for i in members)
+                return missing, not k.endswith(".name"), not k.startswith("model."), k
+
+            for key in sorted(keys, key=preference):
                 count = len({value(i, key) for i in members})
                 if count > best_count:
                     best_key, best_count = key, count
