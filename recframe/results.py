@@ -21,6 +21,13 @@ RESULTS_FILE = "results.json"
 PER_USER_FILE = "per_user.parquet"
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give: 0o666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def _atomic_path(path: Path):
     """Yield a temp path in the same directory; rename over ``path`` on success."""
@@ -29,6 +36,7 @@ def _atomic_path(path: Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _file_mode())  # mkstemp makes 0600; results are for the team to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -101,3 +102,17 @@ def test_bf16_mixed_precision_trains(compose, tmp_path):
     results = run_experiment(cfg, tmp_path)
     assert results["status"] == "ok"
     assert 0 < results["metrics"]["test"]["ndcg@10"] <= 1
+
+
+def test_result_files_are_readable_like_any_written_file(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the final file gets the umask's mode."""
+    import stat
+
+    from recframe.results import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "results.json", {"status": "ok"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o644

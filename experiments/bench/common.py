@@ -125,6 +125,7 @@ def write_fragment(name: str, out: Path, figures: dict[str, Any], markdown: str,
     with os.fdopen(fd, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are for everyone to read
     path = out / f"{name}.json"
     os.replace(tmp, path)
     print(markdown)
