@@ -11,6 +11,7 @@ from recframe.data import (
     RecData,
     Split,
 )
+from recframe.data.sorting import lexsort_stable, stable_argsort
 from recframe.errors import ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput
 from recframe.models import (
@@ -46,5 +47,5 @@ __all__ = [
     "RecModel", "RecframeError", "Split", "SplitterSpec", "TrainFormat", "build_model",
     "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",
     "bool_param", "choice_param", "columns_param", "feature_specs", "float_param", "int_param",
-    "layers_param",
+    "layers_param", "lexsort_stable", "stable_argsort",
 ]

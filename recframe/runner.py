@@ -202,6 +202,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         seed=int(cfg.get("seed", 0)),
         num_workers=int(cfg.get("num_workers", 0)),
         max_seq_len=int(getattr(model, "max_seq_len", 0)),
+        sliding_windows=bool(getattr(model, "sliding_windows", False)),
         candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
     )
     return Experiment(plan, prepared, model, task, datamodule, candidates)
@@ -297,8 +298,11 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
                 **{k: round(v, 4) for k, v in prepared.timings.items()},
                 "fit": round(fit_seconds, 4),
                 "closed_form_fit": round(task.fit_seconds, 4),
+                # training only (validation and checkpointing excluded)
                 "seconds_per_epoch": round(
                     sum(task.epoch_seconds) / max(len(task.epoch_seconds), 1), 4),
+                "validation_seconds_per_epoch": round(
+                    sum(task.validation_seconds) / max(len(task.validation_seconds), 1), 4),
                 "evaluate": round(eval_seconds, 4),
             },
         })

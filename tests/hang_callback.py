@@ -1,4 +1,4 @@
-"""A Lightning callback for crash tests: stops making progress at a chosen epoch.
+"""Lightning callbacks for tests: one stops making progress at a chosen epoch, one slows validation.
 
 The SIGKILL-and-resume test adds it to a run (``+callbacks.hang._target_=...``) so the
 kill lands at a known point, after ``last.ckpt`` of the previous epoch is on disk,
@@ -29,3 +29,15 @@ class HangAtEpochStart(pl.Callback):
         self.marker.touch()
         while True:  # the test kills the process here
             time.sleep(1)
+
+
+class SlowValidation(pl.Callback):
+    """Makes every validation pass last at least ``seconds`` longer (timing tests)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                *args: object, **kwargs: object) -> None:
+        if kwargs.get("batch_idx", args[2] if len(args) > 2 else 0) == 0:
+            time.sleep(self.seconds)

@@ -116,3 +116,13 @@ def test_result_files_are_readable_like_any_written_file(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o644
+
+
+def test_seconds_per_epoch_counts_training_not_validation(compose, tmp_path):
+    cfg = compose("dataset.n_users=120", "dataset.n_items=60", "model=bpr",
+                  "trainer.max_epochs=2", "logger=none",
+                  "+callbacks.slow._target_=tests.hang_callback.SlowValidation",
+                  "+callbacks.slow.seconds=1.0")
+    timings = run_experiment(cfg, tmp_path)["timings"]
+    assert timings["validation_seconds_per_epoch"] >= 1.0
+    assert timings["seconds_per_epoch"] < 1.0

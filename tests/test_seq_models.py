@@ -132,3 +132,43 @@ BAD = [
 def test_bad_parameters_name_the_key(name, key, value):
     with pytest.raises(ConfigError, match=rf"model\.{key}"):
         _build(name, **{key: value})
+
+
+def test_sliding_windows_make_every_training_item_a_target_once():
+    import numpy as np
+
+    from recframe.train.batches import SequenceBatches, left_padded
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 40, size=30)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    items = rng.integers(0, 1000, size=int(indptr[-1]))
+    positions = np.arange(len(items))  # distinct ids: track positions, not item ids
+    max_len = 7
+    windows = SequenceBatches((indptr, positions), batch_size=1000, max_len=max_len, seed=0,
+                              sliding_windows=True)
+    seq = windows[0]["seq"].numpy()
+    users = windows[0]["users"].numpy()
+    assert seq.shape[1] == max_len + 1
+    targets = seq[:, 1:][(seq[:, 1:] >= 0) & (seq[:, :-1] >= 0)]  # items with a predecessor
+    expected = np.concatenate([np.arange(indptr[u] + 1, indptr[u + 1])
+                               for u in range(len(lengths)) if lengths[u] >= 2])
+    assert np.array_equal(np.sort(targets), np.sort(expected))  # each target exactly once
+    for row, user in zip(seq, users, strict=True):  # windows hold consecutive items of one user
+        real = row[row >= 0]
+        assert len(real) >= 2 and np.all(np.diff(real) == 1)
+        assert indptr[user] <= real[0] and real[-1] < indptr[user + 1]
+    latest = SequenceBatches((indptr, items), batch_size=1000, max_len=max_len, seed=0)
+    batch = latest[0]
+    assert np.array_equal(batch["seq"].numpy(),
+                          left_padded((indptr, items), batch["users"].numpy(), max_len + 1))
+
+
+def test_sliding_windows_config_reaches_the_training_batches(compose):
+    from recframe.runner import build_experiment
+
+    exp = build_experiment(compose("model=sasrec", "split=leave_one_out", "dataset=synthetic",
+                                   "dataset.n_users=60", "dataset.n_items=40",
+                                   "model.max_seq_len=5", "model.sliding_windows=true"))
+    windows = exp.datamodule.make_train_set()
+    assert exp.model.sliding_windows and len(windows.users) > len(set(windows.users.tolist()))

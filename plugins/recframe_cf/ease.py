@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 from recframe.api import (
@@ -16,6 +18,23 @@ from recframe.api import (
     float_param,
     int_param,
 )
+
+# Cells of the sparse block product kept at once while building the Gram matrix.
+_GRAM_CELLS = 1 << 24
+
+
+def _dense_gram(x: sp.spmatrix) -> np.ndarray:
+    """``X^T X`` of the binary users x items ``x`` as a dense float64 array, a block of
+    item rows at a time (each block a bounded sparse product)."""
+    x = sp.csr_matrix(x, dtype=np.float64)
+    xt = x.T.tocsr()
+    n = x.shape[1]
+    gram = np.empty((n, n), dtype=np.float64)
+    step = max(1, _GRAM_CELLS // max(n, 1))
+    for start in range(0, n, step):  # a loop over blocks of rows, not over items
+        end = min(n, start + step)
+        (xt[start:end] @ x).toarray(out=gram[start:end])
+    return gram
 
 
 class EASE(RecModel):
@@ -31,8 +50,9 @@ class EASE(RecModel):
     ``s_u = h_u B`` for the user's history row ``h_u``.
 
     ``B`` is a dense ``[n_items, n_items]`` float32 buffer (``4 n_items^2``
-    bytes; the fit needs about three times that in float64), so ``build``
-    refuses catalogues above ``max_items``.
+    bytes); the fit adds one float64 working matrix (``8 n_items^2`` bytes,
+    factorized and inverted in place), so ``build`` refuses catalogues above
+    ``max_items``.
     """
 
     train_format = TrainFormat.FIT
@@ -45,13 +65,17 @@ class EASE(RecModel):
         self.register_buffer("weights", torch.zeros(n_items, n_items))
 
     def fit(self, data: RecData) -> None:
-        x = data.train
-        gram = torch.from_numpy((x.T @ x).toarray()).to(self.weights.device, torch.float64)
+        """Solve in float64 with one ``n_items^2`` working matrix: the Gram matrix is
+        accumulated densely block by block (never as a sparse product with ``n_items^2``
+        entries), then factorized, inverted and turned into ``B`` in place."""
+        gram = torch.from_numpy(_dense_gram(data.train)).to(self.weights.device)
         gram.diagonal().add_(self.l2)
-        precision = torch.cholesky_inverse(torch.linalg.cholesky(gram))  # P = G^-1
-        weights = -precision / precision.diagonal().unsqueeze(0)  # B[i, j] = -P[i, j] / P[j, j]
-        weights.diagonal().zero_()
-        self.weights.copy_(weights.float())
+        torch.linalg.cholesky(gram, out=gram)
+        precision = torch.cholesky_inverse(gram, out=gram)  # P = G^-1
+        # B[i, j] = -P[i, j] / P[j, j], diagonal 0
+        precision.div_(precision.diagonal().clone().unsqueeze(0)).neg_()
+        precision.diagonal().zero_()
+        self.weights.copy_(precision)  # float64 -> float32 without a second n^2 copy
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         history = dense_history(context, len(users), self.n_items, dtype=self.weights.dtype)
@@ -65,7 +89,8 @@ def build_ease(info: DataInfo, cfg: Any) -> EASE:
         gib = 4 * info.n_items**2 / 2**30
         raise ConfigError(
             f"model.max_items: EASE stores a dense n_items x n_items matrix; this dataset has "
-            f"{info.n_items} items ({gib:.1f} GiB in float32, about 3x that while fitting), "
+            f"{info.n_items} items ({gib:.1f} GiB in float32, plus twice that in float64 "
+            f"while fitting), "
             f"above model.max_items={max_items}. Raise model.max_items if memory allows, or "
             f"filter rare items (e.g. preprocess=implicit_5core)."
         )

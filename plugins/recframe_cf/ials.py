@@ -29,10 +29,11 @@ Chunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # rows [c], items [c, L
 def _chunks(m: sp.csr_matrix, factors: int, device: torch.device) -> list[Chunk]:
     """Rows of ``m`` with at least one entry, grouped into padded blocks of similar length.
 
-    Rows are bucketed by ``ceil(log2(degree))`` so padding at most doubles a
-    block; each block has at most ``_CHUNK_CELLS / (factors * max(L, factors))``
-    rows, which bounds both the gathered factors ``[c, L, f]`` and the systems
-    ``[c, f, f]``. Built once per fit (vectorized numpy, a loop over blocks only).
+    Rows are bucketed by ``ceil(log2(degree))`` and sorted by degree inside a
+    bucket, so padding at most doubles a block (usually far less); each block has
+    at most ``_CHUNK_CELLS / (factors * max(L, factors))`` rows, which bounds both
+    the gathered factors ``[c, L, f]`` and the systems ``[c, f, f]``. Built once per
+    fit (vectorized numpy, a loop over blocks only).
     """
     indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int64)
     degree = np.diff(indptr)
@@ -41,6 +42,8 @@ def _chunks(m: sp.csr_matrix, factors: int, device: torch.device) -> list[Chunk]
     out: list[Chunk] = []
     for b in np.unique(bucket):
         group = rows[bucket == b]
+        # by degree within the bucket: a block's rows have similar lengths, little padding
+        group = group[np.argsort(degree[group], kind="stable")]
         width = int(degree[group].max())
         per_chunk = max(1, _CHUNK_CELLS // (factors * max(width, factors)))
         for start in range(0, len(group), per_chunk):
@@ -49,7 +52,8 @@ def _chunks(m: sp.csr_matrix, factors: int, device: torch.device) -> list[Chunk]
             length = int(lengths.max())
             pos = np.repeat(np.arange(len(sel)), lengths)
             offs = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            items = np.zeros((len(sel), length), dtype=np.int64)
+            # padding points one past the last row of the other side: a zero row in _solve
+            items = np.full((len(sel), length), m.shape[1], dtype=np.int64)
             mask = np.zeros((len(sel), length), dtype=np.float32)
             items[pos, offs] = indices[np.repeat(indptr[sel], lengths) + offs]
             mask[pos, offs] = 1.0
@@ -113,8 +117,9 @@ class IALS(RecModel):
         gram = fixed.T @ fixed  # Y^T Y, shared by every row
         eye = torch.eye(self.factors, dtype=fixed.dtype, device=fixed.device)
         out = torch.zeros_like(current)  # rows without interactions: the solution is 0
-        for rows, items, mask in chunks:  # a loop over blocks of rows, not over rows
-            y = fixed[items] * mask.unsqueeze(-1)  # [c, L, f], padding zeroed
+        padded = torch.cat([fixed, fixed.new_zeros(1, fixed.shape[1])])  # + a zero row
+        for rows, items, _mask in chunks:  # a loop over blocks of rows, not over rows
+            y = padded[items]  # [c, L, f], padding gathers the zero row
             b = (1.0 + self.alpha) * y.sum(1)  # Y_u^T C_u p_u
             if self.solver == "exact":
                 a = torch.baddbmm((gram + self.reg * eye).expand(len(rows), -1, -1),

@@ -13,7 +13,6 @@ from recframe.api import (
     RecData,
     RecModel,
     TrainFormat,
-    dense_history,
     float_param,
     int_param,
 )
@@ -100,10 +99,20 @@ class ItemKNN(RecModel):
         return s_t
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
-        history = dense_history(context, len(users), self.n_items,
-                                dtype=self.neighbour_sims.dtype)
-        # s = h S, computed as (S^T h^T)^T with the sparse S^T
-        return (self._similarity_t() @ history.T).T.contiguous()
+        """``s_u = h_u S``: each seen item adds its kept neighbours' similarities.
+
+        Work is ``(seen items in the batch) x neighbours`` scattered into the scores,
+        not a product with a dense ``[batch, n_items]`` history (hundreds of times
+        fewer operations on sparse histories).
+        """
+        rows, cols = context["seen_rows"], context["seen_cols"]
+        n = self.n_items
+        flat = torch.unique(rows * n + cols)  # seen cells once each, as dense_history
+        rows, cols = flat // n, flat % n
+        out = torch.zeros(len(users), n, dtype=self.neighbour_sims.dtype, device=rows.device)
+        target = (rows.unsqueeze(1) * n + self.neighbour_items[cols]).reshape(-1)
+        out.view(-1).index_add_(0, target, self.neighbour_sims[cols].reshape(-1))
+        return out
 
 
 def build_itemknn(info: DataInfo, cfg: Any) -> ItemKNN:

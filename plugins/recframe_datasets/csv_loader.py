@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import inspect
 import re
 from collections import Counter
 from pathlib import Path
@@ -44,7 +45,7 @@ def load_csv(cfg: Any) -> Dataset:
     check_keys(cfg, CONFIG_KEYS)
     path = existing_file(require(cfg, "path", "the interactions file"), "dataset.path")
     mapping = column_mapping(opt(cfg, "columns"))
-    table = read_table(path, cfg, "dataset", needed=mapping)
+    table = read_table(path, cfg, "dataset", needed=mapping, only_needed=True)
     interactions = to_interactions(table, mapping, path, unit=table.attrs["unit"])
     files = [path]
     features: dict[str, pd.DataFrame | None] = {ITEM: None, USER: None}
@@ -97,19 +98,22 @@ def detect_format(path: Path, fmt: Any, key: str) -> str:
     return FORMATS.get(suffixes[-1] if suffixes else "", "csv")
 
 
-def read_table(path: Path, cfg: Any, key: str, needed: dict[str, Any] | None = None
-               ) -> pd.DataFrame:
+def read_table(path: Path, cfg: Any, key: str, needed: dict[str, Any] | None = None,
+               only_needed: bool = False) -> pd.DataFrame:
     """Read a whole table; index = line number (text) or 1-based row (Parquet).
 
     ``needed`` (canonical -> column) is checked against the header before the
-    body is read. ``attrs`` holds ``format`` and ``unit`` (``line``/``row``).
+    body is read; with ``only_needed`` a Parquet file is read for those columns
+    only (columnar: the others are never decoded). ``attrs`` holds ``format``
+    and ``unit`` (``line``/``row``).
     """
     fmt = detect_format(path, opt(cfg, "format"), key)
     if fmt == "parquet":
         columns = _parquet_columns(path)
         _check_columns(path, columns, needed or {}, key, sep=None)
         try:
-            frame = pd.read_parquet(path)
+            wanted = [str(c) for c in needed.values()] if needed and only_needed else None
+            frame = pd.read_parquet(path, columns=wanted, **_PARQUET_OPTIONS)
         except Exception as err:  # pyarrow raises several types for corrupt input
             raise DataError(f"{path}: cannot read it as Parquet ({type(err).__name__}: "
                             f"{err}).") from None
@@ -145,6 +149,17 @@ def read_table(path: Path, cfg: Any, key: str, needed: dict[str, Any] | None = N
         unit = "line"
     frame.attrs.update(format=fmt, unit=unit)
     return frame
+
+
+def _parquet_options() -> dict[str, Any]:
+    """Keyword arguments of ``pd.read_parquet`` that avoid copies where pandas has them:
+    one block per column, Arrow buffers released while converting (pandas >= 3)."""
+    if "to_pandas_kwargs" in inspect.signature(pd.read_parquet).parameters:
+        return {"to_pandas_kwargs": {"split_blocks": True, "self_destruct": True}}
+    return {}
+
+
+_PARQUET_OPTIONS = _parquet_options()
 
 
 def check_sep(sep: str, key: str, path: Path) -> str:
@@ -237,8 +252,12 @@ def _column(frame: pd.DataFrame, column: Any) -> pd.Series:
 
 def to_interactions(frame: pd.DataFrame, mapping: dict[str, Any], path: Path, unit: str
                     ) -> pd.DataFrame:
-    """Select and type the mapped columns: ids as found, rating float64, timestamp numeric."""
-    out = {}
+    """Select and type the mapped columns: ids as found, rating float64, timestamp numeric.
+
+    The columns are joined side by side (no consolidation into 2-D blocks), so a
+    column that needs no conversion is not copied.
+    """
+    out: dict[str, pd.Series] = {}
     for canonical, column in mapping.items():
         values = _column(frame, column)
         if canonical in REQUIRED:
@@ -249,7 +268,16 @@ def to_interactions(frame: pd.DataFrame, mapping: dict[str, Any], path: Path, un
                                            role="rating", unit=unit).astype("float64")
         else:
             out[canonical] = _timestamps(values, path, str(column), unit)
-    return pd.DataFrame(out).reset_index(drop=True)
+    if not out:
+        return pd.DataFrame(out).reset_index(drop=True)
+    named = []
+    for canonical, values in out.items():
+        values = values.copy(deep=False)  # a new Series object over the same data
+        values.name = canonical
+        named.append(values)
+    frame = pd.concat(named, axis=1)
+    frame.index = pd.RangeIndex(len(frame))
+    return frame
 
 
 def _timestamps(values: pd.Series, path: Path, column: str, unit: str) -> pd.Series:

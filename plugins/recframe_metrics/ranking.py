@@ -26,6 +26,8 @@ Conventions shared by all metrics:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from recframe.api import MetricInput
@@ -43,6 +45,20 @@ def _hits_at(inp: MetricInput, k: int) -> torch.Tensor:
 def _ranks(n: int, like: torch.Tensor) -> torch.Tensor:
     """``[n]`` 1-based ranks ``1..n`` with the dtype and device of ``like``."""
     return torch.arange(1, n + 1, dtype=like.dtype, device=like.device)
+
+
+@functools.lru_cache(maxsize=64)
+def _discount(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``[n]`` position discounts ``1 / log2(i + 1)``, i = 1..n (cached: every batch
+    and cut-off asks for the same few; callers never modify them)."""
+    return 1.0 / torch.log2(torch.arange(1, n + 1, dtype=dtype, device=device) + 1.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _ideal_dcg_table(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``[n + 1]`` IDCG by number of ideal hits: ``table[j] = sum_{i<=j} 1/log2(i+1)``."""
+    discount = _discount(n, dtype, device)
+    return torch.cat([discount.new_zeros(1), torch.cumsum(discount, dim=0)])
 
 
 def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -92,13 +108,12 @@ def ndcg(inp: MetricInput, k: int) -> torch.Tensor:
     0 when ``|R_u| = 0``.
     """
     hits = _hits_at(inp, k)
-    discount = 1.0 / torch.log2(_ranks(hits.shape[1], hits) + 1.0)
+    discount = _discount(hits.shape[1], hits.dtype, hits.device)
     dcg = (hits * discount).sum(dim=1)
     # Ideal DCG from a cumulative table indexed by the number of ideal hits.
     # |R_u| <= n_items, so the table never needs more than min(k, n_items) rows.
     n_ideal_max = max(min(k, int(inp.n_items)), hits.shape[1])
-    ideal_discount = 1.0 / torch.log2(_ranks(n_ideal_max, hits) + 1.0)
-    table = torch.cat([ideal_discount.new_zeros(1), torch.cumsum(ideal_discount, dim=0)])
+    table = _ideal_dcg_table(n_ideal_max, hits.dtype, hits.device)
     n_ideal = torch.clamp(inp.n_relevant.to(hits.device), min=0, max=n_ideal_max).long()
     idcg = table[n_ideal]
     return _safe_div(dcg, idcg)
@@ -113,8 +128,12 @@ def mrr(inp: MetricInput, k: int) -> torch.Tensor:
     0 when ``|R_u| = 0``.
     """
     hits = _hits_at(inp, k)
-    first = hits * (torch.cumsum(hits, dim=1) == 1).to(hits.dtype)  # one-hot first hit
-    return (first / _ranks(hits.shape[1], hits)).sum(dim=1)
+    if hits.shape[1] == 0:
+        return hits.new_zeros(hits.shape[0])
+    # argmax returns the first maximal position: the first hit when there is one
+    first = torch.argmax(hits, dim=1)
+    reciprocal = 1.0 / (first + 1).to(hits.dtype)
+    return torch.where(hits.amax(dim=1) > 0, reciprocal, torch.zeros_like(reciprocal))
 
 
 def hit(inp: MetricInput, k: int) -> torch.Tensor:

@@ -47,7 +47,7 @@ def build_binarize(cfg: Any) -> Any:
             out = df.assign(**{RATING: np.where(positive, 1.0, 0.0)})
             why = f"threshold={threshold:g}, keep_negatives: {int(positive.sum())} positives"
         else:
-            out = df[positive].assign(**{RATING: 1.0})
+            out = df.take(np.flatnonzero(positive)).assign(**{RATING: 1.0})
             why = f"rating < {threshold:g}"
         report_dropped("binarize", len(df), len(out), why)
         return ds.with_interactions(out)

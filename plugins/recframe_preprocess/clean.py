@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recframe.api import ITEM, RATING, TIMESTAMP, USER, Dataset
+from recframe.api import ITEM, RATING, TIMESTAMP, USER, Dataset, stable_argsort
 from recframe_preprocess._params import check_keys, report_dropped
 
 
@@ -50,6 +50,55 @@ def build_drop_invalid(cfg: Any) -> Any:
     return drop_invalid
 
 
+def id_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """Int64 codes of an id column (equal ids, equal codes; missing is one more id)
+    and their upper bound. Integer ids of a compact range are offset, not hashed."""
+    arr = values.to_numpy() if isinstance(values.dtype, np.dtype) and \
+        values.dtype.kind in "iu" else None
+    if arr is not None and len(arr):
+        lo, hi = int(arr.min()), int(arr.max())
+        if hi - lo < max(2 * len(arr), 1 << 20):
+            return (arr - arr.dtype.type(lo)).astype(np.int64, copy=False), hi - lo + 1
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return codes.astype(np.int64, copy=False), max(len(uniques), 1)
+
+
+def pair_codes(users: pd.Series, items: pd.Series) -> np.ndarray:
+    """One int64 per row, equal exactly when the rows' (user, item) pairs are equal."""
+    u, _ = id_codes(users)
+    i, n_items = id_codes(items)
+    if u.max(initial=0) < (2**62) // n_items:
+        return u * n_items + i
+    codes, _ = pd.MultiIndex.from_arrays([u, i]).factorize()
+    return codes.astype(np.int64, copy=False)
+
+
+def _repeated_rows_to_drop(df: pd.DataFrame, has_timestamps: bool) -> np.ndarray:
+    """Positions of the rows ``dedup`` drops: all but the latest row of each repeated pair.
+
+    The pairs are grouped by one stable sort of their codes; only the (usually few)
+    rows of repeated pairs are then ordered by ``(timestamp, position)``, missing
+    timestamps first, and the last of each pair is kept.
+    """
+    key = pair_codes(df[USER], df[ITEM])
+    order = stable_argsort(key)  # grouped by pair, row order within a pair
+    ordered = key[order]
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return np.zeros(0, dtype=np.int64)
+    repeated = np.zeros(len(key), dtype=bool)
+    repeated[1:] = same
+    repeated[:-1] |= same
+    rows = order[repeated]
+    groups = pd.Series(ordered[repeated])
+    if has_timestamps:
+        sub = pd.DataFrame({"g": groups, "t": df[TIMESTAMP].take(rows).array, "r": rows})
+        sub = sub.sort_values(["g", "t", "r"], na_position="first", kind="stable")
+        rows, groups = sub["r"].to_numpy(), sub["g"]
+    last = ~groups.duplicated(keep="last").to_numpy()
+    return rows[~last]
+
+
 def build_dedup(cfg: Any) -> Any:
     """Keep one row per (user, item) pair.
 
@@ -63,20 +112,13 @@ def build_dedup(cfg: Any) -> Any:
     def dedup(ds: Dataset) -> Dataset:
         df = ds.interactions
         n = len(df)
-        if ds.has_timestamps:
-            # stable sort: among equal timestamps the original row order is kept
-            order = (
-                df[TIMESTAMP]
-                .reset_index(drop=True)
-                .sort_values(kind="stable", na_position="first")
-                .index.to_numpy()
-            )
-        else:
-            order = np.arange(n)
-        dup_sorted = df[[USER, ITEM]].iloc[order].duplicated(keep="last").to_numpy()
+        drop = _repeated_rows_to_drop(df, ds.has_timestamps)
+        if len(drop) == 0:
+            report_dropped("dedup", n, n, "repeated user-item pairs")
+            return ds.with_interactions(df)
         keep = np.ones(n, dtype=bool)
-        keep[order[dup_sorted]] = False
-        out = df[keep]
+        keep[drop] = False
+        out = df.take(np.flatnonzero(keep))
         report_dropped("dedup", n, len(out), "repeated user-item pairs")
         return ds.with_interactions(out)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from recframe.api import ITEM, USER, Dataset
 from recframe_preprocess._params import check_keys, get_int, log, report_dropped
+from recframe_preprocess.clean import id_codes
 
 
 def build_kcore(cfg: Any) -> Any:
@@ -32,23 +32,27 @@ def build_kcore(cfg: Any) -> Any:
 
     def kcore(ds: Dataset) -> Dataset:
         df = ds.interactions
-        ucodes, uniq_u = pd.factorize(df[USER], use_na_sentinel=False)
-        icodes, uniq_i = pd.factorize(df[ITEM], use_na_sentinel=False)
+        ucodes, n_users = id_codes(df[USER])
+        icodes, n_items = id_codes(df[ITEM])
+        ucount = np.bincount(ucodes, minlength=n_users)
+        icount = np.bincount(icodes, minlength=n_items)
+        users_before, items_before = int((ucount > 0).sum()), int((icount > 0).sum())
         alive = np.ones(len(df), dtype=bool)
-        rounds = 0
+        n_alive, rounds = len(df), 0
         while True:
             rounds += 1
-            ucount = np.bincount(ucodes[alive], minlength=len(uniq_u))
-            icount = np.bincount(icodes[alive], minlength=len(uniq_i))
-            new = alive & (ucount[ucodes] >= user_min) & (icount[icodes] >= item_min)
-            if new.sum() == alive.sum():
+            if rounds > 1:
+                ucount = np.bincount(ucodes[alive], minlength=n_users)
+                icount = np.bincount(icodes[alive], minlength=n_items)
+            new = alive & (ucount >= user_min)[ucodes] & (icount >= item_min)[icodes]
+            n_new = int(new.sum())
+            if n_new == n_alive:
                 break
-            alive = new
-        out = df[alive]
+            alive, n_alive = new, n_new
+        out = df if n_alive == len(df) else df.take(np.flatnonzero(alive))
         log.info(
             "preprocess 'kcore': fixed point after %d round(s); users %d -> %d, items %d -> %d",
-            rounds, len(uniq_u), len(np.unique(ucodes[alive])),
-            len(uniq_i), len(np.unique(icodes[alive])),
+            rounds, users_before, int((ucount > 0).sum()), items_before, int((icount > 0).sum()),
         )
         report_dropped(
             "kcore", len(df), len(out), f"user_min={user_min}, item_min={item_min}"

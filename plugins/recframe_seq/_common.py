@@ -149,6 +149,12 @@ def get_choice(cfg: Any, key: str, default: str, choices: Sequence[str]) -> str:
     return str(value)
 
 
+def with_sliding_windows(model: RecModel, cfg: Any) -> RecModel:
+    """Sets ``model.sliding_windows`` from ``model.sliding_windows`` in the config."""
+    model.sliding_windows = get_bool(cfg, "sliding_windows", False)
+    return model
+
+
 def transformer_params(info: DataInfo, cfg: Any, defaults: dict[str, Any]) -> dict[str, Any]:
     """The hyperparameters SASRec and BERT4Rec share, validated."""
     dim = get_int(cfg, "embedding_dim", defaults["embedding_dim"])

@@ -18,6 +18,7 @@ from recframe_seq._common import (
     left_align,
     next_item_pairs,
     trim,
+    with_sliding_windows,
 )
 
 
@@ -86,7 +87,7 @@ class GRU4Rec(SequenceModel):
 
 
 def build_gru4rec(info: DataInfo, cfg: Any) -> GRU4Rec:
-    return GRU4Rec(
+    return with_sliding_windows(GRU4Rec(
         n_items=info.n_items,
         max_seq_len=get_int(cfg, "max_seq_len", 50),
         embedding_dim=get_int(cfg, "embedding_dim", 64),
@@ -95,4 +96,4 @@ def build_gru4rec(info: DataInfo, cfg: Any) -> GRU4Rec:
         dropout=get_float(cfg, "dropout", 0.4, 0.0, 1.0, high_open=True),
         tied=get_bool(cfg, "tied", True),
         init_std=get_float(cfg, "init_std", 0.05, 0.0, low_open=True),
-    )
+    ), cfg)

@@ -21,6 +21,7 @@ from recframe_seq._common import (
     next_item_pairs,
     transformer_params,
     trim,
+    with_sliding_windows,
 )
 
 
@@ -134,10 +135,10 @@ def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:
     params = transformer_params(info, cfg, {
         "max_seq_len": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 1,
         "ffn_dim": 256, "dropout": 0.2, "init_std": 0.02})
-    return SASRec(
+    return with_sliding_windows(SASRec(
         **params,
         loss=get_choice(cfg, "loss", "ce", ("ce", "sampled")),
         num_negatives=get_int(cfg, "num_negatives", 256),
         sampling=get_choice(cfg, "sampling", "uniform", ("uniform", "popularity")),
         logq_correction=get_bool(cfg, "logq_correction", False),
-    )
+    ), cfg)

@@ -145,7 +145,8 @@ def make_split(ds: Dataset, part: np.ndarray, split: str) -> Split:
     each row lands in exactly one part.
     """
     df = ds.interactions
-    parts = [ds.with_interactions(df[part == k]) for k in (TRAIN, VALID, TEST)]
+    parts = [ds.with_interactions(df.take(np.flatnonzero(part == k)))
+             for k in (TRAIN, VALID, TEST)]
     sizes = [len(p) for p in parts]
     log.info(
         "split %r: train %d, valid %d, test %d interactions", split, *sizes,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recframe.api import Dataset, Split
+from recframe.api import Dataset, Split, lexsort_stable
 from recframe_splitters._common import (
     TEST,
     TRAIN,
@@ -43,8 +43,11 @@ def build_leave_one_out(cfg: Any) -> Any:
         ts = require_timestamps(ds, "leave_one_out")
         codes = user_codes(ds.interactions)
         n = len(codes)
-        keys = pd.DataFrame({"u": codes, "t": ts.array, "p": np.arange(n)})
-        order = keys.sort_values(["u", "t", "p"], kind="stable")["p"].to_numpy()
+        try:  # by user, then time, then row
+            order = lexsort_stable((ts.to_numpy(), codes))
+        except TypeError:  # timestamps numpy cannot order (e.g. mixed objects): pandas can
+            keys = pd.DataFrame({"u": codes, "t": ts.array, "p": np.arange(n)})
+            order = keys.sort_values(["u", "t", "p"], kind="stable")["p"].to_numpy()
         sorted_codes = codes[order]
         pos = positions_in_groups(sorted_codes)
         sizes = np.bincount(codes)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from recframe.api import Dataset, Split
+from recframe.api import Dataset, Split, lexsort_stable
 from recframe_splitters._common import (
     TEST,
     TRAIN,
@@ -62,7 +62,7 @@ def build_random(cfg: Any) -> Any:
         df = ds.interactions
         codes = user_codes(df)
         keys = np.random.default_rng(seed).random(len(df))
-        order = np.lexsort((keys, codes))  # by user, shuffled within each user
+        order = lexsort_stable((keys, codes))  # by user, shuffled within each user
         sorted_codes = codes[order]
         pos = positions_in_groups(sorted_codes)
         sizes = np.bincount(codes)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from recframe.api import DataError, Dataset, Split
 from recframe_splitters._common import (
@@ -19,6 +21,21 @@ from recframe_splitters._common import (
     require_timestamps,
     round_half_up,
 )
+
+
+def _kth_smallest(ts: pd.Series) -> Callable[[int], Any]:
+    """``k -> sorted(ts)[k]`` (0-based), as the pandas scalar ``ts`` holds there.
+
+    Numeric and datetime columns use ``np.argpartition`` (linear time, no full sort
+    of the column); other dtypes sort once.
+    """
+    arr = ts.to_numpy()
+    if arr.dtype.kind in "iufmM":
+        def kth(k: int) -> Any:
+            return ts.iloc[int(np.argpartition(arr, k)[k])]
+        return kth
+    ordered = ts.sort_values(kind="stable").reset_index(drop=True)
+    return lambda k: ordered.iloc[k]
 
 
 def build_temporal(cfg: Any) -> Any:
@@ -53,11 +70,11 @@ def build_temporal(cfg: Any) -> Any:
         if valid > 0:
             n_valid = max(n_valid, 1)
         n_valid = max(min(n_valid, n - 1 - n_test), 0)
-        sorted_ts = ts.sort_values(kind="stable").reset_index(drop=True)
+        kth = _kth_smallest(ts)
         part = np.full(n, TRAIN, dtype=np.int8)
         is_test = np.zeros(n, dtype=bool)
         if n_test > 0:
-            test_cut = sorted_ts.iloc[n - n_test]
+            test_cut = kth(n - n_test)
             is_test = (ts >= test_cut).to_numpy(dtype=bool)
             part[is_test] = TEST
             log.info("split 'temporal': test from %s", test_cut)
@@ -65,7 +82,7 @@ def build_temporal(cfg: Any) -> Any:
         n_before = int((~is_test).sum())
         n_valid = min(n_valid, n_before - 1)
         if n_valid > 0:
-            valid_cut = sorted_ts.iloc[n_before - n_valid]
+            valid_cut = kth(n_before - n_valid)
             is_valid = (ts >= valid_cut).to_numpy(dtype=bool) & ~is_test
             part[is_valid] = VALID
             log.info("split 'temporal': valid from %s", valid_cut)

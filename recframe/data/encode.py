@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recframe.data.sorting import lexsort_stable, stable_argsort
 from recframe.data.types import ITEM, TIMESTAMP, USER, Split
 from recframe.errors import DataError
 
@@ -201,10 +202,10 @@ def encode(split: Split) -> RecData:
         dropped[name] = int((~keep).sum())
         ts = df[TIMESTAMP].to_numpy()[keep] if has_ts else None
         u, i = u[keep], i[keep]
-        order = np.lexsort((ts, u)) if ts is not None else np.argsort(u, kind="stable")
+        order = lexsort_stable((ts, u)) if ts is not None else stable_argsort(u)
         events[name] = Events(
-            u[order].astype(np.int64),
-            i[order].astype(np.int64),
+            u[order].astype(np.int64, copy=False),
+            i[order].astype(np.int64, copy=False),
             ts[order] if ts is not None else None,
         )
     if any(dropped.values()):

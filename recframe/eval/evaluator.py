@@ -1,7 +1,9 @@
 """Rank all items for a batch of users and compute per-user metric values.
 
-Memory is bounded by the batch: the only ``[batch, n_items]`` tensors are the
-scores and the ground-truth mask. No users x items matrix is ever built.
+Memory is bounded by the batch: the only ``[batch, n_items]`` tensor is the
+scores (plus, for metrics that read the whole score matrix or under sampled
+candidates, a masked copy and the ground-truth mask). No users x items matrix
+is ever built.
 """
 
 from __future__ import annotations
@@ -63,6 +65,74 @@ def parse_metric_key(key: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
+def _maskable_in_place(scores: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether the seen items can be masked in ``scores`` itself (and restored after):
+    the ranking dtype already, contiguous (so not an ``expand``-ed view that shares
+    cells between rows), no autograd history, and writable here (an inference
+    tensor only inside inference mode)."""
+    return (scores.dtype == dtype and scores.is_contiguous() and not scores.requires_grad
+            and (not scores.is_inference() or torch.is_inference_mode_enabled()))
+
+
+def _flat(rows: torch.Tensor, cols: torch.Tensor, n_items: int,
+          device: torch.device) -> torch.Tensor:
+    """Positions ``row * n_items + col`` in a flattened row-major ``[B, n_items]`` tensor."""
+    return rows.to(device) * n_items + cols.to(device)
+
+
+def _fill(t: torch.Tensor, flat: torch.Tensor, value: float) -> None:
+    """``t[rows, cols] = value`` for a contiguous ``t`` (``index_fill_`` on the flat
+    view: on CPU much cheaper than advanced-index assignment, which sets up a
+    parallel region for a few thousand cells)."""
+    t.view(-1).index_fill_(0, flat, value)
+
+
+def count_nan(scores: torch.Tensor, top_scores: torch.Tensor,
+              masked_values: torch.Tensor) -> torch.Tensor:
+    """Number of NaN entries of ``scores`` (0-d int64), cheaply.
+
+    ``top_scores`` is the top-k of ``scores`` with some cells masked (their
+    original values are ``masked_values``). ``topk`` ranks NaN above every
+    number, so a row holds an unmasked NaN exactly when its first top score is
+    NaN; only then is the whole matrix counted (on CPU this check is free; on
+    an accelerator the full count runs every batch instead, as a branch would
+    wait on the device).
+    """
+    in_masked = torch.isnan(masked_values).sum()
+    if scores.device.type != "cpu":
+        return torch.isnan(scores).sum()
+    if top_scores.numel() and bool(torch.isnan(top_scores[:, 0]).any()):
+        return torch.isnan(scores).sum()
+    return in_masked
+
+
+def sparse_hits(topk: torch.Tensor, valid: torch.Tensor, truth_rows: torch.Tensor,
+                truth_cols: torch.Tensor, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``hits`` ``[B, K]`` (float 0/1) and ``n_relevant`` ``[B]`` from truth coordinates.
+
+    The truth is kept as sorted ``row * n_items + item`` keys: a ranked item is a
+    hit when its key is found by ``searchsorted``. Duplicate coordinates count
+    once. Equal to building the ``[B, n_items]`` truth mask and gathering from
+    it, without the mask, and with fixed shapes only (no host synchronisation).
+    """
+    n_users = topk.shape[0]
+    device = topk.device
+    keys = torch.sort(_flat(truth_rows, truth_cols, n_items, device)).values
+    first = torch.ones_like(keys, dtype=torch.float32)
+    if keys.numel() > 1:
+        first[1:] = (keys[1:] != keys[:-1]).float()
+    n_rel = torch.zeros(n_users, dtype=torch.float32, device=device)
+    n_rel.index_add_(0, torch.div(keys, n_items, rounding_mode="floor"), first)
+    if keys.numel() == 0:
+        return torch.zeros(topk.shape, dtype=torch.float32, device=device), n_rel
+    probe = topk + torch.arange(0, n_users * n_items, n_items, device=device).unsqueeze(1)
+    # a sentinel past every key: searchsorted may point one past the last key
+    keys = torch.cat([keys, keys.new_full((1,), torch.iinfo(torch.int64).max)])
+    pos = torch.searchsorted(keys, probe)
+    found = keys.index_select(0, pos.reshape(-1)).view_as(probe) == probe
+    return (found & valid).float(), n_rel
+
+
 class Evaluator:
     """Computes per-user values of ``metrics`` at every cut-off in ``ks``."""
 
@@ -120,6 +190,7 @@ class Evaluator:
         batch: Mapping[str, torch.Tensor],
         item_popularity: torch.Tensor | None = None,
         item_counts: dict[int, torch.Tensor] | None = None,
+        stats: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Per-user metric values for one batch; ``scores`` is ``[B, n_items]``.
 
@@ -127,26 +198,56 @@ class Evaluator:
         added to ``item_counts[k]`` (for global metrics; see :meth:`finalize_global`).
         If the batch holds ``candidate_rows``/``candidate_cols``, only those
         items (plus the ground truth) are ranked: sampled-candidate evaluation.
+        When ``stats`` is given, ``stats["nan_scores"]`` is set to the number of
+        NaN entries of ``scores`` (a 0-d tensor: reading it is left to the caller).
+
+        ``scores`` is left as it was. Under full ranking, when no metric needs
+        the score matrix, the seen items are masked in ``scores`` itself and
+        their values put back right after the top-k (no ``[B, n_items]`` copy),
+        and the ground truth stays in coordinate form (no ``[B, n_items]``
+        mask). No step waits on an accelerator (no ``.item()``, no
+        data-dependent shapes).
         """
         n_users, n_items = scores.shape
         dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
-        scores = scores.to(dtype, copy=True)
-        truth = torch.zeros(n_users, n_items, dtype=torch.bool, device=scores.device)
-        truth[batch["truth_rows"], batch["truth_cols"]] = True
-        if "candidate_rows" in batch:
+        sampled = "candidate_rows" in batch
+        seen = _flat(batch["seen_rows"], batch["seen_cols"], n_items, scores.device)
+        dense = sampled or "scores" in self.needs
+        truth: torch.Tensor | None = None
+        if dense:
+            truth = torch.zeros(n_users, n_items, dtype=torch.bool, device=scores.device)
+            _fill(truth, _flat(batch["truth_rows"], batch["truth_cols"], n_items,
+                               scores.device), True)
+        in_place = not dense and _maskable_in_place(scores, dtype)
+        work = scores if in_place else scores.to(dtype, copy=True).contiguous()
+        saved = work.view(-1).index_select(0, seen)  # the values the mask hides
+        if sampled:
+            assert truth is not None
             keep = truth.clone()
-            keep[batch["candidate_rows"], batch["candidate_cols"]] = True
-            scores.masked_fill_(~keep, -torch.inf)
-        scores[batch["seen_rows"], batch["seen_cols"]] = -torch.inf
-        k = min(self.max_k, n_items)
-        top_scores, topk = torch.topk(scores, k=k, dim=1, sorted=True)
+            _fill(keep, _flat(batch["candidate_rows"], batch["candidate_cols"], n_items,
+                              scores.device), True)
+            work.masked_fill_(~keep, -torch.inf)
+        try:
+            _fill(work, seen, -torch.inf)
+            k = min(self.max_k, n_items)
+            top_scores, topk = torch.topk(work, k=k, dim=1, sorted=True)
+        finally:
+            if in_place:  # put the caller's values back (duplicate cells get the same value)
+                scores.view(-1).index_copy_(0, seen, saved)
+        if stats is not None:
+            stats["nan_scores"] = (torch.isnan(scores).sum() if sampled
+                                   else count_nan(scores, top_scores, saved))
         valid = top_scores > -torch.inf
         # a masked item that fills the list when K exceeds the candidates never hits
-        hits = (truth.gather(1, topk) & valid).float()
-        n_rel = truth.sum(dim=1).float()
+        if truth is not None:
+            hits = (truth.gather(1, topk) & valid).float()
+            n_rel = truth.sum(dim=1).float()
+        else:
+            hits, n_rel = sparse_hits(topk, valid, batch["truth_rows"], batch["truth_cols"],
+                                      n_items)
         inp = MetricInput(topk, hits, n_rel, n_items, item_popularity)
         if "scores" in self.needs:
-            inp.scores, inp.truth = scores, truth
+            inp.scores, inp.truth = work, truth
         if "item_features" in self.needs:
             inp.item_features = self.item_features
         out: dict[str, torch.Tensor] = {}
@@ -155,8 +256,9 @@ class Evaluator:
                 out[f"{name}@{cut}"] = spec.fn(inp, cut).float()
         if item_counts is not None and self.global_:
             for cut in self.ks:
-                ids = topk[:, :cut][valid[:, :cut]]
-                counts = torch.bincount(ids, minlength=n_items).to(torch.float64)
+                counts = torch.zeros(n_items, dtype=torch.float64, device=topk.device)
+                counts.index_add_(0, topk[:, :cut].reshape(-1),
+                                  valid[:, :cut].reshape(-1).to(torch.float64))
                 if cut in item_counts:
                     item_counts[cut] += counts
                 else:

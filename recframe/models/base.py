@@ -46,6 +46,9 @@ class RecModel(nn.Module):
 
     #: sequence models: how many recent items ``score`` sees in ``context["seq"]``
     max_seq_len: int = 0
+    #: sequence models: train on every ``max_seq_len`` window of a long history,
+    #: not only on the most recent one (see ``recframe.train.batches.SequenceBatches``)
+    sliding_windows: bool = False
     #: True when ``score`` uses only the context (history), not learned per-user
     #: state: such a model recommends for new users from their history as is.
     scores_from_history: ClassVar[bool] = False

@@ -80,24 +80,43 @@ class PointBatches(PairBatches):
 class SequenceBatches(_EpochBatches):
     """Per-user training sequences for next-item models (GRU4Rec, SASRec, BERT4Rec).
 
-    Each row is one user's most recent ``max_len + 1`` training items in time
-    order, left-padded with -1 (``seq``, shape ``[B, max_len + 1]``). A model
-    predicts ``seq[:, 1:]`` from ``seq[:, :-1]`` (or masks items itself).
-    Users with fewer than two training items are skipped.
+    Each row is a window of at most ``max_len + 1`` consecutive training items
+    of one user in time order, left-padded with -1 (``seq``, shape
+    ``[B, max_len + 1]``). A model predicts ``seq[:, 1:]`` from ``seq[:, :-1]``
+    (or masks items itself). By default a user gives one row, their most recent
+    ``max_len + 1`` items; with ``sliding_windows`` a longer history is cut into
+    windows ending every ``max_len`` items from the most recent one back, so
+    every training item but a user's first is a target exactly once per epoch
+    (consecutive windows share one item: the input of the later window's first
+    target). Windows with fewer than two items are skipped.
     """
 
     def __init__(self, history: tuple[np.ndarray, np.ndarray], batch_size: int, max_len: int,
-                 seed: int) -> None:
+                 seed: int, sliding_windows: bool = False) -> None:
         self.history = history
         self.max_len = max_len
-        lengths = np.diff(history[0])
-        self.users = np.flatnonzero(lengths >= 2).astype(np.int64)
+        indptr = np.asarray(history[0], dtype=np.int64)
+        lengths = np.diff(indptr)
+        users = np.flatnonzero(lengths >= 2).astype(np.int64)
+        if sliding_windows:
+            # ceil((length - 1) / max_len) windows per user, each >= 2 items long
+            n_windows = (lengths[users] - 1 + max_len - 1) // max_len
+            row_users = np.repeat(users, n_windows)
+            back = np.arange(int(n_windows.sum())) - np.repeat(
+                np.cumsum(n_windows) - n_windows, n_windows)  # 0 = most recent window
+            ends = indptr[row_users + 1] - back * max_len
+        else:
+            row_users, ends = users, indptr[users + 1]
+        self.users = row_users
+        self.ends = ends.astype(np.int64)
+        self.starts = np.maximum(indptr[row_users], self.ends - (max_len + 1))
         super().__init__(len(self.users), batch_size, seed)
 
     def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
-        users = self.users[self._indices(b)]
-        return {"users": torch.from_numpy(users),
-                "seq": left_padded(self.history, users, self.max_len + 1)}
+        rows = self._indices(b)
+        return {"users": torch.from_numpy(self.users[rows]),
+                "seq": padded_windows(self.history[1], self.starts[rows], self.ends[rows],
+                                      self.max_len + 1)}
 
 
 class FitBatches(Dataset):
@@ -136,9 +155,8 @@ class EvalUsers(Dataset):
 
     @staticmethod
     def _coords(m: sp.csr_matrix, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        sub = m[users]
-        rows = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(sub.indptr))
-        return torch.from_numpy(rows), torch.from_numpy(sub.indices.astype(np.int64))
+        rows, cols = csr_rows(m, users)
+        return torch.from_numpy(rows), torch.from_numpy(cols)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.__getitems__([i])
@@ -163,16 +181,36 @@ class EvalUsers(Dataset):
         return batch
 
 
+def csr_rows(m: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(local row, column) int64 coordinates of rows ``users`` of the CSR ``m``.
+
+    The same entries, in the same order, as ``m[users]`` (row ``i`` of the
+    result is ``users[i]``), read straight from ``indptr``/``indices`` with a
+    few vectorized numpy calls instead of scipy's fancy row indexing.
+    """
+    starts = m.indptr[users].astype(np.int64)
+    lengths = m.indptr[users + 1].astype(np.int64) - starts
+    rows = np.repeat(np.arange(len(users), dtype=np.int64), lengths)
+    offsets = np.cumsum(lengths) - lengths  # where each row starts in the output
+    pos = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - offsets, lengths)
+    return rows, m.indices[pos].astype(np.int64)
+
+
 def left_padded(history: tuple[np.ndarray, np.ndarray], users: np.ndarray,
                 max_len: int) -> torch.Tensor:
     """The last ``max_len`` items of each user's history, left-padded with -1."""
     indptr, items = history
     ends = indptr[users + 1]
-    starts = np.maximum(indptr[users], ends - max_len)
+    return padded_windows(items, np.maximum(indptr[users], ends - max_len), ends, max_len)
+
+
+def padded_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                   max_len: int) -> torch.Tensor:
+    """Rows ``items[starts[r]:ends[r]]`` (at most ``max_len`` long), left-padded with -1."""
     lengths = ends - starts
-    out = np.full((len(users), max_len), -1, dtype=np.int64)
+    out = np.full((len(starts), max_len), -1, dtype=np.int64)
     col = max_len - lengths  # first filled column per row
-    rows = np.repeat(np.arange(len(users)), lengths)
+    rows = np.repeat(np.arange(len(starts)), lengths)
     offs = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     out[rows, np.repeat(col, lengths) + offs] = items[np.repeat(starts, lengths) + offs]
     return torch.from_numpy(out)

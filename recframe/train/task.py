@@ -56,9 +56,16 @@ class RecTask(pl.LightningModule):
         self.val_history: list[tuple[int, dict[str, float]]] = []
         self.test_per_user: pd.DataFrame | None = None
         self.test_metrics: dict[str, float] = {}
+        # training seconds per epoch: first batch start to last batch end, so validation
+        # and checkpoint saving (which Lightning runs inside the epoch) are not counted
         self.epoch_seconds: list[float] = []
+        self.validation_seconds: list[float] = []
         self.fit_seconds: float = 0.0
         self._epoch_start = 0.0
+        self._last_batch_end = 0.0
+        self._validation_start = 0.0
+        self._loss_sum: torch.Tensor | None = None  # sum of loss * batch size this epoch
+        self._loss_count = 0
 
     @property
     def is_closed_form(self) -> bool:
@@ -76,10 +83,19 @@ class RecTask(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
-        self._epoch_start = time.perf_counter()
+        self._loss_sum, self._loss_count = None, 0
+        self._epoch_start = self._last_batch_end = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._last_batch_end = time.perf_counter()
 
     def on_train_epoch_end(self) -> None:
-        self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
+        self.epoch_seconds.append(self._last_batch_end - self._epoch_start)
+        if self._loss_sum is not None and self._loss_count:
+            # the epoch mean weighted by batch size, as self.log(on_epoch=True) would give
+            self.log("train/loss", self._loss_sum / self._loss_count, on_step=False,
+                     on_epoch=True, prog_bar=True)
+        self._loss_sum, self._loss_count = None, 0
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Any:
         if self.is_closed_form:
@@ -95,8 +111,12 @@ class RecTask(pl.LightningModule):
                 f"step {self.global_step} (batch {batch_idx}). Lower the learning rate "
                 f"(optim.lr) or add regularization; the last good checkpoint is kept."
             )
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(next(iter(batch.values()))))
+        # summed here and logged once per epoch (on_train_epoch_end): a self.log call
+        # per step costs more than a small model's whole step
+        n = len(next(iter(batch.values())))
+        weighted = loss.detach() * n
+        self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
+        self._loss_count += n
         return loss
 
     def configure_optimizers(self) -> Any:
@@ -109,9 +129,10 @@ class RecTask(pl.LightningModule):
     def _eval_step(self, batch: dict[str, torch.Tensor]) -> None:
         users = batch["users"]
         scores = self.model.score(users, batch)
-        self._nan_scores = self._nan_scores + torch.isnan(scores).sum()  # checked per epoch
+        stats: dict[str, torch.Tensor] = {}
         values = self.evaluator.evaluate_batch(scores, batch, self.item_popularity,
-                                               self._item_counts)
+                                               self._item_counts, stats)
+        self._nan_scores = self._nan_scores + stats["nan_scores"]  # checked per epoch
         self._acc.update(users, values)
 
     def _check_scores(self) -> None:
@@ -161,7 +182,12 @@ class RecTask(pl.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch)
 
+    def on_validation_epoch_start(self) -> None:
+        self._validation_start = time.perf_counter()
+
     def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.validation_seconds.append(time.perf_counter() - self._validation_start)
         users, values = self._gather()
         if len(users) == 0:
             return
@@ -190,6 +216,7 @@ class RecTask(pl.LightningModule):
         checkpoint["recframe"] = {
             "val_history": [[epoch, dict(metrics)] for epoch, metrics in self.val_history],
             "epoch_seconds": list(self.epoch_seconds),
+            "validation_seconds": list(self.validation_seconds),
             "fit_seconds": self.fit_seconds,
         }
 
@@ -198,6 +225,7 @@ class RecTask(pl.LightningModule):
         if self.trainer is not None and self.trainer.state.fn == "fit":
             self.val_history = [(int(e), dict(m)) for e, m in state.get("val_history", [])]
             self.epoch_seconds = list(state.get("epoch_seconds", []))
+            self.validation_seconds = list(state.get("validation_seconds", []))
             self.fit_seconds = float(state.get("fit_seconds", 0.0))
 
     def best_validation(self) -> tuple[int | None, dict[str, float]]:
