@@ -85,3 +85,22 @@ def test_encoded_feature_frames_align_with_encoded_ids():
         assert data.item_features.loc[code, "title"] == items.loc[raw, "title"]
         assert data.item_features.loc[code, "genre_x"] == items.loc[raw, "genre_x"]
     assert data.item_feature_matrix()[:, 0].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_bitmap_and_sorted_key_lookups_agree():
+    rng = np.random.default_rng(3)
+    dense = rng.random((57, 131)) < 0.2
+    dense[-1, -1] = True  # the largest key
+    positives = sp.csr_matrix(dense)
+    bitmap = NegativeSampler(positives)
+    sorted_keys = NegativeSampler(positives, bitmap_max_bytes=0)
+    assert bitmap._bitmap is not None and sorted_keys._bitmap is None
+    users = rng.integers(0, 57, size=(400, 3))
+    items = rng.integers(0, 131, size=(400, 3))
+    expected = dense[users, items]
+    assert np.array_equal(bitmap.is_positive(users, items), expected)
+    assert np.array_equal(sorted_keys.is_positive(users, items), expected)
+    seed = np.random.default_rng(0), np.random.default_rng(0)
+    users_1d = rng.integers(0, 57, size=200)
+    assert np.array_equal(bitmap.sample(users_1d, 4, seed[0]),
+                          sorted_keys.sample(users_1d, 4, seed[1]))

@@ -9,24 +9,46 @@ import scipy.sparse as sp
 class NegativeSampler:
     """Uniform negatives that avoid each user's training positives.
 
-    Positives are stored as sorted ``user * n_items + item`` keys; membership
-    of a whole batch is one ``searchsorted``. Collisions are resampled in a
-    few vectorized rounds (a user who has seen almost every item keeps the
-    rare residual collision rather than looping forever).
+    Positives are ``user * n_items + item`` keys. While a users x items
+    bitmap fits in ``bitmap_max_bytes`` (MovieLens-1M: 2.8 MB), membership of
+    a whole batch is two gathers into that bitmap; beyond it, keys are kept
+    sorted and a batch is looked up with one ``searchsorted`` over its sorted
+    keys (sorted queries walk the table in order: about 2x faster than
+    unsorted ones on 20M keys). Collisions are resampled in a few vectorized
+    rounds (a user who has seen almost every item keeps the rare residual
+    collision rather than looping forever).
     """
 
-    def __init__(self, positives: sp.csr_matrix, max_rounds: int = 20) -> None:
+    def __init__(self, positives: sp.csr_matrix, max_rounds: int = 20,
+                 bitmap_max_bytes: int = 256 * 2**20) -> None:
         positives = positives.tocsr()
         self.n_items = positives.shape[1]
         rows = np.repeat(np.arange(positives.shape[0], dtype=np.int64), np.diff(positives.indptr))
-        self._keys = np.sort(rows * self.n_items + positives.indices.astype(np.int64))
+        keys = rows * self.n_items + positives.indices.astype(np.int64)
         self.max_rounds = max_rounds
+        n_bits = positives.shape[0] * self.n_items
+        self._bitmap: np.ndarray | None = None
+        if (n_bits + 7) // 8 <= bitmap_max_bytes:
+            bits = np.zeros(n_bits, dtype=bool)
+            bits[keys] = True
+            self._bitmap = np.packbits(bits, bitorder="little")
+            self._keys = np.empty(0, dtype=np.int64)
+        else:
+            self._keys = np.sort(keys)
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users.astype(np.int64) * self.n_items + items.astype(np.int64)
-        pos = np.searchsorted(self._keys, keys)
-        pos = np.minimum(pos, len(self._keys) - 1)
-        return self._keys[pos] == keys if len(self._keys) else np.zeros(keys.shape, bool)
+        if self._bitmap is not None:
+            return ((self._bitmap[keys >> 3] >> (keys & 7).astype(np.uint8)) & 1).astype(bool)
+        if not len(self._keys):
+            return np.zeros(keys.shape, bool)
+        flat = keys.ravel()
+        order = np.argsort(flat, kind="stable")
+        pos = np.searchsorted(self._keys, flat[order])
+        found = self._keys[np.minimum(pos, len(self._keys) - 1)] == flat[order]
+        out = np.empty(flat.shape, dtype=bool)
+        out[order] = found
+        return out.reshape(keys.shape)
 
     def sample(self, users: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """``[len(users), n]`` negative item ids for ``users``."""
