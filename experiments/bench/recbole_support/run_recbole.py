@@ -13,6 +13,13 @@ of every training epoch (each ``Trainer._train_epoch`` call), of the
 validation and the test full-ranking evaluations (each ``Trainer.evaluate``
 call), the test NDCG@10 and this process's peak RSS.
 
+With ``"test_best": true`` in the spec (default false: test the final weights, as
+``recbole_compare`` does), training keeps RecBole's best-validation checkpoint
+(``fit(saved=True)``, early stopping on ``valid_metric`` after ``stopping_step``
+evaluations without improvement) and the test evaluation loads it
+(``evaluate(load_best_model=True)``); the result then also holds every validation
+result, the best validation score and its epoch.
+
 Shims applied here at run time (site-packages is never edited):
 
 - ``torch.load`` defaults to ``weights_only=False`` again: torch >= 2.6 made it
@@ -27,6 +34,11 @@ Shims applied here at run time (site-packages is never edited):
   loader's ``collate_fn`` is wrapped to mask the same items (each user's full
   train / train + valid set, read from the atomic files), so both frameworks
   compute NDCG@10 over the same candidates.
+- ``Pop`` (only with ``pop_count_fix: true``): RecBole 1.2.1's
+  ``Pop.calculate_loss`` adds one with ``item_cnt[item] = item_cnt[item] + 1``, so an
+  item that occurs several times in one training batch is counted once (RecBole
+  issues #1844 and #2198, fix proposed in PR #2199): its popularity depends on the
+  batch size. The fix counts every occurrence (``index_add_``), as that PR does.
 """
 
 from __future__ import annotations
@@ -83,6 +95,21 @@ def shim_torch_load() -> None:
         return original(*args, **kwargs)
 
     torch.load = load
+
+
+def shim_pop_count() -> None:
+    """Make RecBole's ``Pop`` count every occurrence of an item in a batch (see above)."""
+    import torch
+    from recbole.model.general_recommender.pop import Pop
+
+    def calculate_loss(self: Any, interaction: Any) -> Any:
+        item = interaction[self.ITEM_ID]
+        ones = torch.ones(len(item), 1, dtype=self.item_cnt.dtype, device=self.item_cnt.device)
+        self.item_cnt.index_add_(0, item, ones)
+        self.max_cnt = torch.max(self.item_cnt, dim=0)[0]
+        return torch.nn.Parameter(torch.zeros(1)).to(self.device)
+
+    Pop.calculate_loss = calculate_loss
 
 
 def read_seen(folder: Path, dataset: str, parts: tuple[str, ...]) -> dict[str, list[str]]:
@@ -143,6 +170,7 @@ class Timings:
         self.epochs: list[float] = []
         self.valid: list[float] = []
         self.test: list[float] = []
+        self.valid_results: list[dict[str, float]] = []
         self.phase = "valid"
 
 
@@ -183,13 +211,26 @@ def instrument(trainer: Any, timings: Timings, max_batches: int | None) -> None:
         start = time.perf_counter()
         out = evaluate(*args, **kwargs)
         getattr(timings, timings.phase).append(time.perf_counter() - start)
+        if timings.phase == "valid" and isinstance(out, dict):
+            timings.valid_results.append({str(k).lower(): float(v) for k, v in out.items()})
         return out
 
     trainer._train_epoch = timed_train_epoch
     trainer.evaluate = timed_evaluate
 
 
+def best_epoch(scores: list[float], eval_step: int, bigger: bool = True) -> int | None:
+    """The epoch (1-based) whose weights RecBole keeps as best: like its
+    ``early_stopping``, a score equal to the best so far replaces it."""
+    best, epoch = None, None
+    for i, score in enumerate(scores):
+        if best is None or (score >= best if bigger else score <= best):
+            best, epoch = score, (i + 1) * max(eval_step, 1)
+    return epoch
+
+
 def main(spec_path: str, result_path: str) -> int:
+    """Run the spec's model (see the module docstring) and write the result JSON."""
     spec = json.loads(Path(spec_path).read_text())
     threads = int(spec["threads"])
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -206,6 +247,10 @@ def main(spec_path: str, result_path: str) -> int:
     config_dict = {**DEFAULTS, "data_path": spec["data_path"], **spec["config"]}
     mask_history = bool(config_dict.pop("mask_history", False))
     max_batches = config_dict.pop("max_train_batches", None)
+    test_best = bool(spec.get("test_best", False))
+    pop_count_fix = bool(config_dict.pop("pop_count_fix", False))
+    if pop_count_fix:
+        shim_pop_count()
     t0 = time.perf_counter()
     config = Config(model=spec["model"], dataset=spec["dataset"], config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
@@ -228,10 +273,10 @@ def main(spec_path: str, result_path: str) -> int:
     rss_loaded = peak_rss_gib()
 
     t = time.perf_counter()
-    trainer.fit(train_data, valid_data, saved=False, show_progress=False, verbose=False)
+    trainer.fit(train_data, valid_data, saved=test_best, show_progress=False, verbose=False)
     fit_seconds = time.perf_counter() - t
     timings.phase = "test"
-    test = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+    test = trainer.evaluate(test_data, load_best_model=test_best, show_progress=False)
     result = {
         "framework": "recbole",
         "model": spec["model"],
@@ -250,12 +295,29 @@ def main(spec_path: str, result_path: str) -> int:
         "test": {k.lower(): float(v) for k, v in test.items()},
         "ndcg@10": float(test["ndcg@10"]),
         "mask_history": mask_history,
+        "test_best": test_best,
+        "pop_count_fix": pop_count_fix,
+        "epochs_trained": len(timings.epochs),
         "peak_rss_gib": peak_rss_gib(),
         "peak_rss_after_load_gib": rss_loaded,
         "versions": {"recbole": __import__("recbole").__version__,
                      "torch": torch.__version__, "numpy": __import__("numpy").__version__,
                      "pandas": __import__("pandas").__version__},
     }
+    if test_best:
+        metric = str(config["valid_metric"]).lower()
+        scores = [r[metric] for r in timings.valid_results if metric in r]
+        result.update({
+            "valid_metric": metric,
+            "valid_results": timings.valid_results,
+            "best_valid_score": float(trainer.best_valid_score),
+            "best_valid_result": {k.lower(): float(v)
+                                  for k, v in (trainer.best_valid_result or {}).items()},
+            "best_epoch": best_epoch(scores, int(config["eval_step"]),
+                                     bool(config["valid_metric_bigger"])),
+            "stopped_early": len(timings.epochs) < int(trainer.epochs),
+            "max_epochs": int(trainer.epochs),
+        })
     Path(result_path).write_text(json.dumps(result, indent=2))
     return 0
 
