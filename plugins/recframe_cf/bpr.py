@@ -30,7 +30,7 @@ class BPRMF(RecModel):
     train_format = TrainFormat.PAIRS
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64,
-                 reg: float = 0.0, num_negatives: int = 1, init_std: float = 0.1) -> None:
+                 reg: float = 0.0, num_negatives: int = 1, init_std: float = 0.01) -> None:
         super().__init__()
         self.user_emb = nn.Embedding(n_users, embedding_dim)
         self.item_emb = nn.Embedding(n_items, embedding_dim)
@@ -72,4 +72,4 @@ def build_bpr(info: DataInfo, cfg: Any) -> BPRMF:
     if not isinstance(n_neg, int) or n_neg < 1:
         raise ConfigError(f"model.num_negatives must be a positive integer, got {n_neg!r}")
     return BPRMF(info.n_users, info.n_items, dim, float(reg), n_neg,
-                 float(cfg.get("init_std", 0.1)))
+                 float(cfg.get("init_std", 0.01)))
