@@ -78,10 +78,19 @@ class RecDataModule(pl.LightningDataModule):
             return 1, 0
         return trainer.world_size, trainer.global_rank
 
+    def _on_cuda(self) -> bool:
+        trainer = self.trainer
+        try:
+            return trainer is not None and trainer.strategy.root_device.type == "cuda"
+        except (AttributeError, RuntimeError):
+            return False
+
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
         world, rank = self._world()
         workers = {"num_workers": self.num_workers,
-                   "persistent_workers": self.num_workers > 0}
+                   "persistent_workers": self.num_workers > 0,
+                   # page-locked host batches copy to the GPU asynchronously
+                   "pin_memory": self._on_cuda()}
         if train:  # items are whole batches
             sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
                        if world > 1 else None)
