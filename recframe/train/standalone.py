@@ -26,7 +26,11 @@ def fit_model(
     batch_size: int = 1024,
     seed: int = 0,
 ) -> RecModel:
-    """Fit ``model`` on ``data.train``: closed form once, or ``epochs`` of Adam steps."""
+    """Fit ``model`` on ``data.train``: closed form once, or ``epochs`` of Adam steps.
+
+    Batches go to the device of the model's parameters (move the model to a GPU
+    first to train there).
+    """
     model.prepare(data)
     if model.train_format is TrainFormat.FIT:
         model.fit(data)
@@ -39,13 +43,16 @@ def fit_model(
     )
     dataset: Any = datamodule.make_train_set()
     params = [p for p in model.parameters() if p.requires_grad]
+    device = params[0].device if params else torch.device("cpu")
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     model.train()
     for epoch in range(epochs):
         dataset.set_epoch(epoch)
         for b in range(len(dataset)):
             optimizer.zero_grad(set_to_none=True)
-            loss = model.loss(dataset[b])
+            batch = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                     for k, v in dataset[b].items()}
+            loss = model.loss(batch)
             loss.backward()
             optimizer.step()
     model.eval()
