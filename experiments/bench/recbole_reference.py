@@ -318,7 +318,8 @@ NOTES = """What still differs on the identical split, and how to read the gaps:
 - **Trained models** (BPR, LightGCN, NeuMF): the settings table lists what differs beyond
   the shared batch size, learning rate and embedding size (initialisation, LightGCN's
   layers/regularisation/negatives, NeuMF's towers and negatives). Early stopping also
-  differs: recframe patience 5 and at most 100 epochs (the families preset), RecBole
+  differs: recframe patience 5 and at most 100 epochs (the families preset; BPR:
+  patience 10 and 200 epochs, see `experiments/arm/bpr.yaml`), RecBole
   `stopping_step` 10 and the caps above. One RecBole seed against recframe's seed spread:
   a gap within about two recframe standard deviations is seed noise."""
 
@@ -447,7 +448,8 @@ def markdown(models: list[str], settings: list[Setting], runs: dict[str, list[di
         "Recall/NDCG/MRR at 10 with the same definitions, the best-validation weights "
         "tested. recframe: mean ± std over the committed seeds (sample std, from "
         "`report.csv`) and the value on the same seed(s), i.e. on the identical split; "
-        f"early stopping on valid NDCG@10 with patience 5, at most 100 epochs. RecBole: "
+        f"early stopping on valid NDCG@10 with patience 5, at most 100 epochs "
+        f"(BPR: patience 10, 200 epochs). RecBole: "
         f"`valid_metric: NDCG@10`, `stopping_step: {args.stopping_step}` (stops after "
         f"{args.stopping_step + 1} evaluations without improvement), `eval_step: 1`, at most "
         f"{args.epochs} epochs for BPR and LightGCN and {args.neumf_epochs} for NeuMF "
