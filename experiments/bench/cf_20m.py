@@ -134,7 +134,6 @@ def run_model(name: str, path: Path, ease_items: int, eval_users: int, seed: int
 def build_parser() -> argparse.ArgumentParser:
     """Size flags, ``--small``, ``--out``."""
     p = common.parser(__doc__.splitlines()[0])
-    p.add_argument("--small", action="store_true", help="tiny sizes: a smoke run, not figures")
     p.add_argument("--users", type=int, default=None,
                    help=f"users (none: {pipeline_20m.FULL['users']:,})")
     p.add_argument("--items", type=int, default=None,

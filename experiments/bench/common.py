@@ -98,12 +98,15 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the options every benchmark shares (``--out``)."""
+def parser(description: str,
+           small_help: str = "tiny sizes: a smoke run, not figures") -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark shares: ``--out`` and
+    ``--small`` (what the smoke test and ``run_all.py --small`` pass)."""
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="folder for the result fragment <name>.json")
+    p.add_argument("--small", action="store_true", help=small_help)
     return p
 
 

@@ -217,7 +217,7 @@ def _quiet() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], "tiny sizes: a smoke run")
     p.add_argument("--users", type=int, default=100_000, help="number of users")
     p.add_argument("--items", type=int, default=50_000, help="number of items")
     p.add_argument("--dim", type=int, default=64, help="embedding dimension")
@@ -227,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="users of each timed round (the first ones); the full pass uses all")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds (median is reported)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    p.add_argument("--small", action="store_true", help="tiny sizes: a smoke run")
     args = p.parse_args(argv)
     if args.small:
         args.users, args.items, args.dim, args.batch_size = 3000, 2000, 16, 256

@@ -335,7 +335,6 @@ def report(args: Any, sizes: dict[str, int], path: Path, result: dict[str, Any])
 def build_parser() -> Any:
     """The command line: size flags, ``--small``, ``--out``."""
     p = common.parser(__doc__.splitlines()[0])
-    p.add_argument("--small", action="store_true", help="tiny sizes: a smoke run, not figures")
     p.add_argument("--users", type=int, default=None,
                    help=f"users (none: {FULL['users']:,}, --small {SMALL['users']:,})")
     p.add_argument("--items", type=int, default=None,

@@ -472,7 +472,8 @@ def markdown(results: dict[str, list[Pair]], extras: list[dict[str, Any]],
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], "tiny sizes: a smoke run (1 epoch each, "
+                      "a 20k-interaction synthetic set)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of every run")
     p.add_argument("--bpr-epochs", type=int, default=20, help="BPR epochs on ml100k")
     p.add_argument("--bpr-batch", type=int, default=2048, help="BPR triples per step")
@@ -500,8 +501,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="the MovieLens-100K folder (u.data, u.item, u.user)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="keep exported splits, logs and run dirs here (default: a temp dir)")
-    p.add_argument("--small", action="store_true",
-                   help="tiny sizes: a smoke run (1 epoch each, a 20k-interaction synthetic set)")
     args = p.parse_args(argv)
     if args.small:
         args.bpr_epochs = args.sasrec_epochs = args.synth_bpr_epochs = 1

@@ -508,7 +508,7 @@ def figures(models: list[str], runs: dict[str, list[dict[str, Any]]],
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, export the split(s), run every RecBole model, write the fragment."""
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0], "smoke run: at most 2 epochs, stopping_step 1")
     p.add_argument("--seeds", default="0", help="comma-separated split (and RecBole) seeds")
     p.add_argument("--models", default=",".join(MODELS + VARIANTS),
                    help="comma-separated subset of RecBole models (PopShipped: RecBole's Pop "
@@ -528,8 +528,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="recframe's committed families report.csv")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="keep exported splits, logs and checkpoints here (default: a temp dir)")
-    p.add_argument("--small", action="store_true",
-                   help="smoke run: at most 2 epochs, stopping_step 1")
     args = p.parse_args(argv)
     if args.small:
         args.epochs, args.neumf_epochs = min(args.epochs, 2), min(args.neumf_epochs, 2)

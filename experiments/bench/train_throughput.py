@@ -144,7 +144,8 @@ def _quiet() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.parser(__doc__.splitlines()[0])
+    p = common.parser(__doc__.splitlines()[0],
+                      "smoke run: small synthetic data instead of ML-100K, 2 epochs")
     p.add_argument("--models", default=",".join(GRADIENT + CLOSED_FORM),
                    help="comma-separated models; any of " + ", ".join(GRADIENT + CLOSED_FORM))
     p.add_argument("--epochs", type=int, default=3,
@@ -152,8 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=default_data_dir(),
                    help="folder holding ml-100k/ ($RECFRAME_DATA_DIR, else ../shared/data)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    p.add_argument("--small", action="store_true",
-                   help="smoke run: small synthetic data instead of ML-100K, 2 epochs")
     args = p.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     unknown = sorted(set(models) - set(GRADIENT + CLOSED_FORM))
