@@ -16,7 +16,6 @@ from recframe.api import (
     float_param,
     int_param,
 )
-from recframe_cf._sparse import to_csr
 
 # Rows of the item-item co-occurrence densified at once while fitting (bounds fit memory).
 _FIT_CELLS = 1 << 24
@@ -58,7 +57,6 @@ class ItemKNN(RecModel):
         self.register_buffer("neighbour_items",
                              torch.zeros(n_items, self.neighbours, dtype=torch.long))
         self.register_buffer("neighbour_sims", torch.zeros(n_items, self.neighbours))
-        self._cache: tuple[tuple[Any, ...], torch.Tensor] | None = None
 
     def fit(self, data: RecData) -> None:
         x = data.train.astype(np.float32)  # users x items, binary
@@ -81,22 +79,6 @@ class ItemKNN(RecModel):
             items[start:end], sims[start:end] = top.indices, vals
         self.neighbour_items.copy_(items)
         self.neighbour_sims.copy_(sims)
-
-    def _similarity_t(self) -> torch.Tensor:
-        """``S^T`` as a sparse CSR matrix (CSR products are several times faster than
-        COO on CPU), rebuilt only when the buffers change (fit, checkpoint load)."""
-        idx, val = self.neighbour_items, self.neighbour_sims
-        key = (idx.device, idx.data_ptr(), idx._version, val.data_ptr(), val._version)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        keep = val != 0
-        rows = idx[keep]  # neighbour j
-        cols = torch.arange(self.n_items, device=idx.device).unsqueeze(1).expand_as(idx)[keep]
-        s_t = to_csr(torch.sparse_coo_tensor(torch.stack([rows, cols]), val[keep],
-                                             (self.n_items, self.n_items),
-                                             check_invariants=True))
-        self._cache = (key, s_t)
-        return s_t
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         """``s_u = h_u S``: each seen item adds its kept neighbours' similarities.
