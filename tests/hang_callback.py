@@ -38,6 +38,7 @@ class SlowValidation(pl.Callback):
         self.seconds = seconds
 
     def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                                *args: object, **kwargs: object) -> None:
-        if kwargs.get("batch_idx", args[2] if len(args) > 2 else 0) == 0:
+                                outputs: object, batch: object, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        if batch_idx == 0:
             time.sleep(self.seconds)

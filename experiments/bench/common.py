@@ -25,13 +25,14 @@ import resource
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from recframe.results import atomic_write
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "experiments" / "results" / "bench"
@@ -121,16 +122,11 @@ def command_line() -> str:
 def write_fragment(name: str, out: Path, figures: dict[str, Any], markdown: str,
                    details: dict[str, Any] | None = None) -> Path:
     """Write ``<out>/<name>.json`` atomically and print the markdown section."""
-    out.mkdir(parents=True, exist_ok=True)
     payload = {"name": name, "figures": figures, "markdown": markdown.strip() + "\n",
                "command": command_line(), "machine": machine(), "details": details or {}}
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are for everyone to read
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
     path = out / f"{name}.json"
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
     print(markdown)
     print(json.dumps(figures, indent=2, sort_keys=True, default=str))
     return path

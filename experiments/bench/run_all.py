@@ -14,28 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine  # noqa: E402
 
+from recframe.results import atomic_write  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 #: benchmark scripts, in the order they run and appear in bench.md
 BENCHMARKS = ["eval_floor", "pipeline_20m", "train_throughput", "cf_20m", "recbole_compare",
               "recbole_reference"]
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def merge(results_dir: Path) -> tuple[dict, str]:
@@ -95,8 +87,9 @@ def main() -> int:
                 failed.append(name)
     args.out.mkdir(parents=True, exist_ok=True)
     figures, md = merge(args.out)
-    _atomic_text(args.out / "bench.json", json.dumps(figures, indent=2, sort_keys=True) + "\n")
-    _atomic_text(args.out / "bench.md", md)
+    bench_json = json.dumps(figures, indent=2, sort_keys=True) + "\n"
+    atomic_write(args.out / "bench.json", lambda tmp: tmp.write_text(bench_json))
+    atomic_write(args.out / "bench.md", lambda tmp: tmp.write_text(md))
     if failed:
         print(f"failed benchmarks: {', '.join(failed)}", file=sys.stderr)
         return 1
