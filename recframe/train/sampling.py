@@ -13,10 +13,10 @@ class NegativeSampler:
     bitmap fits in ``bitmap_max_bytes`` (MovieLens-1M: 2.8 MB), membership of
     a whole batch is two gathers into that bitmap; beyond it, keys are kept
     sorted and a batch is looked up with one ``searchsorted`` over its sorted
-    keys (sorted queries walk the table in order: about 2x faster than
-    unsorted ones on 20M keys). Collisions are resampled in a few vectorized
-    rounds (a user who has seen almost every item keeps the rare residual
-    collision rather than looping forever).
+    keys (sorted queries walk the table in order, which on tables of millions
+    of keys is several times faster than unsorted ones). Collisions are
+    resampled in a few vectorized rounds (a user who has seen almost every item
+    keeps the rare residual collision rather than looping forever).
     """
 
     def __init__(self, positives: sp.csr_matrix, max_rounds: int = 20,
