@@ -39,6 +39,7 @@ from recframe.results import (
     write_parquet,
 )
 from recframe.train.datamodule import RecDataModule
+from recframe.train.optim import build_optimizer
 from recframe.train.task import RecTask
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any) -> RecTask:
                  if cfg.model.get(k) is not None}
 
     def optimizer_factory(params: Any) -> torch.optim.Optimizer:
-        return instantiate(optim_cfg, params=params, **overrides)
+        return build_optimizer(optim_cfg, params, overrides)
 
     popularity = torch.from_numpy(data.item_popularity()).float()
     if "item_features" in plan.evaluator.needs:

@@ -101,7 +101,7 @@ class {cls}(RecModel):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         user = self.user_emb(batch["users"])  # [B, d]
         pos = (user * self.item_emb(batch["pos"])).sum(-1, keepdim=True)  # [B, 1]
-        neg = torch.einsum("bd,bnd->bn", user, self.item_emb(batch["neg"]))  # [B, n]
+        neg = (user.unsqueeze(1) * self.item_emb(batch["neg"])).sum(-1)  # [B, n]
         return -nn.functional.logsigmoid(pos - neg).mean()
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recframe.train.batches import EvalUsers, PairBatches, left_padded
+from recframe.train.batches import EvalUsers, PairBatches, csr_rows, left_padded
 from recframe.train.sampling import NegativeSampler
 
 
@@ -104,3 +104,17 @@ def test_bitmap_and_sorted_key_lookups_agree():
     users_1d = rng.integers(0, 57, size=200)
     assert np.array_equal(bitmap.sample(users_1d, 4, seed[0]),
                           sorted_keys.sample(users_1d, 4, seed[1]))
+
+
+def test_csr_rows_match_scipy_row_indexing_for_runs_and_arbitrary_users():
+    m = sp.random(50, 30, density=0.2, format="csr", random_state=3, dtype=np.float32)
+    m[7] = 0  # an empty row inside a run
+    m.eliminate_zeros()
+    for users in (np.arange(5, 20), np.array([3]), np.array([4, 5, 9, 2, 2]),
+                  np.arange(50), np.array([], dtype=np.int64), np.array([10, 11, 13])):
+        rows, cols = csr_rows(m, users)
+        expected = m[users].tocoo() if len(users) else sp.coo_matrix((0, 30))
+        order = np.lexsort((expected.col, expected.row))
+        got = np.lexsort((cols, rows))
+        np.testing.assert_array_equal(rows[got], expected.row[order])
+        np.testing.assert_array_equal(cols[got], expected.col[order])

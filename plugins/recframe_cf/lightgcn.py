@@ -93,7 +93,7 @@ class LightGCN(RecModel):
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         u, p, n = users_f[users], items_f[pos], items_f[neg]  # [B, d], [B, d], [B, m, d]
         pos_score = (u * p).sum(-1, keepdim=True)
-        neg_score = torch.einsum("bd,bnd->bn", u, n)
+        neg_score = (u.unsqueeze(1) * n).sum(-1)
         loss = -nn.functional.logsigmoid(pos_score - neg_score).mean()
         if self.reg:
             u0, p0, n0 = self.user_emb(users), self.item_emb(pos), self.item_emb(neg)

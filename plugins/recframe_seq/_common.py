@@ -95,6 +95,45 @@ def last_window(seq: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat([pad, seq], dim=1)
 
 
+def encode_last_position(encoder: nn.TransformerEncoder, x: torch.Tensor,
+                         mask: torch.Tensor | None = None,
+                         key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``encoder(x, mask, key_padding_mask)[:, -1]`` (``[B, d]``) for a batch-first
+    encoder, computing only what the last position needs.
+
+    Every block but the last runs over all positions (later positions read
+    them); the last block runs attention for the last position's query alone
+    (keys and values from all positions) and its feed-forward for that one
+    position. Scoring reads only the last position, so in a two-block model this
+    skips about half of the work (the feed-forward dominates). Equal to the full
+    forward up to float rounding (tests/test_seq_models.py); pre-LN and post-LN
+    blocks.
+    """
+    layers = list(encoder.layers)
+    for layer in layers[:-1]:
+        x = layer(x, src_mask=mask, src_key_padding_mask=key_padding_mask)
+    last = layers[-1]
+    query_mask = mask[..., -1:, :] if mask is not None else None
+
+    def attend(h: torch.Tensor) -> torch.Tensor:
+        out = last.self_attn(h[:, -1:], h, h, attn_mask=query_mask,
+                             key_padding_mask=key_padding_mask, need_weights=False)[0]
+        return last.dropout1(out)
+
+    def feed_forward(h: torch.Tensor) -> torch.Tensor:
+        return last.dropout2(last.linear2(last.dropout(last.activation(last.linear1(h)))))
+
+    if last.norm_first:
+        y = x[:, -1:] + attend(last.norm1(x))
+        y = y + feed_forward(last.norm2(y))
+    else:
+        y = last.norm1(x[:, -1:] + attend(x))
+        y = last.norm2(y + feed_forward(y))
+    if encoder.norm is not None:
+        y = encoder.norm(y)
+    return y[:, 0]
+
+
 def init_weights(module: nn.Module, std: float) -> None:
     """Truncated-normal init of embeddings and linear layers (BERT-style), zero biases."""
     for m in module.modules():

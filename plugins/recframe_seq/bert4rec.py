@@ -10,6 +10,7 @@ from torch import nn
 from recframe.api import DataInfo
 from recframe_seq._common import (
     SequenceModel,
+    encode_last_position,
     get_bool,
     get_float,
     init_weights,
@@ -70,13 +71,21 @@ class BERT4Rec(SequenceModel):
                                   nn.LayerNorm(embedding_dim))
         init_weights(self, init_std)
 
-    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Head outputs ``[B, L, d]`` for a token matrix ``[B, L]`` (0 = padding)."""
+    def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
         positions = torch.arange(self.max_seq_len - length, self.max_seq_len,
                                  device=tokens.device)
-        x = self.emb_dropout(self.emb_norm(self.item_emb(tokens) + self.pos_emb(positions)))
-        h = self.encoder(x, src_key_padding_mask=tokens == 0)
+        return self.emb_dropout(self.emb_norm(self.item_emb(tokens) + self.pos_emb(positions)))
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Head outputs ``[B, L, d]`` for a token matrix ``[B, L]`` (0 = padding)."""
+        h = self.encoder(self._inputs(tokens), src_key_padding_mask=tokens == 0)
+        return self.head(h)
+
+    def encode_last(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``encode(tokens)[:, -1]`` (``[B, d]``) without the last block's other positions."""
+        h = encode_last_position(self.encoder, self._inputs(tokens),
+                                 key_padding_mask=tokens == 0)
         return self.head(h)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -94,8 +103,7 @@ class BERT4Rec(SequenceModel):
         seq = trim(last_window(context["seq"], self.max_seq_len - 1))
         tokens = self.tokens(seq)
         mask = tokens.new_full((len(tokens), 1), self.mask_token)
-        h = self.encode(torch.cat([tokens, mask], dim=1))
-        return self.logits(h[:, -1])
+        return self.logits(self.encode_last(torch.cat([tokens, mask], dim=1)))
 
 
 def build_bert4rec(info: DataInfo, cfg: Any) -> BERT4Rec:

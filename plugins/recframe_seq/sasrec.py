@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from recframe.api import DataInfo, RecData
 from recframe_seq._common import (
     SequenceModel,
+    encode_last_position,
     get_bool,
     get_choice,
     get_int,
@@ -91,14 +92,24 @@ class SASRec(SequenceModel):
             log_q = torch.from_numpy(np.log(counts / counts.sum())).float()
             self.log_q = log_q.to(self.log_q.device)
 
-    def encode(self, seq: torch.Tensor) -> torch.Tensor:
-        """Outputs ``[B, L, d]`` for a left-padded ``seq`` ``[B, L]`` (L <= max_seq_len)."""
+    def _inputs(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder inputs ``[B, L, d]`` and the causal/padding attention mask."""
         length = seq.shape[1]
         pad = seq < 0
         positions = torch.arange(self.max_seq_len - length, self.max_seq_len, device=seq.device)
         x = self.item_emb(self.tokens(seq)) * math.sqrt(self.item_emb.embedding_dim)
         x = self.emb_dropout(x + self.pos_emb(positions)) * (~pad).unsqueeze(-1)
-        return self.encoder(x, mask=causal_padding_mask(pad, self.num_heads))
+        return x, causal_padding_mask(pad, self.num_heads)
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        """Outputs ``[B, L, d]`` for a left-padded ``seq`` ``[B, L]`` (L <= max_seq_len)."""
+        x, mask = self._inputs(seq)
+        return self.encoder(x, mask=mask)
+
+    def encode_last(self, seq: torch.Tensor) -> torch.Tensor:
+        """``encode(seq)[:, -1]`` (``[B, d]``) without the last block's other positions."""
+        x, mask = self._inputs(seq)
+        return encode_last_position(self.encoder, x, mask=mask)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs, targets, valid = next_item_pairs(trim(batch["seq"]))
@@ -128,7 +139,7 @@ class SASRec(SequenceModel):
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         seq = trim(last_window(context["seq"], self.max_seq_len))
-        return self.logits(self.encode(seq)[:, -1])
+        return self.logits(self.encode_last(seq))
 
 
 def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:

@@ -54,7 +54,9 @@ class RecTask(pl.LightningModule):
         self._nan_scores = torch.zeros((), dtype=torch.long)
         self._item_counts: dict[int, torch.Tensor] = {}
         self.val_history: list[tuple[int, dict[str, float]]] = []
-        self.test_per_user: pd.DataFrame | None = None
+        # per-user test values (user index, metric -> values); the frame is built on demand
+        self._test_values: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
+        self._test_frame: pd.DataFrame | None = None
         self.test_metrics: dict[str, float] = {}
         # training seconds per epoch: first batch start to last batch end, so validation
         # and checkpoint saving (which Lightning runs inside the epoch) are not counted
@@ -205,11 +207,25 @@ class RecTask(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         users, values = self._gather()
-        means = {f"test/{k}": v.mean() for k, v in values.items()}
-        means.update({f"test/{k}": v for k, v in self._global_metrics(len(users)).items()})
-        self.log_dict(means, sync_dist=False)
-        self.test_metrics = {k.removeprefix("test/"): float(v) for k, v in means.items()}
-        self.test_per_user = PerUserAccumulator.to_frame(users, values)
+        means = {k: v.mean() for k, v in values.items()}
+        means.update(self._global_metrics(len(users)))
+        self.test_metrics = {k: float(v) for k, v in means.items()}
+        self._test_values, self._test_frame = (users, values), None
+        # Straight to the loggers (rank zero only, as Lightning's loggers are): the values
+        # are already reduced over ranks, and self.log's per-key result machinery would
+        # cost a small model's evaluation time again.
+        if self.trainer.is_global_zero:
+            logged = {f"test/{k}": v for k, v in self.test_metrics.items()}
+            for logger in self.loggers:
+                logger.log_metrics(logged, step=self.global_step)
+
+    @property
+    def test_per_user(self) -> pd.DataFrame | None:
+        """The last test's per-user values: one row per user (sorted by user index),
+        one column per metric; None before any test."""
+        if self._test_frame is None and self._test_values is not None:
+            self._test_frame = PerUserAccumulator.to_frame(*self._test_values)
+        return self._test_frame
 
     # -- checkpoint state beyond the weights (restored on resume) -----------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -1,0 +1,63 @@
+"""Build the optimizer of a gradient-trained model from the ``optim`` config group."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from recframe.errors import ConfigError
+
+# Devices on which torch's fused optimizer kernels exist for float parameters.
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+def accepts_fused(optimizer_class: type) -> bool:
+    """Whether ``optimizer_class(...)`` takes a ``fused`` argument (Adam, AdamW, SGD, ...)."""
+    try:
+        return "fused" in inspect.signature(optimizer_class).parameters
+    except (TypeError, ValueError):  # pragma: no cover - classes without a signature
+        return False
+
+
+def fused_supported(params: Iterable[torch.nn.Parameter]) -> bool:
+    """Whether every parameter is a dense float tensor on a device with fused kernels."""
+    params = list(params)
+    return bool(params) and all(
+        p.is_floating_point() and p.layout == torch.strided and p.device.type in FUSED_DEVICES
+        for p in params
+    )
+
+
+def build_optimizer(optim_cfg: DictConfig, params: Iterable[torch.nn.Parameter],
+                    overrides: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """Instantiate ``optim_cfg`` over ``params``.
+
+    ``overrides`` (a model config's own tuned ``lr``/``weight_decay``) win over the
+    group's keys. ``fused: auto`` (the default of ``conf/optim/adam.yaml``) turns on
+    torch's fused kernel (one multi-tensor kernel per step instead of a chain of
+    per-tensor ops) when the optimizer class has one and every parameter can use
+    it, and leaves the argument out otherwise; ``true``/``false``/``null`` are
+    passed as given.
+    """
+    params = list(params)
+    cfg: dict[str, Any] = OmegaConf.to_container(optim_cfg, resolve=True)  # type: ignore[assignment]
+    fused = cfg.get("fused")
+    if fused == "auto":
+        target = cfg.get("_target_")
+        try:
+            optimizer_class = get_class(str(target))
+        except Exception as err:
+            raise ConfigError(f"optim._target_ {target!r} is not an importable optimizer "
+                              f"class ({err}); e.g. torch.optim.Adam") from err
+        if accepts_fused(optimizer_class) and fused_supported(params):
+            cfg["fused"] = True
+        else:
+            del cfg["fused"]
+    elif fused is not None and not isinstance(fused, bool):
+        raise ConfigError(f"optim.fused must be auto, true, false or null; got {fused!r}")
+    return instantiate(cfg, params=params, **overrides)
