@@ -178,19 +178,23 @@ def test_sliding_windows_config_reaches_the_training_batches(compose):
     ("sasrec", {"num_heads": 1}), ("sasrec", {"num_heads": 2}),
     ("bert4rec", {"pre_ln": True}), ("bert4rec", {"pre_ln": False}),
 ])
-def test_last_position_encoding_equals_the_full_forward(model, kwargs):
-    """Scoring computes the last block for the last position only; it must match."""
+@pytest.mark.parametrize("padded", [True, False])
+def test_last_position_encoding_equals_the_full_forward(model, kwargs, padded):
+    """Scoring computes the last block for the last position only; it must match, with
+    padding (a per-row mask) and without (SASRec: the plain causal kernel)."""
     from recframe_seq.bert4rec import BERT4Rec
     from recframe_seq.sasrec import SASRec
 
     torch.manual_seed(0)
     cls = SASRec if model == "sasrec" else BERT4Rec
+    kwargs = dict(kwargs)
     heads = kwargs.pop("num_heads", 2)
     m = cls(40, max_seq_len=12, embedding_dim=16, num_blocks=3, num_heads=heads, ffn_dim=32,
             **kwargs).eval()
     seq = torch.randint(0, 40, (9, 12))
-    seq[0, :5] = -1
-    seq[1, :11] = -1  # a single item
+    if padded:
+        seq[0, :5] = -1
+        seq[1, :11] = -1  # a single item
     inputs = seq if model == "sasrec" else m.tokens(seq)
     with torch.no_grad():
         full = m.encode(inputs)[:, -1]
@@ -198,3 +202,14 @@ def test_last_position_encoding_equals_the_full_forward(model, kwargs):
     assert last.shape == full.shape
     torch.testing.assert_close(last, full, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(full[0], full[2])  # rows differ: the check is not vacuous
+
+
+def test_row_chunks_cover_every_row_once_in_order():
+    from recframe_seq._common import row_chunks
+
+    rows = torch.arange(30).reshape(10, 3)
+    parts = row_chunks(rows, max_cells=7)
+    assert [len(p) for p in parts] == [2, 2, 2, 2, 2]
+    assert torch.equal(torch.cat(parts), rows)
+    assert [len(p) for p in row_chunks(rows, max_cells=2)] == [1] * 10  # at least one row
+    assert len(row_chunks(rows, max_cells=30)) == 1

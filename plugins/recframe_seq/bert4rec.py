@@ -15,6 +15,7 @@ from recframe_seq._common import (
     get_float,
     init_weights,
     last_window,
+    row_chunks,
     transformer_params,
     trim,
     with_sliding_windows,
@@ -103,7 +104,8 @@ class BERT4Rec(SequenceModel):
         seq = trim(last_window(context["seq"], self.max_seq_len - 1))
         tokens = self.tokens(seq)
         mask = tokens.new_full((len(tokens), 1), self.mask_token)
-        return self.logits(self.encode_last(torch.cat([tokens, mask], dim=1)))
+        tokens = torch.cat([tokens, mask], dim=1)
+        return self.logits(torch.cat([self.encode_last(part) for part in row_chunks(tokens)]))
 
 
 def build_bert4rec(info: DataInfo, cfg: Any) -> BERT4Rec:

@@ -20,6 +20,7 @@ from recframe_seq._common import (
     init_weights,
     last_window,
     next_item_pairs,
+    row_chunks,
     transformer_params,
     trim,
     with_sliding_windows,
@@ -92,24 +93,30 @@ class SASRec(SequenceModel):
             log_q = torch.from_numpy(np.log(counts / counts.sum())).float()
             self.log_q = log_q.to(self.log_q.device)
 
-    def _inputs(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder inputs ``[B, L, d]`` and the causal/padding attention mask."""
+    def _inputs(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Encoder inputs ``[B, L, d]``, the attention mask, and whether it is purely
+        causal (no padding in the batch: attention then runs as a causal kernel
+        without materialising a per-row mask)."""
         length = seq.shape[1]
         pad = seq < 0
         positions = torch.arange(self.max_seq_len - length, self.max_seq_len, device=seq.device)
         x = self.item_emb(self.tokens(seq)) * math.sqrt(self.item_emb.embedding_dim)
-        x = self.emb_dropout(x + self.pos_emb(positions)) * (~pad).unsqueeze(-1)
-        return x, causal_padding_mask(pad, self.num_heads)
+        x = self.emb_dropout(x + self.pos_emb(positions))
+        if bool(pad.any()):
+            x = x * (~pad).unsqueeze(-1)
+            return x, causal_padding_mask(pad, self.num_heads), False
+        causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).triu(1)
+        return x, causal, True
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
         """Outputs ``[B, L, d]`` for a left-padded ``seq`` ``[B, L]`` (L <= max_seq_len)."""
-        x, mask = self._inputs(seq)
-        return self.encoder(x, mask=mask)
+        x, mask, is_causal = self._inputs(seq)
+        return self.encoder(x, mask=mask, is_causal=is_causal)
 
     def encode_last(self, seq: torch.Tensor) -> torch.Tensor:
         """``encode(seq)[:, -1]`` (``[B, d]``) without the last block's other positions."""
-        x, mask = self._inputs(seq)
-        return encode_last_position(self.encoder, x, mask=mask)
+        x, mask, is_causal = self._inputs(seq)
+        return encode_last_position(self.encoder, x, mask=mask, is_causal=is_causal)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs, targets, valid = next_item_pairs(trim(batch["seq"]))
@@ -139,7 +146,7 @@ class SASRec(SequenceModel):
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         seq = trim(last_window(context["seq"], self.max_seq_len))
-        return self.logits(self.encode_last(seq))
+        return self.logits(torch.cat([self.encode_last(part) for part in row_chunks(seq)]))
 
 
 def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:
