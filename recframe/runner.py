@@ -304,7 +304,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
                     sum(task.epoch_seconds) / max(len(task.epoch_seconds), 1), 4),
                 "validation_seconds_per_epoch": round(
                     sum(task.validation_seconds) / max(len(task.validation_seconds), 1), 4),
+                # the whole trainer.test call, and its loop alone (batches + metrics)
                 "evaluate": round(eval_seconds, 4),
+                "test_loop": round(task.test_loop_seconds, 4),
             },
         })
         frame = per_user_frame(exp)

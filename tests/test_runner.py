@@ -33,7 +33,9 @@ def test_results_json_has_the_promised_record(pop_and_bpr):
         assert {"ndcg@10", "recall@20", "precision@10", "mrr@10", "hit@10", "map@20"} <= set(
             on_disk["metrics"][part])
     assert isinstance(on_disk["best_epoch"], int)
-    assert {"load", "preprocess", "split", "encode", "fit", "evaluate"} <= set(on_disk["timings"])
+    timings = on_disk["timings"]
+    assert {"load", "preprocess", "split", "encode", "fit", "evaluate", "test_loop"} <= set(timings)
+    assert 0 < timings["test_loop"] <= timings["evaluate"]
     assert on_disk["memory"]["peak_rss_gib"] > 0
     assert "torch" in on_disk["versions"] and "git_sha" in on_disk
     proto = on_disk["protocol"]

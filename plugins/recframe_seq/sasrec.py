@@ -146,7 +146,8 @@ class SASRec(SequenceModel):
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         seq = trim(last_window(context["seq"], self.max_seq_len))
-        return self.logits(torch.cat([self.encode_last(part) for part in row_chunks(seq)]))
+        parts = [self.encode_last(trim(part)) for part in row_chunks(seq)]
+        return self.logits(torch.cat(parts))
 
 
 def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:

@@ -66,6 +66,9 @@ class RecTask(pl.LightningModule):
         self._epoch_start = 0.0
         self._last_batch_end = 0.0
         self._validation_start = 0.0
+        # the last test's loop: first batch fetch to metrics computed (no set-up/teardown)
+        self.test_loop_seconds = 0.0
+        self._test_start = 0.0
         self._loss_sum: torch.Tensor | None = None  # sum of loss * batch size this epoch
         self._loss_count = 0
 
@@ -205,6 +208,9 @@ class RecTask(pl.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch)
 
+    def on_test_epoch_start(self) -> None:
+        self._test_start = time.perf_counter()
+
     def on_test_epoch_end(self) -> None:
         users, values = self._gather()
         means = {k: v.mean() for k, v in values.items()}
@@ -218,6 +224,7 @@ class RecTask(pl.LightningModule):
             logged = {f"test/{k}": v for k, v in self.test_metrics.items()}
             for logger in self.loggers:
                 logger.log_metrics(logged, step=self.global_step)
+        self.test_loop_seconds = time.perf_counter() - self._test_start
 
     @property
     def test_per_user(self) -> pd.DataFrame | None:
