@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synth-items", type=int, default=3706, help="ml1m_synth items")
     p.add_argument("--synth-interactions", type=int, default=1_000_000,
                    help="ml1m_synth interactions")
-    p.add_argument("--synth-bpr-epochs", type=int, default=3, help="BPR epochs on ml1m_synth")
+    p.add_argument("--synth-bpr-epochs", type=int, default=10, help="BPR epochs on ml1m_synth")
     p.add_argument("--synth-sasrec-epochs", type=int, default=1,
                    help="SASRec epochs on ml1m_synth")
     p.add_argument("--synth-recbole-sasrec-batches", type=int, default=50,
