@@ -120,10 +120,17 @@ def command_line() -> str:
 
 
 def write_fragment(name: str, out: Path, figures: dict[str, Any], markdown: str,
-                   details: dict[str, Any] | None = None) -> Path:
-    """Write ``<out>/<name>.json`` atomically and print the markdown section."""
+                   details: dict[str, Any] | None = None,
+                   recorded: dict[str, Any] | None = None) -> Path:
+    """Write ``<out>/<name>.json`` atomically and print the markdown section.
+
+    ``recorded`` (``command`` and ``machine`` of an earlier fragment) keeps the
+    provenance of figures that were measured before, when only the text is rebuilt.
+    """
+    recorded = recorded or {}
     payload = {"name": name, "figures": figures, "markdown": markdown.strip() + "\n",
-               "command": command_line(), "machine": machine(), "details": details or {}}
+               "command": recorded.get("command", command_line()),
+               "machine": recorded.get("machine", machine()), "details": details or {}}
     text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
     path = out / f"{name}.json"
     atomic_write(path, lambda tmp: tmp.write_text(text))
