@@ -23,12 +23,15 @@ from recframe.models import (
 )
 from recframe.params import (
     bool_param,
+    check_known_keys,
     choice_param,
     columns_param,
     feature_specs,
     float_param,
     int_param,
+    is_finite_number,
     layers_param,
+    read_key,
 )
 from recframe.plugin import (
     DatasetSpec,
@@ -47,5 +50,6 @@ __all__ = [
     "RecModel", "RecframeError", "Split", "SplitterSpec", "TrainFormat", "build_model",
     "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",
     "bool_param", "choice_param", "columns_param", "feature_specs", "float_param", "int_param",
-    "layers_param", "lexsort_stable", "stable_argsort",
+    "layers_param", "lexsort_stable", "stable_argsort", "check_known_keys", "read_key",
+    "is_finite_number",
 ]

@@ -1,13 +1,19 @@
-"""Validation helpers for model hyperparameters: every error names ``model.<key>``.
+"""Validation helpers for plugin parameters: every error names the key.
 
+The ``*_param`` helpers read model hyperparameters (errors name ``model.<key>``);
+:func:`check_known_keys`, :func:`read_key` and :func:`is_finite_number` serve any
+config block a plugin reads, such as one preprocessing step or a splitter (errors
+name the block as the caller words it, e.g. ``preprocess step 'binarize'``).
 Part of the public plugin API (re-exported by :mod:`recframe.api`), so plugins
 do not each write their own.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from recframe.data.encode import DataInfo, FeatureSpec
@@ -93,3 +99,41 @@ def feature_specs(info: DataInfo, cfg: Mapping[str, Any] | Any, which: str,
     """Selected ``item``/``user`` feature columns of ``info`` (see :func:`columns_param`)."""
     specs = info.item_features if which == "item" else info.user_features
     return columns_param(cfg, f"{which}_feature_columns", specs, max_cardinality)
+
+
+def check_known_keys(cfg: Any, where: str, allowed: Iterable[str], example: str) -> None:
+    """Reject keys of the config block ``cfg`` outside ``allowed`` (``name`` is always
+    allowed), suggesting the closest allowed key; ``where`` names the block and
+    ``example`` shows its expected shape (e.g. ``{name: binarize, ...}``)."""
+    allowed = sorted(allowed)
+    if cfg is None:
+        return
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"{where}: expected a mapping like {example}, got {cfg!r}")
+    for key in cfg:
+        key = str(key)
+        if key == "name" or key in allowed:
+            continue
+        msg = (f"{where}: unknown key {key!r}; allowed keys: "
+               f"{', '.join(allowed) if allowed else '(none besides name)'}.")
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        if close:
+            msg += f" Did you mean {close[0]!r}?"
+        raise ConfigError(msg)
+
+
+def read_key(cfg: Any, key: str, default: Any, where: str) -> Any:
+    """``cfg.get(key, default)`` (a ``DictConfig`` or a dict; ``None`` gives the default),
+    with an unreadable value (an unresolvable interpolation, ``???``) as a ConfigError."""
+    if cfg is None:
+        return default
+    try:
+        return cfg.get(key, default)
+    except Exception as exc:
+        raise ConfigError(f"{where}: cannot read {key!r}: {exc}") from exc
+
+
+def is_finite_number(value: Any) -> bool:
+    """A real, finite number that is not a boolean."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(float(value)))

@@ -9,14 +9,18 @@ what was given, so a typo fails before any data is touched.
 
 from __future__ import annotations
 
-import difflib
 import logging
-import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from recframe.api import ConfigError, DataError
+from recframe.api import (
+    ConfigError,
+    DataError,
+    check_known_keys,
+    is_finite_number,
+    read_key,
+)
 
 log = logging.getLogger("recframe_preprocess")
 
@@ -27,42 +31,14 @@ def where(step: str) -> str:
 
 def check_keys(cfg: Any, step: str, allowed: Iterable[str]) -> None:
     """Reject keys the step does not know (``name`` is always allowed)."""
-    allowed = sorted(allowed)
-    if cfg is None:
-        return
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(
-            f"{where(step)}: expected a mapping like {{name: {step}, ...}}, got {cfg!r}"
-        )
-    for key in cfg:
-        key = str(key)
-        if key == "name" or key in allowed:
-            continue
-        msg = (
-            f"{where(step)}: unknown key {key!r}; allowed keys: "
-            f"{', '.join(allowed) if allowed else '(none besides name)'}."
-        )
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        if close:
-            msg += f" Did you mean {close[0]!r}?"
-        raise ConfigError(msg)
+    check_known_keys(cfg, where(step), allowed, f"{{name: {step}, ...}}")
 
 
 def _get(cfg: Any, key: str, default: Any, step: str) -> Any:
-    if cfg is None:
-        return default
-    try:
-        return cfg.get(key, default)
-    except Exception as exc:  # e.g. an unresolvable ${interpolation} or a ??? value
-        raise ConfigError(f"{where(step)}: cannot read {key!r}: {exc}") from exc
+    return read_key(cfg, key, default, where(step))
 
 
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+_is_number = is_finite_number
 
 
 def get_number(cfg: Any, key: str, default: float, step: str) -> float:

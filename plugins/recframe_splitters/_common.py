@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
-import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from recframe.api import TIMESTAMP, USER, ConfigError, DataError, Dataset, Split
+from recframe.api import (
+    TIMESTAMP,
+    USER,
+    ConfigError,
+    DataError,
+    Dataset,
+    Split,
+    check_known_keys,
+    is_finite_number,
+    read_key,
+)
 
 log = logging.getLogger("recframe_splitters")
 
@@ -25,37 +33,14 @@ def where(split: str) -> str:
 
 def check_keys(cfg: Any, split: str, allowed: Iterable[str]) -> None:
     """Reject keys the splitter does not know (``name`` is always allowed)."""
-    allowed = sorted(allowed)
-    if cfg is None:
-        return
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"{where(split)}: expected a mapping like {{name: {split}}}, got {cfg!r}")
-    for key in cfg:
-        key = str(key)
-        if key == "name" or key in allowed:
-            continue
-        msg = f"{where(split)}: unknown key {key!r}; allowed keys: {', '.join(allowed)}."
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        if close:
-            msg += f" Did you mean {close[0]!r}?"
-        raise ConfigError(msg)
+    check_known_keys(cfg, where(split), allowed, f"{{name: {split}}}")
 
 
 def _get(cfg: Any, key: str, default: Any, split: str) -> Any:
-    if cfg is None:
-        return default
-    try:
-        return cfg.get(key, default)
-    except Exception as exc:  # e.g. an unresolvable ${seed} interpolation
-        raise ConfigError(f"{where(split)}: cannot read {key!r}: {exc}") from exc
+    return read_key(cfg, key, default, where(split))
 
 
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+_is_number = is_finite_number
 
 
 def get_int(cfg: Any, key: str, default: int, split: str, minimum: int = 0) -> int:
