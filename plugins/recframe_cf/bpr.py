@@ -23,8 +23,8 @@ class _BPRLoss(torch.autograd.Function):
 
     The same value and gradients as gathering with ``nn.Embedding`` and letting
     autograd differentiate the dot products (tests/test_cf_models.py checks
-    both), in a handful of kernels instead of about twenty autograd nodes: on
-    CPU this takes a sixth off a BPR step. Gradients are dense, like
+    both), in a handful of kernels instead of about twenty autograd nodes,
+    which is what a BPR step on CPU spends its time on. Gradients are dense, like
     ``nn.Embedding``'s default, so any optimizer treats the tables as usual.
     """
 

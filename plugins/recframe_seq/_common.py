@@ -141,10 +141,8 @@ def row_chunks(rows: torch.Tensor, max_cells: int = 8192) -> tuple[torch.Tensor,
     (at least one row each) on CPU, whole elsewhere.
 
     Scoring a large evaluation batch through a transformer on CPU in chunks of
-    ~8k tokens keeps the ``[tokens, ffn_dim]`` intermediates in cache (and below
-    the allocator's fresh-pages threshold): about 30% faster per user than one
-    512-user pass (``experiments/bench/recbole_compare.py`` figures). An
-    accelerator wants the whole batch.
+    ~8k tokens keeps the ``[tokens, ffn_dim]`` intermediates in cache instead of
+    streaming tens of megabytes per op; an accelerator wants the whole batch.
     """
     if rows.device.type != "cpu" or rows.numel() <= max_cells:
         return (rows,)
