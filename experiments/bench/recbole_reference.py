@@ -305,10 +305,9 @@ NOTES = """What still differs on the identical split, and how to read the gaps:
 - **EASE and ItemKNN score test users from different histories.** Both fit their
   item-item weights on train only, but recframe scores a test user from the train + valid
   items (its evaluation context holds every already-seen item), RecBole from the train
-  items only (`dataset.inter_matrix` of the train part). Checked with numpy on seed 0
-  during development: textbook EASE (lambda 250) scored from train-only history gives test
-  NDCG@10 0.2395 (= RecBole), from train + valid history 0.2412 (= recframe's seed-0
-  figure). recframe's ItemKNN also normalises each item's neighbourhood to sum to 1.
+  items only (`dataset.inter_matrix` of the train part); the valid items are extra
+  evidence for recframe. recframe's ItemKNN also normalises each item's neighbourhood to
+  sum to 1.
 - **Pop.** RecBole 1.2.1's `Pop` counts an item once per training batch however often
   it occurs in it (`item_cnt[item] = item_cnt[item] + 1`; RecBole issues #1844 and #2198,
   fix in the open PR #2199), so its ranking depends on the batch size, and with the default
