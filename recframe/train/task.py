@@ -218,8 +218,8 @@ class RecTask(pl.LightningModule):
         self.test_metrics = {k: float(v) for k, v in means.items()}
         self._test_values, self._test_frame = (users, values), None
         # Straight to the loggers (rank zero only, as Lightning's loggers are): the values
-        # are already reduced over ranks, and self.log's per-key result machinery would
-        # cost a small model's evaluation time again.
+        # are final and already reduced over ranks, so self.log's per-key result
+        # collection (built for values still to be reduced) has nothing to do.
         if self.trainer.is_global_zero:
             logged = {f"test/{k}": v for k, v in self.test_metrics.items()}
             for logger in self.loggers:
