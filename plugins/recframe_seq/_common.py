@@ -105,8 +105,8 @@ def encode_last_position(encoder: nn.TransformerEncoder, x: torch.Tensor,
     Every block but the last runs over all positions (later positions read
     them); the last block runs attention for the last position's query alone
     (keys and values from all positions) and its feed-forward for that one
-    position. Scoring reads only the last position, so in a two-block model this
-    skips about half of the work (the feed-forward dominates). Equal to the full
+    position. Scoring reads only the last position, so this skips all but one
+    row of the last block's queries and feed-forward. Equal to the full
     forward up to float rounding (tests/test_seq_models.py); pre-LN and post-LN
     blocks. ``is_causal`` says that ``mask`` is the plain causal mask (the last
     query then sees every position, so it needs no mask at all).
