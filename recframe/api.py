@@ -15,6 +15,7 @@ from recframe.data.sorting import lexsort_stable, stable_argsort
 from recframe.errors import ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput
 from recframe.models import (
+    SEQUENCE_ROWS,
     FoldInNotSupported,
     RecModel,
     TrainFormat,
@@ -51,5 +52,5 @@ __all__ = [
     "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",
     "bool_param", "choice_param", "columns_param", "feature_specs", "float_param", "int_param",
     "layers_param", "lexsort_stable", "stable_argsort", "check_known_keys", "read_key",
-    "is_finite_number",
+    "is_finite_number", "SEQUENCE_ROWS",
 ]

@@ -203,7 +203,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         seed=int(cfg.get("seed", 0)),
         num_workers=int(cfg.get("num_workers", 0)),
         max_seq_len=int(getattr(model, "max_seq_len", 0)),
-        sliding_windows=bool(getattr(model, "sliding_windows", False)),
+        sequence_rows=str(getattr(model, "train_rows", "recent")),
         candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
     )
     return Experiment(plan, prepared, model, task, datamodule, candidates)

@@ -146,7 +146,7 @@ def test_sliding_windows_make_every_training_item_a_target_once():
     positions = np.arange(len(items))  # distinct ids: track positions, not item ids
     max_len = 7
     windows = SequenceBatches((indptr, positions), batch_size=1000, max_len=max_len, seed=0,
-                              sliding_windows=True)
+                              rows="windows")
     seq = windows[0]["seq"].numpy()
     users = windows[0]["users"].numpy()
     assert seq.shape[1] == max_len + 1
@@ -164,14 +164,73 @@ def test_sliding_windows_make_every_training_item_a_target_once():
                           left_padded((indptr, items), batch["users"].numpy(), max_len + 1))
 
 
-def test_sliding_windows_config_reaches_the_training_batches(compose):
+def test_prefix_rows_end_at_every_target_once_with_the_items_before_it():
+    import numpy as np
+
+    from recframe.train.batches import SequenceBatches
+
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(0, 30, size=25)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    positions = np.arange(int(indptr[-1]))  # distinct ids: each entry is its own position
+    max_len = 6
+    prefixes = SequenceBatches((indptr, positions), batch_size=10_000, max_len=max_len, seed=0,
+                               rows="prefixes")
+    seq, users = prefixes[0]["seq"].numpy(), prefixes[0]["users"].numpy()
+    expected = np.concatenate([np.arange(indptr[u] + 1, indptr[u + 1])
+                               for u in range(len(lengths)) if lengths[u] >= 2])
+    assert len(seq) == len(expected)
+    assert np.array_equal(np.sort(seq[:, -1]), expected)  # each target ends one row
+    for row, user in zip(seq, users, strict=True):
+        target, real = row[-1], row[row >= 0]
+        first = max(indptr[user], target - max_len)  # up to max_len items before it
+        assert np.array_equal(real, np.arange(first, target + 1))
+    with pytest.raises(ValueError, match="recent, windows, prefixes"):
+        SequenceBatches((indptr, positions), batch_size=8, max_len=max_len, seed=0, rows="all")
+
+
+@pytest.mark.parametrize(("overrides", "rows"), [
+    (["model.train_rows=windows"], "windows"),
+    (["model.train_rows=prefixes"], "prefixes"),
+    (["+model.sliding_windows=true"], "windows"),  # the old key still works
+])
+def test_train_rows_config_reaches_the_training_batches(compose, overrides, rows):
     from recframe.runner import build_experiment
 
     exp = build_experiment(compose("model=sasrec", "split=leave_one_out", "dataset=synthetic",
                                    "dataset.n_users=60", "dataset.n_items=40",
-                                   "model.max_seq_len=5", "model.sliding_windows=true"))
-    windows = exp.datamodule.make_train_set()
-    assert exp.model.sliding_windows and len(windows.users) > len(set(windows.users.tolist()))
+                                   "model.max_seq_len=5", *overrides))
+    batches = exp.datamodule.make_train_set()
+    assert exp.model.train_rows == rows and batches.rows == rows
+    assert len(batches.users) > len(set(batches.users.tolist()))
+
+
+@pytest.mark.parametrize(("name", "params", "match"), [
+    ("bert4rec", {"train_rows": "prefixes"}, r"model\.train_rows must be one of recent, windows"),
+    ("sasrec", {"train_rows": "all"}, r"must be one of recent, windows, prefixes, got 'all'"),
+    ("sasrec", {"train_rows": "prefixes", "sliding_windows": True}, r"contradicts"),
+    ("gru4rec", {"sliding_windows": "yes"}, r"model\.sliding_windows must be true or false"),
+])
+def test_bad_train_rows_are_named(name, params, match):
+    with pytest.raises(ConfigError, match=match):
+        _build(name, **params)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_prefix_rows_train_the_last_position_only(name):
+    """With ``train_rows: prefixes`` the loss is the cross-entropy of each row's last
+    item given the items before it: equal to the full-sequence loss restricted to the
+    last position, and blind to earlier targets."""
+    torch.manual_seed(0)
+    model = _build(name, max_seq_len=6, train_rows="prefixes").eval()
+    seq = torch.tensor([[-1, -1, 3, 5, 7, 2, 9], [1, 2, 3, 4, 5, 6, 8], [-1, -1, -1, -1, -1, 4, 0]])
+    loss = model.loss({"seq": seq})
+    last = model.score(torch.arange(3), {"seq": seq[:, :-1]})  # logits after the inputs
+    expected = torch.nn.functional.cross_entropy(last, seq[:, -1])
+    torch.testing.assert_close(loss, expected)
+    changed = seq.clone()
+    changed[:, -2] = torch.tensor([1, 1, 1])  # an input changes: so does the loss
+    assert not torch.isclose(model.loss({"seq": changed}), loss)
 
 
 @pytest.mark.parametrize(("model", "kwargs"), [

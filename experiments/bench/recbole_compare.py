@@ -31,11 +31,16 @@ recframe runs through its real path (``recframe.testing.run`` ->
 (``recbole_support/run_recbole.py``). Each framework, model and data set runs
 in its own process, so the peak RSS is that run's own.
 
-A RecBole SASRec epoch re-encodes every prefix of every training sequence
-(one row per training interaction) and is far too slow to run whole on the
-large set here; ``--synth-recbole-sasrec-batches`` caps it, the epoch time is
-then extrapolated from the capped epoch (``batches_per_epoch / cap``) and its
-NDCG@10 is that of the partly trained model (the fraction is a figure).
+SASRec trains on the same rows on both sides: one row per training
+interaction after a user's first, holding the up-to-50 items before it, and
+the loss of that row's last position (RecBole's augmentation; recframe's
+``model.train_rows=prefixes``). recframe's default rows (each user's most
+recent 51 items, every position trained) are run beside the pair on ML-100K.
+A prefix-row epoch re-encodes every prefix of every training sequence and is
+too slow to run whole on the large set here; ``--synth-sasrec-batches`` caps
+it on both sides at the same number of batches, the epoch times are then
+extrapolated from the capped epochs (``batches_per_epoch / cap``) and NDCG@10
+is that of the partly trained models (the fraction is a figure).
 """
 
 from __future__ import annotations
@@ -88,6 +93,17 @@ BEFORE: dict[str, Any] = {
         "eval_seconds_sasrec_recframe_ml1m_synth": 2.842,
         "ndcg10_bpr_recframe": 0.20282,
         "ndcg10_sasrec_recframe": 0.02823,
+    },
+    # figures whose run changed since: the 'after' value is read from another key
+    "same_run_now": {
+        # 'before': SASRec with recframe's default rows, 1 epoch, seed 0; that run is now
+        # the 'recent_rows' extra (the pair trains on prefix rows)
+        "ndcg10_sasrec_recframe": "ndcg10_sasrec_recframe_recent_rows",
+    },
+    # figures of a protocol that changed: no 'after' to set beside them
+    "protocol_changed": {
+        "sasrec_epoch_speedup_vs_recbole": "recframe then trained on one row per user",
+        "sasrec_epoch_speedup_vs_recbole_ml1m_synth": "recframe then trained on one row per user",
     },
     "changes": (
         "What changed in recframe (each profiled first, each checked by tests): BPR scores "
@@ -233,7 +249,7 @@ class Protocol:
     max_len: int = 50
     eval_batch_users: int = 512
     threads: int = 1
-    recbole_max_batches: int = 0  # 0: whole epochs
+    max_batches: int = 0  # training batches per epoch on both sides; 0: whole epochs
     # training seeds (the split stays the one made with seed 0): each seed is one run of
     # each framework; timings are medians over them, NDCG@10 their mean
     seeds: tuple[int, ...] = (0,)
@@ -254,10 +270,12 @@ class Protocol:
                    "callbacks=none", "logger=none", f"seed={seed}",
                    f"evaluation.batch_size={self.eval_batch_users}",
                    "metrics.names=[recall,precision,ndcg,mrr,hit,map]", "metrics.ks=[10,20]"]
-        if self.sequential:
+        if self.max_batches:
+            common_.append(f"+trainer.limit_train_batches={self.max_batches}")
+        if self.sequential:  # RecBole's rows: one per target, trained on its last position
             return [*common_, "model.loss=ce", "model.num_blocks=2", "model.num_heads=1",
                     "model.ffn_dim=256", "model.dropout=0.2", f"model.max_seq_len={self.max_len}",
-                    f"model.lr={self.lr}"]
+                    f"model.lr={self.lr}", "model.train_rows=prefixes"]
         return [*common_, "model.num_negatives=1", "model.reg=0.0", f"optim.lr={self.lr}"]
 
     def recbole_config(self, n_items: int, seed: int) -> dict[str, Any]:
@@ -265,7 +283,7 @@ class Protocol:
             "epochs": self.epochs, "train_batch_size": self.batch_size,
             "learning_rate": self.lr, "eval_step": 0, "stopping_step": 10**6,
             "metrics": METRICS, "topk": [10, 20], "seed": seed,
-            "max_train_batches": self.recbole_max_batches or None,
+            "max_train_batches": self.max_batches or None,
         }
         if self.sequential:
             return {**cfg, "hidden_size": self.dim, "inner_size": 256, "n_layers": 2,
@@ -318,6 +336,14 @@ class Pair:
         return min(1.0, rb["max_train_batches"] / rb["train_batches_per_epoch"])
 
     @property
+    def recframe_epoch_fraction(self) -> float:
+        cap = self.protocol.max_batches
+        if not cap:
+            return 1.0
+        rows = self.export.get("train_rows_recframe", self.export["targets_per_epoch_recframe"])
+        return min(1.0, cap / -(-rows // self.protocol.batch_size))
+
+    @property
     def recbole_epoch_s(self) -> float:
         """RecBole seconds per epoch (each run's mean epoch, median over seeds),
         extrapolated to a whole epoch when capped."""
@@ -326,7 +352,9 @@ class Pair:
 
     @property
     def recframe_epoch_s(self) -> float:
-        return float(np.median([r["timings"]["seconds_per_epoch"] for r in self.recframe_runs]))
+        """recframe seconds per epoch (median over seeds), extrapolated when capped."""
+        per_run = [r["timings"]["seconds_per_epoch"] for r in self.recframe_runs]
+        return float(np.median(per_run)) / self.recframe_epoch_fraction
 
     @property
     def recbole_eval_s(self) -> float:
@@ -384,6 +412,12 @@ class Pair:
         if self.recbole_epoch_fraction < 1.0:
             figures[f"{m}_recbole_epochs_trained{suffix}"] = round(
                 self.protocol.epochs * self.recbole_epoch_fraction, 4)
+        if self.protocol.seeds[0] == 0:
+            figures[f"ndcg10_{m}_recframe_seed0{suffix}"] = round(
+                float(self.recframe["metrics"]["test"]["ndcg@10"]), 5)
+        if self.recframe_epoch_fraction < 1.0:
+            figures[f"{m}_recframe_epochs_trained{suffix}"] = round(
+                self.protocol.epochs * self.recframe_epoch_fraction, 4)
         return figures
 
 
@@ -405,23 +439,17 @@ def check_same_split(pair: Pair) -> list[str]:
 
 
 def sasrec_extras(long_epochs: int) -> list[dict[str, Any]]:
-    """recframe-only SASRec runs beside the pair on ML-100K.
-
-    A RecBole epoch trains 64 prefix rows (64 targets) per step; recframe's rows are
-    whole sequences (~30 targets each), so at the same rows per batch and epochs it
-    takes ~50x fewer optimizer steps. ``matched``: 2 sequences per step (~64 targets)
-    with sliding windows (every training item a target once per epoch, as in
-    RecBole's epoch), one epoch; ``<N>epochs``: the pair's settings for N epochs.
-    """
-    extras = [{"key": "matched_targets", "overrides": [
-        "model.batch_size=2", "model.sliding_windows=true"],
-        "label": "2 sequences per step (about as many targets per step as RecBole's 64 "
-                 "prefix rows) and sliding windows (each training item a target once per "
-                 "epoch)"}]
+    """recframe-only SASRec runs beside the pair on ML-100K, with recframe's default
+    rows (``train_rows=recent``: each user's most recent ``max_seq_len + 1`` train items,
+    every position a target): ~50x fewer optimizer steps per epoch than prefix rows at
+    the same rows per batch. One epoch, and ``long_epochs`` epochs."""
+    recent = ["model.train_rows=recent"]
+    label = "with its default rows (one per user, every position trained)"
+    extras = [{"key": "recent_rows", "overrides": recent, "label": f"{label}, 1 epoch"}]
     if long_epochs:
-        extras.append({"key": f"{long_epochs}epochs",
-                       "overrides": [f"trainer.max_epochs={long_epochs}"],
-                       "label": f"the pair's settings for {long_epochs} epochs"})
+        extras.append({"key": f"recent_rows_{long_epochs}epochs",
+                       "overrides": [*recent, f"trainer.max_epochs={long_epochs}"],
+                       "label": f"{label}, {long_epochs} epochs"})
     return extras
 
 
@@ -495,19 +523,23 @@ def _table(pairs: list[Pair]) -> str:
     rows = []
     for pair in pairs:
         p, ex = pair.protocol, pair.export
-        frac = pair.recbole_epoch_fraction
-        rb_epoch = f"{pair.recbole_epoch_s:,.3g}" + (f" (extrapolated from {frac:.1%})"
-                                                     if frac < 1 else "")
-        rb_epochs = f"{p.epochs * frac:.3g}" if frac < 1 else str(p.epochs)
-        model = p.model.upper() if p.model == "bpr" else "SASRec"
 
-        rows.append([model, "recframe", str(p.epochs), f"{ex['targets_per_epoch_recframe']:,}",
-                     f"{pair.recframe_epoch_s:,.3g}",
+        def epochs(frac: float, p: Protocol = p) -> str:
+            return f"{p.epochs * frac:.3g}" if frac < 1 else str(p.epochs)
+
+        def per_epoch(seconds: float, frac: float) -> str:
+            return f"{seconds:,.3g}" + (f" (extrapolated from {frac:.1%})" if frac < 1 else "")
+
+        rb_frac, rf_frac = pair.recbole_epoch_fraction, pair.recframe_epoch_fraction
+        model = p.model.upper() if p.model == "bpr" else "SASRec"
+        rows.append([model, "recframe", epochs(rf_frac), f"{ex['targets_per_epoch_recframe']:,}",
+                     per_epoch(pair.recframe_epoch_s, rf_frac),
                      f"{pair.recframe_eval_s:.3f} ({pair.recframe_eval_call_s:.3f})",
                      _ndcg_cell(pair, "recframe"),
                      max(r["peak_rss_gib"] for r in pair.recframe_runs)])
-        rows.append([model, "RecBole", rb_epochs, f"{ex['targets_per_epoch_recbole']:,}",
-                     rb_epoch, f"{pair.recbole_eval_s:.3f}", _ndcg_cell(pair, "recbole"),
+        rows.append([model, "RecBole", epochs(rb_frac), f"{ex['targets_per_epoch_recbole']:,}",
+                     per_epoch(pair.recbole_epoch_s, rb_frac), f"{pair.recbole_eval_s:.3f}",
+                     _ndcg_cell(pair, "recbole"),
                      max(r["peak_rss_gib"] for r in pair.recbole_runs)])
         rows.append(["", f"**speedup** ({pair.n_seeds} seed(s))", "", "",
                      f"**{pair.recbole_epoch_s / pair.recframe_epoch_s:.2f}x**",
@@ -518,25 +550,28 @@ def _table(pairs: list[Pair]) -> str:
                             "peak RSS GiB"], rows)
 
 
-def _before_after(results: dict[str, list[Pair]]) -> str:
-    after: dict[str, Any] = {}
-    for name, pairs in results.items():
-        suffix = "" if name == "ml100k" else f"_{name}"
-        for pair in pairs:
-            after.update(pair.row_figures(suffix))
-    rows = [[k, v, after.get(k, "-")] for k, v in BEFORE["figures"].items()]
-    seed0 = {pair.protocol.model: float(pair.recframe["metrics"]["test"]["ndcg@10"])
-             for pair in results["ml100k"] if pair.protocol.seeds[0] == 0}
-    before = {m: BEFORE["figures"].get(f"ndcg10_{m}_recframe") for m in seed0}
-    same = all(b is not None and abs(seed0[m] - b) < 5e-5 for m, b in before.items())
-    listed = "; ".join(f"{m} {v:.4f} (before {before[m]})" for m, v in seed0.items())
+def _before_after(figures: dict[str, Any]) -> str:
+    rows = []
+    for key, before in BEFORE["figures"].items():
+        changed = BEFORE["protocol_changed"].get(key)
+        after_key = BEFORE["same_run_now"].get(key, key)
+        after = f"- ({changed})" if changed else figures.get(after_key, "-")
+        rows.append([key if after_key == key else f"{key} (now {after_key})", before, after])
+    # recframe's NDCG@10 on ML-100K, seed 0, runs configured as 'before' (the figures are
+    # seed means now; the BEFORE ones were seed 0)
+    seed0 = {"bpr": figures.get("ndcg10_bpr_recframe_seed0"),
+             "sasrec": figures.get(BEFORE["same_run_now"]["ndcg10_sasrec_recframe"])}
+    before = {m: BEFORE["figures"][f"ndcg10_{m}_recframe"] for m in seed0}
+    same = all(v is not None and abs(v - before[m]) < 5e-5 for m, v in seed0.items())
+    listed = "; ".join(f"{m} {v if v is None else round(v, 4)} (before {before[m]})"
+                       for m, v in seed0.items())
     verdict = ("unchanged to 4 decimals: the changes alter float rounding, not results"
                if same else "CHANGED: see the commits of this round")
     return (f"Before and after the optimisation round this benchmark led to ('before' "
             f"measured with this script at git {BEFORE['git']}):\n\n"
             + common.md_table(["figure", "before", "after"], rows) + "\n\n"
-            + BEFORE["changes"] + f" recframe's NDCG@10 at seed 0 on ML-100K: {listed}; "
-            f"{verdict}.")
+            + BEFORE["changes"] + f" recframe's NDCG@10 at seed 0 on ML-100K, settings as "
+            f"'before': {listed}; {verdict}.")
 
 
 def rerender(out: Path) -> None:
@@ -550,13 +585,15 @@ def rerender(out: Path) -> None:
                     r["export"], r["recframe"], r["recbole"]) for r in runs]
         for name, runs in details["runs"].items()}
     md = markdown(results, details["recframe_long_runs"], details["sizes"],
-                  fragment["figures"]["recbole_compare_threads"], details["install"])
+                  fragment["figures"]["recbole_compare_threads"], details["install"],
+                  fragment["figures"])
     common.write_fragment(NAME, out, fragment["figures"], md, details,
                           recorded={k: fragment[k] for k in ("command", "machine")})
 
 
 def markdown(results: dict[str, list[Pair]], extras: list[dict[str, Any]],
-             sizes: dict[str, dict[str, Any]], threads: int, install: dict[str, Any]) -> str:
+             sizes: dict[str, dict[str, Any]], threads: int, install: dict[str, Any],
+             figures: dict[str, Any]) -> str:
     parts = [
         "recframe and RecBole 1.2.1 side by side on the same splits (made once by recframe's "
         "pipeline, handed to RecBole as pre-split atomic files; the data fingerprint and the "
@@ -597,14 +634,16 @@ def markdown(results: dict[str, list[Pair]], extras: list[dict[str, Any]],
                          f"epoch; NDCG@10 {e['ndcg@10']:.4f}.")
     parts.append(
         "What differs between the implementations:\n\n"
-        "- **SASRec training data.** RecBole turns every training interaction after a "
-        "user's first into one row (the up-to-50 items before it, always padded to 50) and "
-        "trains on the last position only, so an epoch re-encodes each sequence once per "
-        "prefix. recframe's `sasrec` feeds one row per user (the last `max_seq_len + 1` "
-        "train items) and trains every position at once. Per epoch recframe therefore does a "
-        "fraction of the work, but with far fewer, larger optimizer steps, and on users with "
-        "more than 51 train items it never trains on the older ones (see train targets / "
-        "epoch); the target-throughput ratio figure compares targets per second.\n"
+        "- **SASRec training data.** Both train on the same rows: every training "
+        "interaction after a user's first is one row (the up-to-50 items before it, "
+        "left-padded) whose last position is the target, so an epoch re-encodes each "
+        "sequence once per prefix (RecBole's augmentation; recframe's "
+        "`model.train_rows=prefixes`, which computes the last block for the last position "
+        "only). recframe's default, `train_rows=recent`, feeds one row per user (the last "
+        "`max_seq_len + 1` train items) and trains every position at once: an epoch is a "
+        "fraction of the work with ~50x fewer optimizer steps, so at equal epochs it "
+        "trains far less; the runs of it beside the ML-100K pair show what it buys per "
+        "second.\n"
         "- **SASRec architecture.** recframe: pre-LN blocks (torch `TransformerEncoder`, "
         "`norm_first`) with a final LayerNorm, embeddings scaled by sqrt(d), an output bias; "
         "RecBole: post-LN blocks, LayerNorm + dropout on the input embeddings, no output "
@@ -642,11 +681,14 @@ def markdown(results: dict[str, list[Pair]], extras: list[dict[str, Any]],
         "`recframe_seq._common.encode_last_position`) and runs the encoder in ~8k-token "
         "chunks on CPU (cache-sized intermediates); RecBole runs every block over all 50 "
         "positions. What remains is the first block over all positions, which the last "
-        "one reads.")
+        "one reads. SASRec training on prefix rows: recframe computes the last block for "
+        "each row's last position only (the one trained), as its scorer does; the largest "
+        "single op of a CPU step is then drawing dropout masks (torch's `bernoulli_`), "
+        "then the matmuls.")
     # the 'before' figures are for the default sizes (the 1M-interaction synthetic set)
     if (BEFORE and "ml100k" in results
             and sizes.get("ml1m_synth", {}).get("n_interactions") == 1_000_000):
-        parts.append(_before_after(results))
+        parts.append(_before_after(figures))
     if install.get("installed_now"):
         parts.append(f"RecBole's environment was installed by this run in "
                      f"{install['install_seconds']:.0f} s (not part of any timing).")
@@ -659,20 +701,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads of every run")
     p.add_argument("--seeds", default="0,1,2,3,4",
                    help="BPR training seeds (one run of each framework per seed)")
-    p.add_argument("--sasrec-seeds", default="0",
+    p.add_argument("--sasrec-seeds", default="0,1,2",
                    help="SASRec training seeds (a RecBole SASRec epoch on ml100k takes minutes)")
     p.add_argument("--bpr-epochs", type=int, default=20, help="BPR epochs on ml100k")
     p.add_argument("--bpr-batch", type=int, default=2048, help="BPR triples per step")
     p.add_argument("--bpr-lr", type=float, default=0.005, help="BPR Adam learning rate")
     p.add_argument("--sasrec-epochs", type=int, default=1, help="SASRec epochs on ml100k")
     p.add_argument("--sasrec-batch", type=int, default=64,
-                   help="SASRec rows per step (recframe: user sequences; RecBole: prefixes)")
+                   help="SASRec prefix rows per step (both frameworks)")
     p.add_argument("--sasrec-lr", type=float, default=0.001, help="SASRec Adam learning rate")
     p.add_argument("--recframe-sasrec-long-epochs", type=int, default=10,
-                   help="also run recframe's SASRec alone for this many epochs on ml100k "
-                   "(0: skip)")
-    p.add_argument("--recbole-sasrec-batches", type=int, default=0,
-                   help="cap RecBole SASRec epochs on ml100k at this many batches (0: whole)")
+                   help="also run recframe's SASRec alone with its default rows for this many "
+                   "epochs on ml100k (0: skip)")
+    p.add_argument("--sasrec-batches", type=int, default=0,
+                   help="cap SASRec epochs on ml100k at this many batches, both frameworks "
+                   "(0: whole)")
     p.add_argument("--synth-users", type=int, default=6040, help="ml1m_synth users")
     p.add_argument("--synth-items", type=int, default=3706, help="ml1m_synth items")
     p.add_argument("--synth-interactions", type=int, default=1_000_000,
@@ -680,8 +723,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synth-bpr-epochs", type=int, default=10, help="BPR epochs on ml1m_synth")
     p.add_argument("--synth-sasrec-epochs", type=int, default=1,
                    help="SASRec epochs on ml1m_synth")
-    p.add_argument("--synth-recbole-sasrec-batches", type=int, default=50,
-                   help="cap RecBole SASRec epochs on ml1m_synth at this many batches (0: whole)")
+    p.add_argument("--synth-sasrec-batches", type=int, default=200,
+                   help="cap SASRec epochs on ml1m_synth at this many batches, both frameworks "
+                   "(0: whole)")
     p.add_argument("--datasets", default="ml100k,ml1m_synth", help="comma-separated subset")
     p.add_argument("--ml100k", type=Path, default=ml100k_path(),
                    help="the MovieLens-100K folder (u.data, u.item, u.user)")
@@ -697,11 +741,11 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tuple(int(x) for x in args.seeds.split(",") if x)
     sasrec_seeds = tuple(int(x) for x in args.sasrec_seeds.split(",") if x)
     if args.small:
-        seeds = seeds[:1]
+        seeds, sasrec_seeds = seeds[:1], sasrec_seeds[:1]
         args.bpr_epochs = args.sasrec_epochs = args.synth_bpr_epochs = 1
         args.synth_sasrec_epochs = 1
         args.recframe_sasrec_long_epochs = 0
-        args.recbole_sasrec_batches = args.synth_recbole_sasrec_batches = 20
+        args.sasrec_batches = args.synth_sasrec_batches = 20
         args.synth_users, args.synth_items, args.synth_interactions = 500, 400, 20_000
     logging.basicConfig(level=logging.WARNING)
     install = ensure_recbole_venv()
@@ -738,8 +782,8 @@ def main(argv: list[str] | None = None) -> int:
                 Protocol("sasrec", args.synth_sasrec_epochs if synth else args.sasrec_epochs,
                          args.sasrec_batch, args.sasrec_lr, threads=args.threads,
                          seeds=sasrec_seeds,
-                         recbole_max_batches=(args.synth_recbole_sasrec_batches if synth
-                                              else args.recbole_sasrec_batches)),
+                         max_batches=(args.synth_sasrec_batches if synth
+                                      else args.sasrec_batches)),
             ]
             extra_runs = [] if synth else sasrec_extras(args.recframe_sasrec_long_epochs)
             pairs, more = run_dataset(name, base, protocols, work, {"sasrec": extra_runs})
@@ -770,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
                          "recframe": pair.recframe_runs, "recbole": pair.recbole_runs}
                         for pair in pairs] for name, pairs in results.items()},
     }
-    md = markdown(results, extras, sizes, args.threads, install)
+    md = markdown(results, extras, sizes, args.threads, install, figures)
     common.write_fragment(NAME, args.out, figures, md, details)
     return 0
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recframe.api import ConfigError, DataInfo, RecModel, TrainFormat
+from recframe.api import SEQUENCE_ROWS, ConfigError, DataInfo, RecModel, TrainFormat
 
 PAD = 0
 
@@ -204,10 +204,31 @@ def get_choice(cfg: Any, key: str, default: str, choices: Sequence[str]) -> str:
     return str(value)
 
 
-def with_sliding_windows(model: RecModel, cfg: Any) -> RecModel:
-    """Sets ``model.sliding_windows`` from ``model.sliding_windows`` in the config."""
-    model.sliding_windows = get_bool(cfg, "sliding_windows", False)
+def with_train_rows(model: RecModel, cfg: Any,
+                    allowed: Sequence[str] = SEQUENCE_ROWS) -> RecModel:
+    """Sets ``model.train_rows`` from ``model.train_rows`` in the config.
+
+    The old boolean ``model.sliding_windows`` is still read (``true`` means
+    ``train_rows: windows``) so existing configs keep working.
+    """
+    rows = get_choice(cfg, "train_rows", "recent", allowed)
+    legacy = _read(cfg, "sliding_windows", None)
+    if legacy is not None:
+        if not isinstance(legacy, bool):
+            raise ConfigError(f"model.sliding_windows must be true or false, got {legacy!r}; "
+                              "it is superseded by model.train_rows=windows")
+        if legacy and rows not in ("recent", "windows"):
+            raise ConfigError(f"model.sliding_windows=true contradicts model.train_rows={rows}; "
+                              "set only model.train_rows")
+        rows = "windows" if legacy else rows
+    model.train_rows = rows
     return model
+
+
+def last_target_pairs(seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prefix rows (``train_rows: prefixes``): inputs ``seq[:, :-1]`` and the one target
+    per row, its last item ``seq[:, -1]``."""
+    return seq[:, :-1], seq[:, -1]
 
 
 def transformer_params(info: DataInfo, cfg: Any, defaults: dict[str, Any]) -> dict[str, Any]:

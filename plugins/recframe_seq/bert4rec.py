@@ -18,7 +18,7 @@ from recframe_seq._common import (
     row_chunks,
     transformer_params,
     trim,
-    with_sliding_windows,
+    with_train_rows,
 )
 
 
@@ -113,5 +113,7 @@ def build_bert4rec(info: DataInfo, cfg: Any) -> BERT4Rec:
         "max_seq_len": 50, "min_seq_len": 2, "embedding_dim": 64, "num_blocks": 2,
         "num_heads": 2, "ffn_dim": 256, "dropout": 0.2, "init_std": 0.02})
     mask_prob = get_float(cfg, "mask_prob", 0.2, 0.0, 1.0, low_open=True)
-    return with_sliding_windows(
-        BERT4Rec(**params, mask_prob=mask_prob, pre_ln=get_bool(cfg, "pre_ln", True)), cfg)
+    # cloze training masks items anywhere in a row: prefix rows would only repeat them
+    return with_train_rows(
+        BERT4Rec(**params, mask_prob=mask_prob, pre_ln=get_bool(cfg, "pre_ln", True)), cfg,
+        allowed=("recent", "windows"))

@@ -14,11 +14,12 @@ from recframe_seq._common import (
     get_float,
     get_int,
     init_weights,
+    last_target_pairs,
     last_window,
     left_align,
     next_item_pairs,
     trim,
-    with_sliding_windows,
+    with_train_rows,
 )
 
 
@@ -39,7 +40,9 @@ class GRU4Rec(SequenceModel):
     last position of ``context["seq"]``.
 
     Sequences are left-aligned before the GRU so no padding precedes a user's
-    first item; padding positions are never trained on.
+    first item; padding positions are never trained on. ``train_rows:
+    prefixes`` trains on the last position of each prefix row only (the data
+    augmentation of Tan et al., DLRS 2016, which RecBole uses).
     """
 
     def __init__(self, n_items: int, max_seq_len: int = 50, embedding_dim: int = 64,
@@ -74,20 +77,25 @@ class GRU4Rec(SequenceModel):
         return self._states(aligned), lengths
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.train_rows == "prefixes":  # one target per row: its last item
+            inputs, targets = last_target_pairs(trim(batch["seq"]))
+            return self.full_ce(self.last_state(inputs), targets)
         aligned, _ = left_align(trim(batch["seq"]))
         inputs, targets, valid = next_item_pairs(aligned)
         h = self._states(inputs)
         return self.full_ce(h[valid], targets[valid])
 
-    def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
-        seq = trim(last_window(context["seq"], self.max_seq_len))
+    def last_state(self, seq: torch.Tensor) -> torch.Tensor:
+        """The state after each row's most recent item, ``[B, d]``, of a left-padded ``seq``."""
         h, lengths = self.encode(seq)
-        last = h[torch.arange(len(h), device=h.device), (lengths - 1).clamp(min=0)]
-        return self.logits(last)
+        return h[torch.arange(len(h), device=h.device), (lengths - 1).clamp(min=0)]
+
+    def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.logits(self.last_state(trim(last_window(context["seq"], self.max_seq_len))))
 
 
 def build_gru4rec(info: DataInfo, cfg: Any) -> GRU4Rec:
-    return with_sliding_windows(GRU4Rec(
+    return with_train_rows(GRU4Rec(
         n_items=info.n_items,
         max_seq_len=get_int(cfg, "max_seq_len", 50),
         embedding_dim=get_int(cfg, "embedding_dim", 64),

@@ -18,12 +18,13 @@ from recframe_seq._common import (
     get_choice,
     get_int,
     init_weights,
+    last_target_pairs,
     last_window,
     next_item_pairs,
     row_chunks,
     transformer_params,
     trim,
-    with_sliding_windows,
+    with_train_rows,
 )
 
 
@@ -62,6 +63,10 @@ class SASRec(SequenceModel):
 
     Score of a user: ``h_L E^T + b``, the last position's output against the
     (tied) item embeddings.
+
+    ``train_rows: prefixes`` trains on one target per row instead, the last
+    item of each prefix row (the RecBole protocol; see ``SequenceBatches``), and
+    computes the last block for that position only, as scoring does.
     """
 
     def __init__(self, n_items: int, max_seq_len: int = 50, embedding_dim: int = 64,
@@ -119,9 +124,13 @@ class SASRec(SequenceModel):
         return encode_last_position(self.encoder, x, mask=mask, is_causal=is_causal)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs, targets, valid = next_item_pairs(trim(batch["seq"]))
-        h = self.encode(inputs)[valid]
-        targets = targets[valid]
+        if self.train_rows == "prefixes":  # one target per row: its last item
+            inputs, targets = last_target_pairs(trim(batch["seq"]))
+            h = self.encode_last(inputs)
+        else:
+            inputs, targets, valid = next_item_pairs(trim(batch["seq"]))
+            h = self.encode(inputs)[valid]
+            targets = targets[valid]
         if self.loss_type == "ce":
             return self.full_ce(h, targets)
         return self.sampled_ce(h, targets)
@@ -154,7 +163,7 @@ def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:
     params = transformer_params(info, cfg, {
         "max_seq_len": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 1,
         "ffn_dim": 256, "dropout": 0.2, "init_std": 0.02})
-    return with_sliding_windows(SASRec(
+    return with_train_rows(SASRec(
         **params,
         loss=get_choice(cfg, "loss", "ce", ("ce", "sampled")),
         num_negatives=get_int(cfg, "num_negatives", 256),

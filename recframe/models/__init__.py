@@ -1,6 +1,7 @@
 """Model contract shared by every model plugin."""
 
 from recframe.models.base import (
+    SEQUENCE_ROWS,
     FoldInNotSupported,
     RecModel,
     TrainFormat,
@@ -9,5 +10,6 @@ from recframe.models.base import (
 )
 
 __all__ = [
-    "FoldInNotSupported", "RecModel", "TrainFormat", "dense_history", "least_squares_fold_in",
+    "SEQUENCE_ROWS", "FoldInNotSupported", "RecModel", "TrainFormat", "dense_history",
+    "least_squares_fold_in",
 ]

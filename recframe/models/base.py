@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from recframe.data.encode import RecData
 
 
+#: the values of ``RecModel.train_rows`` (how sequence models' histories become rows)
+SEQUENCE_ROWS: tuple[str, ...] = ("recent", "windows", "prefixes")
+
+
 class TrainFormat(str, Enum):
     """How the data module feeds a model during training."""
 
@@ -46,9 +50,11 @@ class RecModel(nn.Module):
 
     #: sequence models: how many recent items ``score`` sees in ``context["seq"]``
     max_seq_len: int = 0
-    #: sequence models: train on every ``max_seq_len`` window of a long history,
-    #: not only on the most recent one (see ``recframe.train.batches.SequenceBatches``)
-    sliding_windows: bool = False
+    #: sequence models: the training rows an epoch holds, ``recent`` (each user's most
+    #: recent ``max_seq_len + 1`` items), ``windows`` (every ``max_seq_len`` window of a
+    #: long history) or ``prefixes`` (one row per target, trained on its last position);
+    #: see ``recframe.train.batches.SequenceBatches``
+    train_rows: str = "recent"
     #: True when ``score`` uses only the context (history), not learned per-user
     #: state: such a model recommends for new users from their history as is.
     scores_from_history: ClassVar[bool] = False

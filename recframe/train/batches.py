@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from recframe.eval.candidates import CandidateSampler
+from recframe.models.base import SEQUENCE_ROWS
 from recframe.train.sampling import NegativeSampler
 
 
@@ -83,30 +84,45 @@ class SequenceBatches(_EpochBatches):
     Each row is a window of at most ``max_len + 1`` consecutive training items
     of one user in time order, left-padded with -1 (``seq``, shape
     ``[B, max_len + 1]``). A model predicts ``seq[:, 1:]`` from ``seq[:, :-1]``
-    (or masks items itself). By default a user gives one row, their most recent
-    ``max_len + 1`` items; with ``sliding_windows`` a longer history is cut into
-    windows ending every ``max_len`` items from the most recent one back, so
-    every training item but a user's first is a target exactly once per epoch
-    (consecutive windows share one item: the input of the later window's first
-    target). Windows with fewer than two items are skipped.
+    (or masks items itself). ``rows`` says which windows an epoch holds:
+
+    - ``recent`` (default): one row per user, their most recent ``max_len + 1``
+      items (the original SASRec recipe: Kang & McAuley, ICDM 2018).
+    - ``windows``: a longer history is cut into windows ending every ``max_len``
+      items from the most recent one back, so every training item but a user's
+      first is a target exactly once per epoch (consecutive windows share one
+      item: the input of the later window's first target).
+    - ``prefixes``: one row per training item but a user's first, ending at that
+      item (the target) and holding up to ``max_len`` items before it. This is
+      the prefix augmentation of Tan, Xu & Liu, "Improved Recurrent Neural
+      Networks for Session-based Recommendations", DLRS 2016, which RecBole's
+      sequential models train on; models train on each row's last position only
+      (``RecModel.train_rows``), so every item is again a target once per epoch.
+
+    Windows with fewer than two items are skipped.
     """
 
     def __init__(self, history: tuple[np.ndarray, np.ndarray], batch_size: int, max_len: int,
-                 seed: int, sliding_windows: bool = False) -> None:
+                 seed: int, rows: str = "recent") -> None:
+        if rows not in SEQUENCE_ROWS:
+            raise ValueError(f"rows must be one of {', '.join(SEQUENCE_ROWS)}, got {rows!r}")
         self.history = history
         self.max_len = max_len
+        self.rows = rows
         indptr = np.asarray(history[0], dtype=np.int64)
         lengths = np.diff(indptr)
         users = np.flatnonzero(lengths >= 2).astype(np.int64)
-        if sliding_windows:
-            # ceil((length - 1) / max_len) windows per user, each >= 2 items long
-            n_windows = (lengths[users] - 1 + max_len - 1) // max_len
-            row_users = np.repeat(users, n_windows)
-            back = np.arange(int(n_windows.sum())) - np.repeat(
-                np.cumsum(n_windows) - n_windows, n_windows)  # 0 = most recent window
-            ends = indptr[row_users + 1] - back * max_len
-        else:
+        if rows == "recent":
             row_users, ends = users, indptr[users + 1]
+        else:
+            if rows == "windows":  # ceil((length - 1) / max_len) windows, each >= 2 items
+                per_user, step = (lengths[users] - 1 + max_len - 1) // max_len, max_len
+            else:  # one row per target: every item but the first
+                per_user, step = lengths[users] - 1, 1
+            row_users = np.repeat(users, per_user)
+            back = np.arange(int(per_user.sum())) - np.repeat(
+                np.cumsum(per_user) - per_user, per_user)  # 0 = the most recent row
+            ends = indptr[row_users + 1] - back * step
         self.users = row_users
         self.ends = ends.astype(np.int64)
         self.starts = np.maximum(indptr[row_users], self.ends - (max_len + 1))

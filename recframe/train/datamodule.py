@@ -51,7 +51,7 @@ class RecDataModule(pl.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         max_seq_len: int = 0,
-        sliding_windows: bool = False,
+        sequence_rows: str = "recent",
         candidates: CandidateSampler | None = None,
         eval_sampler: Callable[[Dataset, int, int], Sampler] | None = None,
     ) -> None:
@@ -64,7 +64,7 @@ class RecDataModule(pl.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.max_seq_len = max_seq_len
-        self.sliding_windows = sliding_windows
+        self.sequence_rows = sequence_rows
         self.candidates = candidates
         self.eval_sampler = eval_sampler or _unrepeated
         self.world: tuple[int, int] | None = None  # (world size, rank) without a trainer
@@ -112,7 +112,7 @@ class RecDataModule(pl.LightningDataModule):
             if self.max_seq_len < 1:
                 raise ValueError("sequence models must set max_seq_len >= 1")
             return SequenceBatches(self.data.history(("train",)), self.batch_size,
-                                   self.max_seq_len, self.seed, self.sliding_windows)
+                                   self.max_seq_len, self.seed, self.sequence_rows)
         raise NotImplementedError(f"train format {fmt.value!r} is not supported yet")
 
     def train_dataloader(self) -> DataLoader:

@@ -39,7 +39,7 @@ def fit_model(
         data, model.train_format, batch_size=batch_size,
         num_negatives=int(getattr(model, "num_negatives", 1)), seed=seed,
         max_seq_len=int(getattr(model, "max_seq_len", 0)),
-        sliding_windows=bool(getattr(model, "sliding_windows", False)),
+        sequence_rows=str(getattr(model, "train_rows", "recent")),
     )
     dataset: Any = datamodule.make_train_set()
     params = [p for p in model.parameters() if p.requires_grad]

@@ -65,18 +65,21 @@ def _sequence_rows(indptr: np.ndarray, items: np.ndarray, users: np.ndarray,
 
 
 def _targets(data: Any, kind: str, max_len: int) -> dict[str, int]:
-    """Training targets per epoch: every train interaction for pairwise models; for
-    next-item models, RecBole's one row per item after a user's first, and recframe's
-    ``sasrec`` positions (each user's last ``max_len + 1`` train items, one row per user
-    with at least two)."""
+    """Training targets (and rows) per epoch: every train interaction for pairwise
+    models; for next-item models, one row per item after a user's first on both sides
+    (RecBole's augmentation, recframe's ``train_rows=prefixes``), and, for recframe's
+    default ``train_rows=recent``, each user's last ``max_len + 1`` train items (one row
+    per user with at least two, every position a target)."""
     n_train = len(data.events["train"].users)
     if kind == "general":
         return {"targets_per_epoch_recframe": n_train, "targets_per_epoch_recbole": n_train}
     lengths = np.diff(data.history(("train",))[0])
     used = lengths[lengths >= 2]
-    return {"targets_per_epoch_recframe": int((np.minimum(used, max_len + 1) - 1).sum()),
+    prefixes = int((used - 1).sum())
+    return {"targets_per_epoch_recframe": prefixes, "train_rows_recframe": prefixes,
             "targets_per_epoch_recbole": int(np.maximum(lengths - 1, 0).sum()),
-            "train_sequences_recframe": len(used)}
+            "targets_per_epoch_recframe_recent": int((np.minimum(used, max_len + 1) - 1).sum()),
+            "train_sequences_recframe_recent": len(used)}
 
 
 def export(out_dir: Path, name: str, kind: str, max_len: int,
