@@ -113,6 +113,32 @@ def test_masking_does_not_modify_callers_scores():
     assert torch.equal(scores, before)
 
 
+@pytest.mark.parametrize("disposable", [False, True])
+@pytest.mark.parametrize("where", ["none", "seen", "unseen", "both"])
+def test_nan_count_is_exact_whether_or_not_scores_are_restored(specs, disposable, where):
+    """``stats["nan_scores"]`` counts every NaN cell, masked (seen) or not, and
+    ``scores_disposable`` changes neither the count nor any metric value."""
+    scores, coords = random_interactions(3, 6, 40, max_seen=8, max_truth=3)
+    seen_r, seen_c = coords["seen_rows"], coords["seen_cols"]
+    seen = torch.zeros_like(scores, dtype=torch.bool)
+    seen[seen_r, seen_c] = True
+    if where in ("seen", "both"):
+        scores[seen_r[:3], seen_c[:3]] = float("nan")
+    if where in ("unseen", "both"):
+        free = (~seen).nonzero()[:2]
+        scores[free[:, 0], free[:, 1]] = float("nan")
+    expected = int(torch.isnan(scores).sum())
+    ev = Evaluator(specs, [5])
+    reference = ev.evaluate_batch(scores.clone(), coords)
+    stats: dict = {}
+    out = ev.evaluate_batch(scores, coords, stats=stats, scores_disposable=disposable)
+    assert int(stats["nan_scores"]) == expected
+    assert disposable or where == "none" or torch.isnan(scores).sum() == expected  # restored
+    assert reference and set(out) == set(reference)
+    for key, value in reference.items():
+        torch.testing.assert_close(out[key], value, equal_nan=True)
+
+
 # -- batch size never changes a number --------------------------------------------------
 
 

@@ -15,6 +15,12 @@ optimizer step.
   SASRec and GRU4Rec (their next-item targets per second are in the details);
 - closed-form models (``ease``, ``ials``, ``itemknn``): seconds of ``fit``.
 
+After its Lightning epochs each gradient model also trains the same number of
+epochs in a bare PyTorch loop (``dataset[b]``, ``loss``, ``zero_grad``,
+``backward``, ``step`` with the very optimizer the trainer used), over the
+same batches: ``<model>_epoch_vs_bare_loop`` is recframe's seconds per epoch
+over the bare loop's, i.e. what Lightning's loop, hooks and data loader add.
+
 Sequence models use ``split=leave_one_out`` (as their experiment arms do);
 the others ``split=random``.
 """
@@ -26,6 +32,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -122,6 +129,11 @@ def run_model(model: str, epochs: int, data_dir: Path, small: bool) -> dict[str,
     steady = seconds[1:] or seconds
     s_epoch = statistics.median(steady)
     samples, targets = samples_per_epoch(exp.datamodule.train_set)
+    bare = bare_loop_epochs(exp.model, exp.datamodule.train_set, trainer.optimizers[0], epochs)
+    bare_epoch = statistics.median(bare[1:] or bare)
+    out.update({"bare_loop_epoch_seconds": [round(s, 4) for s in bare],
+                "bare_loop_s_per_epoch": round(bare_epoch, 4),
+                "epoch_vs_bare_loop": round(s_epoch / bare_epoch, 3)})
     out.update({"epoch_seconds": [round(s, 4) for s in seconds], "s_per_epoch": round(s_epoch, 4),
                 "samples_per_epoch": samples, "samples_per_s": round(samples / s_epoch, 1),
                 "steps_per_epoch": len(exp.datamodule.train_set),
@@ -130,6 +142,23 @@ def run_model(model: str, epochs: int, data_dir: Path, small: bool) -> dict[str,
         out["targets_per_epoch"] = targets
         out["targets_per_s"] = round(targets / s_epoch, 1)
     return out
+
+
+def bare_loop_epochs(model: torch.nn.Module, train_set: Any, optimizer: torch.optim.Optimizer,
+                     epochs: int) -> list[float]:
+    """Seconds of each of ``epochs`` epochs of a plain PyTorch loop over ``train_set``."""
+    model.train()
+    seconds = []
+    for epoch in range(epochs):
+        train_set.set_epoch(epoch)
+        start = time.perf_counter()
+        for b in range(len(train_set)):
+            loss = model.loss(train_set[b])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def _quiet() -> None:
@@ -182,15 +211,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             figures[f"{model}_samples_per_s"] = r["samples_per_s"]
             figures[f"{model}_s_per_epoch"] = r["s_per_epoch"]
+            figures[f"{model}_epoch_vs_bare_loop"] = r["epoch_vs_bare_loop"]
             rows.append([model, r["samples_per_s"], r["s_per_epoch"], r["samples_per_epoch"],
-                         r["steps_per_epoch"], r.get("targets_per_s", "")])
+                         r["steps_per_epoch"], r.get("targets_per_s", ""),
+                         r["bare_loop_s_per_epoch"], r["epoch_vs_bare_loop"]])
     data = "synthetic 300 x 200 (smoke run)" if args.small else (
         "MovieLens-100K, preprocess=implicit (ratings >= 4)")
     md = [f"{data}; {args.epochs} epochs per gradient model, validation off, torch threads: "
           f"{args.threads}. s/epoch is the median over the epochs after the first.", ""]
     if rows:
         md += [common.md_table(["model", "samples/s", "s/epoch", "samples/epoch", "steps/epoch",
-                                "next-item targets/s"], rows), ""]
+                                "next-item targets/s", "bare loop s/epoch",
+                                "recframe / bare loop"], rows), "",
+               "Bare loop: the same model, batches and optimizer in a plain PyTorch loop "
+               "(no Lightning), right after the recframe epochs; the ratio is what "
+               "Lightning's loop, hooks and data loader add per epoch.", ""]
     if fit_rows:
         md += [common.md_table(["closed-form model", "fit s"], fit_rows), ""]
     if BEFORE and not args.small:

@@ -88,7 +88,7 @@ def _fill(t: torch.Tensor, flat: torch.Tensor, value: float) -> None:
 
 
 def count_nan(scores: torch.Tensor, top_scores: torch.Tensor,
-              masked_values: torch.Tensor) -> torch.Tensor:
+              masked_values: torch.Tensor, restored: bool = True) -> torch.Tensor:
     """Number of NaN entries of ``scores`` (0-d int64), cheaply.
 
     ``top_scores`` is the top-k of ``scores`` with some cells masked (their
@@ -96,14 +96,15 @@ def count_nan(scores: torch.Tensor, top_scores: torch.Tensor,
     number, so a row holds an unmasked NaN exactly when its first top score is
     NaN; only then is the whole matrix counted (on CPU this check is free; on
     an accelerator the full count runs every batch instead, as a branch would
-    wait on the device).
+    wait on the device). ``restored=False``: ``scores`` still has the masked cells
+    set to ``-inf``, so their NaNs are added from ``masked_values``.
     """
     in_masked = torch.isnan(masked_values).sum()
-    if scores.device.type != "cpu":
-        return torch.isnan(scores).sum()
-    if top_scores.numel() and bool(torch.isnan(top_scores[:, 0]).any()):
-        return torch.isnan(scores).sum()
-    return in_masked
+    full = scores.device.type != "cpu" or (
+        top_scores.numel() and bool(torch.isnan(top_scores[:, 0]).any()))
+    if not full:
+        return in_masked
+    return torch.isnan(scores).sum() + (0 if restored else in_masked)
 
 
 def sparse_hits(topk: torch.Tensor, valid: torch.Tensor, truth_rows: torch.Tensor,
@@ -191,6 +192,7 @@ class Evaluator:
         item_popularity: torch.Tensor | None = None,
         item_counts: dict[int, torch.Tensor] | None = None,
         stats: dict[str, torch.Tensor] | None = None,
+        scores_disposable: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Per-user metric values for one batch; ``scores`` is ``[B, n_items]``.
 
@@ -201,9 +203,11 @@ class Evaluator:
         When ``stats`` is given, ``stats["nan_scores"]`` is set to the number of
         NaN entries of ``scores`` (a 0-d tensor: reading it is left to the caller).
 
-        ``scores`` is left as it was. Under full ranking, when no metric needs
-        the score matrix, the seen items are masked in ``scores`` itself and
-        their values put back right after the top-k (no ``[B, n_items]`` copy),
+        ``scores`` is left as it was, unless ``scores_disposable`` says the caller
+        will not read it again. Under full ranking, when no metric needs the
+        score matrix, the seen items are masked in ``scores`` itself and their
+        values put back right after the top-k (no ``[B, n_items]`` copy; with
+        ``scores_disposable`` they stay masked),
         and the ground truth stays in coordinate form (no ``[B, n_items]``
         mask). No step waits on an accelerator (no ``.item()``, no
         data-dependent shapes).
@@ -232,11 +236,15 @@ class Evaluator:
             k = min(self.max_k, n_items)
             top_scores, topk = torch.topk(work, k=k, dim=1, sorted=True)
         finally:
-            if in_place:  # put the caller's values back (duplicate cells get the same value)
+            restore = in_place and not scores_disposable
+            if restore:  # put the caller's values back (duplicate cells get the same value)
                 scores.view(-1).index_copy_(0, seen, saved)
         if stats is not None:
+            # NaNs among the masked cells are counted from ``saved`` (count_nan), so
+            # the rest may be counted in the masked matrix when it was not restored
             stats["nan_scores"] = (torch.isnan(scores).sum() if sampled
-                                   else count_nan(scores, top_scores, saved))
+                                   else count_nan(scores, top_scores, saved,
+                                                  restored=restore or not in_place))
         valid = top_scores > -torch.inf
         # a masked item that fills the list when K exceeds the candidates never hits
         if truth is not None:

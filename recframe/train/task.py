@@ -136,7 +136,8 @@ class RecTask(pl.LightningModule):
         scores = self.model.score(users, batch)
         stats: dict[str, torch.Tensor] = {}
         values = self.evaluator.evaluate_batch(scores, batch, self.item_popularity,
-                                               self._item_counts, stats)
+                                               self._item_counts, stats,
+                                               scores_disposable=True)
         self._nan_scores = self._nan_scores + stats["nan_scores"]  # checked per epoch
         self._acc.update(users, values)
 
