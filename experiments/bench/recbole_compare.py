@@ -373,6 +373,13 @@ class Pair:
         and building the test users' masks (``timings.evaluate``)."""
         return float(np.median([r["timings"]["evaluate"] for r in self.recframe_runs]))
 
+    @property
+    def eval_floor_s(self) -> float | None:
+        """The floor of a test pass (score + mask + top-k over the same batches, timed in
+        recframe's process after its run; median over seeds), if measured."""
+        values = [r["eval_floor"]["seconds"] for r in self.recframe_runs if "eval_floor" in r]
+        return float(np.median(values)) if values else None
+
     def ndcg(self, framework: str) -> tuple[float, float]:
         """Test NDCG@10: mean and sample standard deviation over seeds."""
         if framework == "recframe":
@@ -412,6 +419,11 @@ class Pair:
         if self.recbole_epoch_fraction < 1.0:
             figures[f"{m}_recbole_epochs_trained{suffix}"] = round(
                 self.protocol.epochs * self.recbole_epoch_fraction, 4)
+        floor = self.eval_floor_s
+        if floor:
+            figures[f"eval_floor_seconds_{m}{suffix}"] = round(floor, 4)
+            figures[f"{m}_eval_vs_floor_recframe{suffix}"] = round(self.recframe_eval_s / floor, 3)
+            figures[f"{m}_eval_vs_floor_recbole{suffix}"] = round(self.recbole_eval_s / floor, 3)
         if self.protocol.seeds[0] == 0:
             figures[f"ndcg10_{m}_recframe_seed0{suffix}"] = round(
                 float(self.recframe["metrics"]["test"]["ndcg@10"]), 5)
@@ -471,7 +483,7 @@ def run_dataset(name: str, base: list[str], protocols: list[Protocol], work: Pat
         rf_runs, rb_runs = [], []
         for seed in p.seeds:
             tag = f"{name}_{p.model}_s{seed}"
-            rf_spec = {"threads": p.threads, "run_dir": str(work / "runs" / tag),
+            rf_spec = {"threads": p.threads, "run_dir": str(work / "runs" / tag), "floor": True,
                        "overrides": [*base, *p.split_overrides(), *p.recframe_overrides(seed)]}
             rb_spec = {"model": "SASRec" if p.sequential else "BPR", "data_path": str(data_dir),
                        "dataset": f"{name}_{p.model}", "threads": p.threads,
@@ -625,6 +637,17 @@ def markdown(results: dict[str, list[Pair]], extras: list[dict[str, Any]],
                      f"{s['n_items']:,} items, {s['n_interactions']:,} interactions. "
                      f"Protocol: {protos}; {threads} thread(s); evaluation in batches of "
                      f"{pairs[0].protocol.eval_batch_users} users.\n\n" + _table(pairs))
+        floors = [f"{'BPR' if pair.protocol.model == 'bpr' else 'SASRec'} "
+                  f"{pair.eval_floor_s:.3f} s: recframe's loop "
+                  f"{pair.recframe_eval_s / pair.eval_floor_s:.2f}x it, RecBole's "
+                  f"{pair.recbole_eval_s / pair.eval_floor_s:.2f}x"
+                  for pair in pairs if pair.eval_floor_s]
+        if floors:
+            parts.append("Floor of a test pass (the model's `score`, seen items masked, "
+                         "`torch.topk`, over the same test batches; batches built beforehand; "
+                         "timed in recframe's process after its run, median of 3 passes): "
+                         + "; ".join(floors) + ". Neither framework can be more than "
+                         "(its time / floor) times faster than the other.")
         more = [e for e in extras if e["dataset"] == name]
         for e in more:
             parts.append(f"recframe {e['model']} alone, {e['label']}: {e['epochs_run']} "
