@@ -17,10 +17,12 @@ row's input is the train history, the test row's input the train + valid
 history, as recframe's ``sasrec`` reads them. The data fingerprint is recorded
 so the driver can check that the recframe run used the very same split.
 
-``run`` (SPEC: ``{threads, run_dir, overrides, floor}``) runs the experiment through
-the real path (``recframe.testing.run`` -> ``recframe.runner.run_experiment``) with
-``threads`` torch threads and records its ``results.json`` plus the peak RSS; with
-``floor`` it then times the floor of a test pass (:func:`eval_floor`).
+``run`` (SPEC: ``{threads, run_dir, overrides, floor, repeat_test}``) runs the
+experiment through the real path (``recframe.testing.run`` ->
+``recframe.runner.run_experiment``) with ``threads`` torch threads and records its
+``results.json`` plus the peak RSS; with ``repeat_test`` the test pass is repeated
+(warm passes, :func:`repeat_tests`); with ``floor`` it then times the floor of a
+test pass (:func:`eval_floor`).
 """
 
 from __future__ import annotations
@@ -129,7 +131,34 @@ def export(out_dir: Path, name: str, kind: str, max_len: int,
     return info
 
 
-def run(threads: int, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+def repeat_tests(repeats: int, warm_loops: list[float], first_calls: list[float]) -> None:
+    """Make every ``Trainer.test`` call run ``repeats`` more times right after itself
+    (same model and data: the warm passes) and append their ``timings.test_loop``
+    counterparts to ``warm_loops``, and the first call's wall seconds to
+    ``first_calls``. The first call's loop time is put back, so the run's
+    ``results.json`` still reports the first (cold) pass; the metrics of every pass
+    are equal (evaluation is deterministic). The counterpart of
+    ``run_recbole.py``'s ``repeat_test``."""
+    import lightning.pytorch as pl
+
+    original = pl.Trainer.test
+
+    def test_and_repeat(self: Any, model: Any = None, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        out = original(self, model, *args, **kwargs)
+        first_calls.append(time.perf_counter() - start)
+        first = model.test_loop_seconds
+        for _ in range(repeats):
+            original(self, model, *args, **kwargs)
+            warm_loops.append(model.test_loop_seconds)
+        model.test_loop_seconds = first
+        return out
+
+    pl.Trainer.test = test_and_repeat
+
+
+def run(threads: int, run_dir: Path, overrides: list[str],
+        repeat_test: int = 0) -> dict[str, Any]:
     """One recframe experiment in this process; its results.json plus peak RSS."""
     import torch
 
@@ -142,6 +171,10 @@ def run(threads: int, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     from recframe.testing import run as run_recframe
 
+    warm_loops: list[float] = []
+    first_calls: list[float] = []
+    if repeat_test:
+        repeat_tests(repeat_test, warm_loops, first_calls)
     t = time.perf_counter()
     results = run_recframe(*overrides, run_dir=run_dir)
     out = {
@@ -149,13 +182,18 @@ def run(threads: int, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "wall_seconds": round(time.perf_counter() - t, 3),
         "status": results["status"],
-        "timings": results["timings"],
+        # with repeats, results.json's ``evaluate`` (the whole trainer.test call) holds
+        # them too: the first call alone is what the comparison reports
+        "timings": {**results["timings"], **(
+            {"evaluate": round(first_calls[0], 4),
+             "evaluate_with_repeats": results["timings"]["evaluate"]} if first_calls else {})},
         "epochs_run": results.get("epochs_run"),
         "metrics": results["metrics"],
         "fingerprint": results["protocol"]["data_fingerprint"],
         "counts": results["protocol"]["counts"],
         "peak_rss_gib": peak_rss_gib(),
         "results_memory": results.get("memory"),
+        "warm_test_loops": [round(x, 4) for x in warm_loops],
     }
     return out
 
@@ -211,7 +249,8 @@ def main(argv: list[str]) -> int:
         threads = str(spec["threads"])
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, threads)
-        out = run(int(threads), Path(spec["run_dir"]), list(spec["overrides"]))
+        out = run(int(threads), Path(spec["run_dir"]), list(spec["overrides"]),
+                  int(spec.get("repeat_test", 0)))
         if spec.get("floor"):  # after the run: its peak RSS is the run's alone
             out["eval_floor"] = eval_floor(list(spec["overrides"]))
         Path(result_path).write_text(json.dumps(out, indent=2, default=str))

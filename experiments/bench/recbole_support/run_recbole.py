@@ -13,6 +13,10 @@ of every training epoch (each ``Trainer._train_epoch`` call), of the
 validation and the test full-ranking evaluations (each ``Trainer.evaluate``
 call), the test NDCG@10 and this process's peak RSS.
 
+With ``"repeat_test": N`` in the spec the test evaluation then runs N more times
+(same weights, same loader): ``test_eval_seconds`` lists the first (cold: the
+process's first full ranking) and the repeats (warm).
+
 With ``"test_best": true`` in the spec (default false: test the final weights, as
 ``recbole_compare`` does), training keeps RecBole's best-validation checkpoint
 (``fit(saved=True)``, early stopping on ``valid_metric`` after ``stopping_step``
@@ -277,6 +281,8 @@ def main(spec_path: str, result_path: str) -> int:
     fit_seconds = time.perf_counter() - t
     timings.phase = "test"
     test = trainer.evaluate(test_data, load_best_model=test_best, show_progress=False)
+    for _ in range(int(spec.get("repeat_test", 0))):  # warm passes, timed by instrument()
+        trainer.evaluate(test_data, load_best_model=False, show_progress=False)
     result = {
         "framework": "recbole",
         "model": spec["model"],
