@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import io
+import os
 import threading
 import zipfile
 from pathlib import Path
@@ -20,7 +21,8 @@ from recframe_datasets.movielens import CHECKSUMS
 from recframe_datasets.synthetic import SyntheticParams, generate, true_utility
 
 REPO = Path(__file__).resolve().parents[1]
-ML_DIR = REPO.parent / "shared" / "data" / "ml-100k"
+# where the other tests find it too ($RECFRAME_DATA_DIR, else ../shared/data)
+ML_DIR = Path(os.environ.get("RECFRAME_DATA_DIR", REPO.parent / "shared" / "data")) / "ml-100k"
 CONF = REPO / "conf" / "dataset"
 needs_ml = pytest.mark.skipif(not (ML_DIR / "u.data").is_file(),
                               reason=f"MovieLens-100K not found at {ML_DIR}")
