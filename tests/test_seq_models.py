@@ -38,6 +38,17 @@ def test_model_beats_pop_on_planted_structure(name, compose, tmp_path, pop_ndcg)
     assert ndcg > 1.1 * pop_ndcg, (name, ndcg, pop_ndcg)
 
 
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_prefix_rows_train_a_model_that_beats_pop(name, compose, tmp_path, pop_ndcg):
+    """``train_rows=prefixes`` (one row per target, last position trained): one epoch
+    already holds every training item as a target, so two epochs suffice here."""
+    cfg = compose(f"model={name}", LOO, *SMALL, *EXTRA[name], "model.train_rows=prefixes",
+                  "trainer.max_epochs=2")
+    results = run_experiment(cfg, tmp_path)
+    ndcg = results["metrics"]["test"]["ndcg@10"]
+    assert ndcg > 1.1 * pop_ndcg, (name, ndcg, pop_ndcg)
+
+
 def _build(name: str, n_items: int = 30, **params):
     spec = default_manager().models.get(name)
     return spec.build(DataInfo(n_users=5, n_items=n_items, has_timestamps=True),
