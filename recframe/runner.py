@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from recframe.errors import ConfigError, RecframeError
 from recframe.eval.protocol import candidate_policy, candidate_sampler
+from recframe.models.base import sequence_rows
 from recframe.pipeline import (
     Plan,
     PreparedData,
@@ -203,7 +204,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         seed=int(cfg.get("seed", 0)),
         num_workers=int(cfg.get("num_workers", 0)),
         max_seq_len=int(getattr(model, "max_seq_len", 0)),
-        sequence_rows=str(getattr(model, "train_rows", "recent")),
+        sequence_rows=sequence_rows(model),
         candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
     )
     return Experiment(plan, prepared, model, task, datamodule, candidates)

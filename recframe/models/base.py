@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 SEQUENCE_ROWS: tuple[str, ...] = ("recent", "windows", "prefixes")
 
 
+def sequence_rows(model: nn.Module) -> str:
+    """The training rows a sequence model asks for (``RecModel.train_rows``); a model
+    written against the older boolean attribute ``sliding_windows = True`` gets
+    ``windows``, as it did before ``train_rows`` existed."""
+    rows = str(getattr(model, "train_rows", "recent"))
+    if rows == "recent" and getattr(model, "sliding_windows", False) is True:
+        return "windows"
+    return rows
+
+
 class TrainFormat(str, Enum):
     """How the data module feeds a model during training."""
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from recframe.data.encode import RecData
-from recframe.models.base import RecModel, TrainFormat
+from recframe.models.base import RecModel, TrainFormat, sequence_rows
 from recframe.train.datamodule import RecDataModule
 
 
@@ -39,7 +39,7 @@ def fit_model(
         data, model.train_format, batch_size=batch_size,
         num_negatives=int(getattr(model, "num_negatives", 1)), seed=seed,
         max_seq_len=int(getattr(model, "max_seq_len", 0)),
-        sequence_rows=str(getattr(model, "train_rows", "recent")),
+        sequence_rows=sequence_rows(model),
     )
     dataset: Any = datamodule.make_train_set()
     params = [p for p in model.parameters() if p.requires_grad]
