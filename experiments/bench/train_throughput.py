@@ -94,9 +94,10 @@ def samples_per_epoch(train_set: Any) -> tuple[int, int]:
     from recframe.train.batches import PointBatches, SequenceBatches
 
     if isinstance(train_set, SequenceBatches):
-        lengths = np.diff(train_set.history[0])[train_set.users]
-        targets = int((np.minimum(lengths, train_set.max_len + 1) - 1).sum())
-        return int(train_set.n), targets
+        # a row of n items trains n - 1 next-item targets; a prefix row only its last
+        per_row = (1 if train_set.rows == "prefixes"
+                   else train_set.ends - train_set.starts - 1)
+        return int(train_set.n), int(np.sum(np.broadcast_to(per_row, (train_set.n,))))
     if isinstance(train_set, PointBatches):
         return int(train_set.n) * (1 + int(train_set.num_negatives)), 0
     return int(train_set.n), 0
