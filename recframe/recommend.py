@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recframe.errors import ConfigError, DataError
+from recframe.eval.topk import topk_rows
 from recframe.pipeline import fingerprint
 from recframe.results import RESULTS_FILE, write_parquet
 from recframe.runner import Experiment, build_experiment
@@ -91,8 +92,8 @@ def _topk(rec: Recommender, scores: torch.Tensor, seen: sp.csr_matrix, k: int
     scores = scores.float().clone()
     rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
     scores[torch.from_numpy(rows), torch.from_numpy(seen.indices.astype(np.int64))] = -torch.inf
-    top = torch.topk(scores, k=min(k, scores.shape[1]), dim=1)
-    return top.indices.numpy(), top.values.numpy()
+    values, items = topk_rows(scores, min(k, scores.shape[1]))
+    return items.numpy(), values.numpy()
 
 
 @torch.no_grad()

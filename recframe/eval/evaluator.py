@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from recframe.errors import ConfigError, unknown_name_message
+from recframe.eval.topk import topk_rows
 from recframe.plugin.specs import MetricSpec
 
 _KEY = re.compile(r"^([A-Za-z_][\w-]*)@(\d+)$")
@@ -27,7 +28,8 @@ class MetricInput:
     """What a per-user metric sees for one batch of users.
 
     ``topk``: ``[B, K]`` item ids ranked best first (K = largest cut-off,
-    capped at the number of items); ``hits``: ``[B, K]`` float, 1 where the
+    capped at the number of items; on CPU equal scores rank lower item id
+    first, see :mod:`recframe.eval.topk`); ``hits``: ``[B, K]`` float, 1 where the
     ranked item is relevant; ``n_relevant``: ``[B]`` number of relevant
     items per user; ``n_items``: catalogue size; ``item_popularity``:
     ``[n_items]`` training interaction counts. Filled only when a metric
@@ -234,7 +236,7 @@ class Evaluator:
         try:
             _fill(work, seen, -torch.inf)
             k = min(self.max_k, n_items)
-            top_scores, topk = torch.topk(work, k=k, dim=1, sorted=True)
+            top_scores, topk = topk_rows(work, k)
         finally:
             restore = in_place and not scores_disposable
             if restore:  # put the caller's values back (duplicate cells get the same value)
