@@ -283,3 +283,17 @@ def test_row_chunks_cover_every_row_once_in_order():
     assert torch.equal(torch.cat(parts), rows)
     assert [len(p) for p in row_chunks(rows, max_cells=2)] == [1] * 10  # at least one row
     assert len(row_chunks(rows, max_cells=30)) == 1
+
+
+def test_row_chunks_default_scales_with_threads():
+    from recframe_seq._common import CHUNK_TOKENS_PER_THREAD, row_chunks
+
+    rows = torch.zeros(1000, 50, dtype=torch.long)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            per_chunk = CHUNK_TOKENS_PER_THREAD * threads // 50
+            assert [len(p) for p in row_chunks(rows)][0] == per_chunk
+    finally:
+        torch.set_num_threads(before)

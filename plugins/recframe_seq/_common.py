@@ -136,14 +136,25 @@ def encode_last_position(encoder: nn.TransformerEncoder, x: torch.Tensor,
     return y[:, 0]
 
 
-def row_chunks(rows: torch.Tensor, max_cells: int = 8192) -> tuple[torch.Tensor, ...]:
+#: Tokens per scoring chunk per CPU thread: a chunk's ``[tokens, ffn_dim]``
+#: intermediates then stay in the core's L2 cache. Measured on SASRec scoring
+#: (d=64, ffn 256, 50 positions, batches of 512 users): on one thread 4,096
+#: tokens per chunk scored ML-1M-size 10% and ML-100K 31% faster than 8,192; on
+#: two threads 8,192 and 4,096 were within 5%.
+CHUNK_TOKENS_PER_THREAD = 4096
+
+
+def row_chunks(rows: torch.Tensor, max_cells: int | None = None) -> tuple[torch.Tensor, ...]:
     """``rows`` ``[B, L]`` split into consecutive chunks of at most ``max_cells`` cells
     (at least one row each) on CPU, whole elsewhere.
 
-    Scoring a large evaluation batch through a transformer on CPU in chunks of
-    ~8k tokens keeps the ``[tokens, ffn_dim]`` intermediates in cache instead of
-    streaming tens of megabytes per op; an accelerator wants the whole batch.
+    Scoring a large evaluation batch through a transformer on CPU in chunks keeps
+    the ``[tokens, ffn_dim]`` intermediates in cache instead of streaming tens of
+    megabytes per op; an accelerator wants the whole batch. ``max_cells`` defaults
+    to :data:`CHUNK_TOKENS_PER_THREAD` times the intra-op threads.
     """
+    if max_cells is None:
+        max_cells = CHUNK_TOKENS_PER_THREAD * torch.get_num_threads()
     if rows.device.type != "cpu" or rows.numel() <= max_cells:
         return (rows,)
     per_chunk = max(1, max_cells // max(1, rows.shape[1]))
