@@ -274,6 +274,35 @@ def test_last_position_encoding_equals_the_full_forward(model, kwargs, padded):
     assert not torch.allclose(full[0], full[2])  # rows differ: the check is not vacuous
 
 
+@pytest.mark.parametrize("norm_first", [True, False])
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("mask_kind", ["none", "causal", "per_row", "shared"])
+def test_plain_block_equals_the_encoder_layer(norm_first, heads, mask_kind):
+    from recframe_seq._common import _plain_block, _plain_block_applies
+    from recframe_seq.sasrec import causal_padding_mask
+
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(16, heads, 32, 0.3, activation="gelu",
+                                             batch_first=True, norm_first=norm_first).eval()
+    x = torch.randn(5, 7, 16)
+    pad = torch.zeros(5, 7, dtype=torch.bool)
+    pad[0, :3] = True
+    causal = torch.ones(7, 7, dtype=torch.bool).triu(1)
+    mask, is_causal = {"none": (None, False), "causal": (causal, True),
+                       "per_row": (causal_padding_mask(pad, heads), False),
+                       "shared": (torch.rand(7, 7) < 0.3, False)}[mask_kind]
+    if mask is not None and mask_kind == "shared":
+        mask.fill_diagonal_(False)
+    assert _plain_block_applies(layer, mask, None)
+    with torch.no_grad():
+        want = layer(x, src_mask=mask, is_causal=is_causal)
+        got = _plain_block(layer, x, mask, is_causal)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert not _plain_block_applies(layer.train(), mask, None)  # dropout: the module's path
+    assert not _plain_block_applies(layer.eval(), mask, pad)
+    assert not _plain_block_applies(layer, torch.zeros(7, 7), None)  # additive float mask
+
+
 def test_row_chunks_cover_every_row_once_in_order():
     from recframe_seq._common import row_chunks
 
