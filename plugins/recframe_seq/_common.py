@@ -157,8 +157,8 @@ def _plain_block(layer: nn.TransformerEncoderLayer, x: torch.Tensor,
     self-attention written out: one packed projection viewed as ``[3, B, H, L, d_h]``
     and ``scaled_dot_product_attention`` on those views. ``nn.MultiheadAttention``
     instead turns batch-first inputs sequence-first and copies the projections
-    into per-head layouts; on CPU this is ~25% less attention time for the same
-    values (tests/test_seq_models.py checks both against each other)."""
+    into per-head layouts: extra passes over the activations, which this skips.
+    Same values (tests/test_seq_models.py checks both against each other)."""
 
     def attend(h: torch.Tensor) -> torch.Tensor:
         attn = layer.self_attn
@@ -184,10 +184,12 @@ def _plain_block(layer: nn.TransformerEncoderLayer, x: torch.Tensor,
 
 
 #: Tokens per scoring chunk per CPU thread: a chunk's ``[tokens, ffn_dim]``
-#: intermediates then stay in the core's L2 cache. Measured on SASRec scoring
-#: (d=64, ffn 256, 50 positions, batches of 512 users): on one thread 4,096
-#: tokens per chunk scored ML-1M-size 10% and ML-100K 31% faster than 8,192; on
-#: two threads 8,192 and 4,096 were within 5%.
+#: intermediates then stay in the core's L2 cache. Chosen by timing SASRec
+#: scoring (d=64, ffn 256, 50 positions, 512-user batches) on the 2-core
+#: development machine: on one thread 4,096 tokens per chunk beat 8,192 on
+#: ML-100K and on the ML-1M-size set; on two threads the two were within noise.
+#: The effect shows in ``experiments/bench/recbole_compare.py``'s
+#: ``eval_floor_seconds_sasrec*`` figures.
 CHUNK_TOKENS_PER_THREAD = 4096
 
 
