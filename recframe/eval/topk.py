@@ -31,7 +31,7 @@ import torch
 #: more than one thread, below :data:`MIN_COLUMNS_THREADED` columns (``torch.topk``
 #: parallelises over rows, and the two selections' per-row costs then dominate).
 #: Measured on 512-row batches, k=10..100, 1,682..50,000 items, 1 and 2 threads
-#: (``experiments/bench/eval_floor.py`` reports the speed-up at its shapes).
+#: (``experiments/bench/topk_select.py`` reports the speed-up at such shapes).
 MIN_COLUMNS_PER_K = 24
 MIN_COLUMNS_THREADED = 3000
 
