@@ -43,13 +43,18 @@ def scores_for(rows: int, items: int, seed: int = 0) -> torch.Tensor:
     return scores
 
 
-def median_seconds(fn: Any, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def alternating_medians(first: Any, second: Any, repeats: int) -> tuple[float, float]:
+    """Median seconds of ``first()`` and of ``second()``, timed in alternation (one
+    call of each per round, the order swapped every round) so that drift in the
+    machine's speed falls on both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for r in range(repeats):
+        for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+            fn = first if which == 0 else second
+            start = time.perf_counter()
+            fn()
+            times[which].append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(2):  # warm-up
                 torch.topk(scores, k, dim=1)
                 topk_rows(scores, k)
-            torch_s = median_seconds(lambda s=scores, k=k: torch.topk(s, k, dim=1), args.repeats)
-            ours_s = median_seconds(lambda s=scores, k=k: topk_rows(s, k), args.repeats)
+            torch_s, ours_s = alternating_medians(
+                lambda s=scores, k=k: torch.topk(s, k, dim=1),
+                lambda s=scores, k=k: topk_rows(s, k), args.repeats)
             speedup = round(torch_s / ours_s, 2)
             figures[f"topk_rows_speedup_{items}_items_k{k}_{threads}t"] = speedup
             pruned = prunes(scores, k + 1)
@@ -85,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "pruned": pruned, "torch_topk_s": torch_s,
                                      "topk_rows_s": ours_s})
     md = (f"Top-k of {args.rows} score rows (one evaluation batch), median of "
-          f"{args.repeats} calls each, same matrix, values checked equal.\n\n"
+          f"{args.repeats} calls each, the two timed in alternation on the same matrix, "
+          "values checked equal.\n\n"
           + common.md_table(["items", "k", "threads", "topk_rows path", "torch.topk ms",
                              "topk_rows ms", "speed-up"], rows_md)
           + "\n\n`topk_rows` also fixes the order of equal scores (lower item index "
