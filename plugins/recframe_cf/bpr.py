@@ -26,6 +26,10 @@ class _BPRLoss(torch.autograd.Function):
     both), in a handful of kernels instead of about twenty autograd nodes,
     which is what a BPR step on CPU spends its time on. Gradients are dense, like
     ``nn.Embedding``'s default, so any optimizer treats the tables as usual.
+
+    With one negative per positive (the usual recipe) the user-side products are
+    plain row-broadcasts: no reduction over a length-1 axis, which on CPU costs
+    several times the product itself.
     """
 
     @staticmethod
@@ -33,9 +37,13 @@ class _BPRLoss(torch.autograd.Function):
                 users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         u = user_weight.index_select(0, users)  # [B, d]
         p = item_weight.index_select(0, pos)  # [B, d]
-        n = item_weight.index_select(0, neg.reshape(-1)).view(*neg.shape, -1)  # [B, m, d]
-        diff = p.unsqueeze(1) - n  # [B, m, d]
-        x = (u.unsqueeze(1) * diff).sum(-1)  # [B, m]: s(u, i) - s(u, j)
+        n = item_weight.index_select(0, neg.reshape(-1))  # [B * m, d]
+        if neg.shape[1] == 1:
+            diff = p - n  # [B, d]
+            x = torch.linalg.vecdot(u, diff).unsqueeze(1)  # [B, 1]: s(u, i) - s(u, j)
+        else:
+            diff = p.unsqueeze(1) - n.view(*neg.shape, -1)  # [B, m, d]
+            x = torch.linalg.vecdot(u.unsqueeze(1), diff)  # [B, m]
         ctx.save_for_backward(users, pos, neg, u, diff, x)
         ctx.table_shapes = (user_weight.shape, item_weight.shape)
         return -nn.functional.logsigmoid(x).mean()
@@ -44,13 +52,21 @@ class _BPRLoss(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         users, pos, neg, u, diff, x = ctx.saved_tensors
         user_shape, item_shape = ctx.table_shapes
-        w = torch.sigmoid(-x) * (-grad_out / x.numel())  # dL/dx, [B, m]
-        grad_u = (w.unsqueeze(-1) * diff).sum(1)  # [B, d]
-        grad_pos_rows = w.unsqueeze(-1) * u.unsqueeze(1)  # [B, m, d]; negatives get minus
-        grad_users = u.new_zeros(user_shape).index_add_(0, users, grad_u)
-        grad_items = u.new_zeros(item_shape).index_add_(0, pos, grad_pos_rows.sum(1))
-        grad_items.index_add_(0, neg.reshape(-1), grad_pos_rows.reshape(-1, u.shape[1]),
-                              alpha=-1)
+        w = torch.sigmoid(-x).mul_(-grad_out / x.numel())  # dL/dx, [B, m]
+        grad_users = u.new_zeros(user_shape)
+        grad_items = u.new_zeros(item_shape)
+        # dL/dq_i = sum_j w_j p_u, dL/dq_j = -w_j p_u; negated sources rather than
+        # index_add_(alpha=-1), which takes a path about 3x slower on CPU
+        if neg.shape[1] == 1:
+            grad_users.index_add_(0, users, diff * w)
+            rows = u * w
+            grad_items.index_add_(0, pos, rows)
+            grad_items.index_add_(0, neg.view(-1), rows.neg_())
+        else:
+            grad_users.index_add_(0, users, (w.unsqueeze(-1) * diff).sum(1))
+            grad_items.index_add_(0, pos, u * w.sum(1, keepdim=True))
+            grad_items.index_add_(0, neg.reshape(-1),
+                                  (u.unsqueeze(1) * w.neg().unsqueeze(-1)).view(-1, u.shape[1]))
         return grad_users, grad_items, None, None, None
 
 

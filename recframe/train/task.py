@@ -69,7 +69,7 @@ class RecTask(pl.LightningModule):
         # the last test's loop: first batch fetch to metrics computed (no set-up/teardown)
         self.test_loop_seconds = 0.0
         self._test_start = 0.0
-        self._loss_sum: torch.Tensor | None = None  # sum of loss * batch size this epoch
+        self._loss_sum = 0.0  # sum of loss * batch size this epoch
         self._loss_count = 0
 
     @property
@@ -88,7 +88,7 @@ class RecTask(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
-        self._loss_sum, self._loss_count = None, 0
+        self._loss_sum, self._loss_count = 0.0, 0
         self._epoch_start = self._last_batch_end = time.perf_counter()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -96,11 +96,11 @@ class RecTask(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.epoch_seconds.append(self._last_batch_end - self._epoch_start)
-        if self._loss_sum is not None and self._loss_count:
+        if self._loss_count:
             # the epoch mean weighted by batch size, as self.log(on_epoch=True) would give
             self.log("train/loss", self._loss_sum / self._loss_count, on_step=False,
                      on_epoch=True, prog_bar=True)
-        self._loss_sum, self._loss_count = None, 0
+        self._loss_sum, self._loss_count = 0.0, 0
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Any:
         if self.is_closed_form:
@@ -110,17 +110,20 @@ class RecTask(pl.LightningModule):
             # keeps the ranks' (no-op) gradient all-reduce in step
             return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
         loss = self.model.loss(batch)
-        if not torch.isfinite(loss):
+        # one host read of the loss per step (a sync on CUDA, as any finiteness check
+        # is): it both guards against NaN and feeds the epoch mean, with no further
+        # tensor ops per step
+        value = loss.item()
+        if not math.isfinite(value):
             raise NonFiniteLossError(
-                f"training loss became {loss.item()} at epoch {self.current_epoch}, "
+                f"training loss became {value} at epoch {self.current_epoch}, "
                 f"step {self.global_step} (batch {batch_idx}). Lower the learning rate "
                 f"(optim.lr) or add regularization; the last good checkpoint is kept."
             )
         # summed here and logged once per epoch (on_train_epoch_end): a self.log call
         # per step costs more than a small model's whole step
         n = len(next(iter(batch.values())))
-        weighted = loss.detach() * n
-        self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
+        self._loss_sum += value * n
         self._loss_count += n
         return loss
 
