@@ -54,10 +54,14 @@ class NegativeSampler:
         """``[len(users), n]`` negative item ids for ``users``."""
         u = np.repeat(users[:, None], n, axis=1)
         neg = rng.integers(0, self.n_items, size=u.shape, dtype=np.int64)
+        flat_users, flat_neg = u.reshape(-1), neg.reshape(-1)
+        # only the draws that collided are checked again: the same draws, in the same
+        # order, as re-checking the whole batch each round, on a few entries
+        bad = np.flatnonzero(self.is_positive(flat_users, flat_neg))
         for _ in range(self.max_rounds):
-            bad = self.is_positive(u, neg)
-            count = int(bad.sum())
-            if count == 0:
+            if len(bad) == 0:
                 break
-            neg[bad] = rng.integers(0, self.n_items, size=count, dtype=np.int64)
+            draw = rng.integers(0, self.n_items, size=len(bad), dtype=np.int64)
+            flat_neg[bad] = draw
+            bad = bad[self.is_positive(flat_users[bad], draw)]
         return neg
