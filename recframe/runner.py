@@ -40,6 +40,7 @@ from recframe.results import (
     write_parquet,
 )
 from recframe.train.datamodule import RecDataModule
+from recframe.train.execution import resolve_steps_per_execution
 from recframe.train.optim import build_optimizer
 from recframe.train.task import RecTask
 
@@ -274,6 +275,11 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         if task.is_closed_form:
             trainer_kwargs["max_epochs"] = 1
         trainer: pl.Trainer = instantiate(cfg.trainer, **trainer_kwargs)
+        steps = resolve_steps_per_execution(cfg.get("steps_per_execution", 1), trainer,
+                                            task.is_closed_form)
+        task.use_steps_per_execution(steps)
+        datamodule.steps_per_execution = steps
+        results["steps_per_execution"] = steps
 
         resume_from = resume_checkpoint(cfg, run_dir)
         results["resumed_from"] = str(resume_from) if resume_from else None

@@ -5,7 +5,8 @@ the dataset plugin, ``preprocess=implicit``, the split, the model's own
 config) and trained by a Lightning ``Trainer`` from ``conf/trainer/cpu.yaml``
 with validation switched off, so an epoch is only training steps: data
 batches (``recframe.train.batches``), the model's loss, backward and the
-optimizer step.
+optimizer step. Like a run, it takes ``steps_per_execution`` steps per batch of
+Lightning's loop (``auto``: 8 here; ``recframe.train.execution``).
 
 - gradient models (``bpr``, ``neumf``, ``sasrec``, ``gru4rec``): seconds per
   epoch (median of the epochs after the first, which warms up) and samples
@@ -19,7 +20,8 @@ After its Lightning epochs each gradient model also trains the same number of
 epochs in a bare PyTorch loop (``dataset[b]``, ``loss``, ``zero_grad``,
 ``backward``, ``step`` with the very optimizer the trainer used), over the
 same batches: ``<model>_epoch_vs_bare_loop`` is recframe's seconds per epoch
-over the bare loop's, i.e. what Lightning's loop, hooks and data loader add.
+over the bare loop's, i.e. what Lightning's loop, hooks and data loader add
+(once per ``steps_per_execution`` steps).
 
 Sequence models use ``split=leave_one_out`` (as their experiment arms do);
 the others ``split=random``.
@@ -109,6 +111,7 @@ def run_model(model: str, epochs: int, data_dir: Path, small: bool) -> dict[str,
 
     from recframe.runner import build_experiment
     from recframe.testing import compose
+    from recframe.train.execution import resolve_steps_per_execution
 
     cfg = compose(*overrides(model, epochs, data_dir, small))
     with common.timed() as t_build:
@@ -118,6 +121,10 @@ def run_model(model: str, epochs: int, data_dir: Path, small: bool) -> dict[str,
                               enable_checkpointing=False, enable_progress_bar=False,
                               use_distributed_sampler=False,
                               **({"max_epochs": 1} if exp.task.is_closed_form else {}))
+        steps = resolve_steps_per_execution(cfg.get("steps_per_execution", 1), trainer,
+                                            exp.task.is_closed_form)  # as a run resolves it
+        exp.task.use_steps_per_execution(steps)
+        exp.datamodule.steps_per_execution = steps
         with common.timed() as t_fit:
             trainer.fit(exp.task, datamodule=exp.datamodule)
     out: dict[str, Any] = {"build_s": round(t_build["s"], 3), "trainer_fit_s": round(t_fit["s"], 3),
@@ -138,6 +145,7 @@ def run_model(model: str, epochs: int, data_dir: Path, small: bool) -> dict[str,
     out.update({"epoch_seconds": [round(s, 4) for s in seconds], "s_per_epoch": round(s_epoch, 4),
                 "samples_per_epoch": samples, "samples_per_s": round(samples / s_epoch, 1),
                 "steps_per_epoch": len(exp.datamodule.train_set),
+                "steps_per_execution": exp.task.steps_per_execution,
                 "batch_size": int(exp.datamodule.batch_size)})
     if targets:
         out["targets_per_epoch"] = targets

@@ -19,6 +19,7 @@ from recframe.train.batches import (
     PointBatches,
     SequenceBatches,
 )
+from recframe.train.execution import StepChunks
 
 
 def _identity(batch: dict) -> dict:
@@ -63,6 +64,8 @@ class RecDataModule(pl.LightningDataModule):
         self.num_negatives = num_negatives
         self.seed = seed
         self.num_workers = num_workers
+        # optimizer steps per training batch of Lightning's loop (recframe.train.execution)
+        self.steps_per_execution = 1
         self.max_seq_len = max_seq_len
         self.sequence_rows = sequence_rows
         self.candidates = candidates
@@ -91,7 +94,9 @@ class RecDataModule(pl.LightningDataModule):
                    "persistent_workers": self.num_workers > 0,
                    # page-locked host batches copy to the GPU asynchronously
                    "pin_memory": self._on_cuda()}
-        if train:  # items are whole batches
+        if train:  # items are whole batches (or lists of steps_per_execution of them)
+            if self.steps_per_execution > 1:
+                dataset = StepChunks(dataset, self.steps_per_execution)
             sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
                        if world > 1 else None)
             return DataLoader(dataset, batch_size=None, sampler=sampler, **workers)

@@ -71,6 +71,7 @@ class RecTask(pl.LightningModule):
         self._test_start = 0.0
         self._loss_sum = 0.0  # sum of loss * batch size this epoch
         self._loss_count = 0
+        self.steps_per_execution = 1
 
     @property
     def is_closed_form(self) -> bool:
@@ -102,13 +103,36 @@ class RecTask(pl.LightningModule):
                      on_epoch=True, prog_bar=True)
         self._loss_sum, self._loss_count = 0.0, 0
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> Any:
+    def use_steps_per_execution(self, steps: int) -> None:
+        """Take ``steps`` optimizer steps per training batch of Lightning's loop (the
+        datamodule then yields lists of that many mini-batches; see
+        :mod:`recframe.train.execution`). Call before ``Trainer.fit``."""
+        self.steps_per_execution = steps
+        self.automatic_optimization = steps == 1
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
         if self.is_closed_form:
             if self.trainer.world_size <= 1:
                 return None
             # DDP cannot skip a step: a zero loss over every trainable parameter
             # keeps the ranks' (no-op) gradient all-reduce in step
             return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+        if self.automatic_optimization:
+            return self._step_loss(batch, batch_idx)
+        # steps_per_execution > 1: batch is a list of consecutive mini-batches, each one
+        # step exactly as the automatic loop takes it (zero_grad, forward, backward, step)
+        optimizer = self.optimizers()
+        max_steps = self.trainer.max_steps
+        for step_batch in batch:
+            if 0 <= max_steps <= self.global_step:
+                break
+            optimizer.zero_grad()
+            loss = self._step_loss(step_batch, batch_idx)
+            self.manual_backward(loss)
+            optimizer.step()
+        return None
+
+    def _step_loss(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.model.loss(batch)
         # one host read of the loss per step (a sync on CUDA, as any finiteness check
         # is): it both guards against NaN and feeds the epoch mean, with no further
