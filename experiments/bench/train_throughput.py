@@ -234,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                                 "recframe / bare loop"], rows), "",
                "Bare loop: the same model, batches and optimizer in a plain PyTorch loop "
                "(no Lightning), right after the recframe epochs; the ratio is what "
-               "Lightning's loop, hooks and data loader add per epoch.", ""]
+               "Lightning's loop, hooks and data loader add per epoch. recframe takes "
+               "`steps_per_execution` optimizer steps per batch of that loop, as a run "
+               "does (`auto`: 8 here; `recframe.train.execution`), so the loop's fixed "
+               "per-batch cost is paid once per 8 steps.", ""]
     if fit_rows:
         md += [common.md_table(["closed-form model", "fit s"], fit_rows), ""]
     if BEFORE and not args.small:
