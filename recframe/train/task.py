@@ -14,12 +14,11 @@ import torch
 from recframe.errors import RecframeError
 from recframe.eval.evaluator import Evaluator, PerUserAccumulator
 from recframe.models.base import RecModel, TrainFormat
+from recframe.train.loss_tracker import LossTracker, NonFiniteLossError
+
+__all__ = ["NonFiniteLossError", "RecTask"]
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
-
-
-class NonFiniteLossError(RecframeError):
-    """The training loss became NaN or infinite."""
 
 
 class RecTask(pl.LightningModule):
@@ -69,8 +68,7 @@ class RecTask(pl.LightningModule):
         # the last test's loop: first batch fetch to metrics computed (no set-up/teardown)
         self.test_loop_seconds = 0.0
         self._test_start = 0.0
-        self._loss_sum = 0.0  # sum of loss * batch size this epoch
-        self._loss_count = 0
+        self._losses = LossTracker()  # the epoch's loss, checked finite without a sync
         self.steps_per_execution = 1
 
     @property
@@ -89,19 +87,19 @@ class RecTask(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
-        self._loss_sum, self._loss_count = 0.0, 0
+        self._losses.reset(self.current_epoch)
         self._epoch_start = self._last_batch_end = time.perf_counter()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._losses.poll()
         self._last_batch_end = time.perf_counter()
 
     def on_train_epoch_end(self) -> None:
         self.epoch_seconds.append(self._last_batch_end - self._epoch_start)
-        if self._loss_count:
+        mean = self._losses.epoch_mean()
+        if mean is not None:
             # the epoch mean weighted by batch size, as self.log(on_epoch=True) would give
-            self.log("train/loss", self._loss_sum / self._loss_count, on_step=False,
-                     on_epoch=True, prog_bar=True)
-        self._loss_sum, self._loss_count = 0.0, 0
+            self.log("train/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
 
     def use_steps_per_execution(self, steps: int) -> None:
         """Take ``steps`` optimizer steps per training batch of Lightning's loop (the
@@ -134,21 +132,10 @@ class RecTask(pl.LightningModule):
 
     def _step_loss(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.model.loss(batch)
-        # one host read of the loss per step (a sync on CUDA, as any finiteness check
-        # is): it both guards against NaN and feeds the epoch mean, with no further
-        # tensor ops per step
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"training loss became {value} at epoch {self.current_epoch}, "
-                f"step {self.global_step} (batch {batch_idx}). Lower the learning rate "
-                f"(optim.lr) or add regularization; the last good checkpoint is kept."
-            )
-        # summed here and logged once per epoch (on_train_epoch_end): a self.log call
-        # per step costs more than a small model's whole step
-        n = len(next(iter(batch.values())))
-        self._loss_sum += value * n
-        self._loss_count += n
+        # summed for the epoch mean (logged once per epoch: a self.log call per step
+        # costs more than a small model's whole step) and checked finite, on an
+        # accelerator without waiting for it (recframe.train.loss_tracker)
+        self._losses.add(loss, len(next(iter(batch.values()))), self.global_step, batch_idx)
         return loss
 
     def configure_optimizers(self) -> Any:
