@@ -278,7 +278,6 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         steps = resolve_steps_per_execution(cfg.get("steps_per_execution", 1), trainer,
                                             task.is_closed_form)
         task.use_steps_per_execution(steps)
-        datamodule.steps_per_execution = steps
         results["steps_per_execution"] = steps
 
         resume_from = resume_checkpoint(cfg, run_dir)

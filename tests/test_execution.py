@@ -26,7 +26,6 @@ def _fit(compose, steps, *overrides: str, **trainer_kwargs):
     trainer = _trainer(**trainer_kwargs)
     k = resolve_steps_per_execution(steps, trainer, exp.task.is_closed_form)
     exp.task.use_steps_per_execution(k)
-    exp.datamodule.steps_per_execution = k
     trainer.fit(exp.task, datamodule=exp.datamodule)
     return exp, trainer, k
 

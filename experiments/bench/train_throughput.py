@@ -124,7 +124,6 @@ def run_model(model: str, epochs: int, data_dir: Path, small: bool) -> dict[str,
         steps = resolve_steps_per_execution(cfg.get("steps_per_execution", 1), trainer,
                                             exp.task.is_closed_form)  # as a run resolves it
         exp.task.use_steps_per_execution(steps)
-        exp.datamodule.steps_per_execution = steps
         with common.timed() as t_fit:
             trainer.fit(exp.task, datamodule=exp.datamodule)
     out: dict[str, Any] = {"build_s": round(t_build["s"], 3), "trainer_fit_s": round(t_fit["s"], 3),

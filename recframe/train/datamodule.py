@@ -64,8 +64,6 @@ class RecDataModule(pl.LightningDataModule):
         self.num_negatives = num_negatives
         self.seed = seed
         self.num_workers = num_workers
-        # optimizer steps per training batch of Lightning's loop (recframe.train.execution)
-        self.steps_per_execution = 1
         self.max_seq_len = max_seq_len
         self.sequence_rows = sequence_rows
         self.candidates = candidates
@@ -88,6 +86,12 @@ class RecDataModule(pl.LightningDataModule):
         except (AttributeError, RuntimeError):
             return False
 
+    def _steps_per_execution(self) -> int:
+        """Optimizer steps the trained module takes per batch of Lightning's loop
+        (``RecTask.use_steps_per_execution``; recframe.train.execution)."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return int(getattr(module, "steps_per_execution", 1))
+
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
         world, rank = self._world()
         workers = {"num_workers": self.num_workers,
@@ -95,8 +99,9 @@ class RecDataModule(pl.LightningDataModule):
                    # page-locked host batches copy to the GPU asynchronously
                    "pin_memory": self._on_cuda()}
         if train:  # items are whole batches (or lists of steps_per_execution of them)
-            if self.steps_per_execution > 1:
-                dataset = StepChunks(dataset, self.steps_per_execution)
+            steps = self._steps_per_execution()
+            if steps > 1:
+                dataset = StepChunks(dataset, steps)
             sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
                        if world > 1 else None)
             return DataLoader(dataset, batch_size=None, sampler=sampler, **workers)
