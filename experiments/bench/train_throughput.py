@@ -105,15 +105,16 @@ def samples_per_epoch(train_set: Any) -> tuple[int, int]:
     return int(train_set.n), 0
 
 
-def run_model(model: str, epochs: int, data_dir: Path, small: bool) -> dict[str, Any]:
-    """Build and train one model as a run would; its timings."""
+def run_model(model: str, epochs: int, data_dir: Path, small: bool,
+              extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Build and train one model as a run would (plus ``extra`` overrides); its timings."""
     from hydra.utils import instantiate
 
     from recframe.runner import build_experiment
     from recframe.testing import compose
     from recframe.train.execution import resolve_steps_per_execution
 
-    cfg = compose(*overrides(model, epochs, data_dir, small))
+    cfg = compose(*overrides(model, epochs, data_dir, small), *extra)
     with common.timed() as t_build:
         exp = build_experiment(cfg)
     with tempfile.TemporaryDirectory(prefix="recframe-bench-") as tmp:
@@ -190,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=default_data_dir(),
                    help="folder holding ml-100k/ ($RECFRAME_DATA_DIR, else ../shared/data)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--steps", default="1,2,4,8",
+                   help="steps_per_execution values to time BPR with, besides the run's "
+                   "default (empty: none)")
+    p.add_argument("--steps-epochs", type=int, default=6,
+                   help="epochs per --steps run (the first is a warm-up)")
     args = p.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     unknown = sorted(set(models) - set(GRADIENT + CLOSED_FORM))
@@ -209,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     for model in models:
         results[model] = run_model(model, args.epochs, args.data_dir, args.small)
         print(f"{model}: {results[model]}", flush=True)
+
+    sweep: dict[int, dict[str, Any]] = {}
+    sweep_epochs = 2 if args.small else args.steps_epochs
+    for k in (int(x) for x in args.steps.split(",") if x):
+        sweep[k] = run_model("bpr", sweep_epochs, args.data_dir, args.small,
+                             (f"steps_per_execution={k}",))
+        print(f"bpr steps_per_execution={k}: {sweep[k]['s_per_epoch']} s/epoch", flush=True)
 
     figures: dict[str, Any] = {}
     rows, fit_rows = [], []
@@ -237,11 +250,24 @@ def main(argv: list[str] | None = None) -> int:
                "`steps_per_execution` optimizer steps per batch of that loop, as a run "
                "does (`auto`: 8 here; `recframe.train.execution`), so the loop's fixed "
                "per-batch cost is paid once per 8 steps.", ""]
+    if sweep:
+        base = sweep.get(1, {}).get("s_per_epoch")
+        for k, r in sweep.items():
+            figures[f"bpr_s_per_epoch_steps{k}"] = r["s_per_epoch"]
+            figures[f"bpr_epoch_vs_bare_loop_steps{k}"] = r["epoch_vs_bare_loop"]
+        md += [f"BPR by `steps_per_execution` ({sweep_epochs} epochs each, median after "
+               "the first; the same mini-batches and updates at every K):", "",
+               common.md_table(["steps_per_execution", "steps/epoch", "s/epoch",
+                                "vs K=1", "recframe / bare loop"],
+                               [[k, r["steps_per_epoch"], r["s_per_epoch"],
+                                 round(base / r["s_per_epoch"], 2) if base else "",
+                                 r["epoch_vs_bare_loop"]] for k, r in sweep.items()]), ""]
     if fit_rows:
         md += [common.md_table(["closed-form model", "fit s"], fit_rows), ""]
     if BEFORE and not args.small:
         md.append(_before_after(BEFORE, figures))
     details = {"models": results, "epochs": args.epochs, "data_dir": str(args.data_dir),
+               "steps_per_execution_sweep": {str(k): r for k, r in sweep.items()},
                "before": BEFORE}
     common.write_fragment(NAME, args.out, figures, "\n".join(md), details)
     return 0
