@@ -3,8 +3,9 @@
 Lightning's loop costs a fixed amount of Python per batch: fetching through its
 data fetcher, moving the batch, the optimizer closure, a dozen hook calls. For
 the small steps of recommender models on CPU (a BPR step on MovieLens-100K is
-about 1.3 ms of work) that was about a third of the epoch
-(``bpr_epoch_vs_bare_loop`` in ``experiments/bench/train_throughput.py``).
+about a millisecond of work) one step per batch made an epoch about 1.5x the same
+steps in a bare loop (``bpr_epoch_vs_bare_loop_steps1`` from
+``experiments/bench/train_throughput.py``).
 
 With ``steps_per_execution: K`` the loader hands each of Lightning's training
 batches ``K`` consecutive mini-batches, and :class:`~recframe.train.task.RecTask`
@@ -32,8 +33,9 @@ from torch.utils.data import Dataset
 
 from recframe.errors import ConfigError
 
-# K chosen by ``auto``: past about 8 steps the loop's share is a few percent
-# (ML-100K BPR, one thread: K=1 39 ms/epoch, 2: 33, 4: 30, 22: 28).
+# K chosen by ``auto``: at 8 steps the loop's share is a few percent of a BPR epoch on
+# ML-100K (``bpr_s_per_epoch_steps<K>`` and ``bpr_epoch_vs_bare_loop_steps<K>`` from
+# experiments/bench/train_throughput.py).
 AUTO_STEPS = 8
 
 # Per-batch training hooks: a callback overriding one sees K mini-batches at a time.
