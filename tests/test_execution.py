@@ -68,6 +68,7 @@ def test_auto_falls_back_to_one_step_where_single_batches_are_observed(compose):
     assert resolve_steps_per_execution("auto", _trainer(), closed_form=True) == 1
     blocking = [{"gradient_clip_val": 1.0}, {"accumulate_grad_batches": 2},
                 {"limit_train_batches": 3}, {"val_check_interval": 0.5},
+                {"limit_train_batches": 1}, {"val_check_interval": 1},  # ints count batches
                 {"callbacks": [PerBatch()]},
                 {"callbacks": [pl.callbacks.ModelCheckpoint(every_n_train_steps=10)],
                  "enable_checkpointing": True}]

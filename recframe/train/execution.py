@@ -80,10 +80,11 @@ def blockers(trainer: pl.Trainer) -> list[str]:
     devices = trainer.num_devices * trainer.num_nodes
     if devices > 1:
         out.append(f"{devices} devices (trainer.devices / trainer.num_nodes)")
-    if trainer.limit_train_batches not in (1.0, None):
-        out.append(f"trainer.limit_train_batches={trainer.limit_train_batches}")
-    if trainer.val_check_interval not in (1.0, None):
-        out.append(f"trainer.val_check_interval={trainer.val_check_interval}")
+    # a float 1.0 means "the whole epoch"; an int counts batches (1 == 1.0 in Python)
+    for key in ("limit_train_batches", "val_check_interval"):
+        value = getattr(trainer, key)
+        if value is not None and not (isinstance(value, float) and value == 1.0):
+            out.append(f"trainer.{key}={value}")
     out += [f"callback {type(cb).__name__} (acts on single training batches)"
             for cb in trainer.callbacks if _observes_batches(cb)]
     return out

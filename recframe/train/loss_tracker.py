@@ -56,6 +56,7 @@ class LossTracker:
         self._device: torch.Tensor | None = None  # [sum, non-finite count] on the device
         self._pending: _Copy | None = None
         self._checked_step = -1  # last step known to be finite (deferred mode)
+        self._last_step = -1  # last step added
 
     def add(self, loss: torch.Tensor, n: int, step: int, batch_idx: int) -> None:
         """Record one step's mean ``loss`` over ``n`` samples."""
