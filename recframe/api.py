@@ -2,12 +2,14 @@
 
 from recframe.data import (
     ITEM,
+    LABEL,
     RATING,
     TIMESTAMP,
     USER,
     DataInfo,
     Dataset,
     FeatureSpec,
+    FieldSpec,
     RecData,
     Split,
 )
@@ -45,8 +47,8 @@ from recframe.plugin import (
 from recframe.train.standalone import build_model, fit_model
 
 __all__ = [
-    "ITEM", "RATING", "TIMESTAMP", "USER",
-    "ConfigError", "DataError", "DataInfo", "Dataset", "DatasetSpec", "FeatureSpec",
+    "ITEM", "LABEL", "RATING", "TIMESTAMP", "USER",
+    "ConfigError", "DataError", "DataInfo", "Dataset", "DatasetSpec", "FeatureSpec", "FieldSpec",
     "GlobalInput", "MetricInput", "MetricSpec", "ModelSpec", "PreprocessorSpec", "RecData",
     "RecModel", "RecframeError", "Split", "SplitterSpec", "TrainFormat", "build_model",
     "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",

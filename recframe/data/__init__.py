@@ -1,9 +1,10 @@
 """Data types and encoding."""
 
 from recframe.data.encode import DataInfo, Events, FeatureSpec, RecData, encode
-from recframe.data.types import ITEM, RATING, TIMESTAMP, USER, Dataset, Split
+from recframe.data.fields import FieldSpec
+from recframe.data.types import ITEM, LABEL, RATING, TIMESTAMP, USER, Dataset, Split
 
 __all__ = [
-    "ITEM", "RATING", "TIMESTAMP", "USER",
-    "DataInfo", "Dataset", "Events", "FeatureSpec", "RecData", "Split", "encode",
+    "ITEM", "LABEL", "RATING", "TIMESTAMP", "USER",
+    "DataInfo", "Dataset", "Events", "FeatureSpec", "FieldSpec", "RecData", "Split", "encode",
 ]

@@ -11,6 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recframe.data.sorting import lexsort_stable, stable_argsort
+from recframe.data.fields import FieldSpec as FieldSpec_
 from recframe.data.types import ITEM, TIMESTAMP, USER, Split
 from recframe.errors import DataError
 
@@ -40,6 +41,10 @@ class DataInfo:
     user_features: tuple[FeatureSpec, ...] = ()
     n_train: int = 0
     name: str = ""
+    #: typed feature fields (recframe.data.fields), fitted on the train part
+    fields: tuple[FieldSpec_, ...] = ()
+    #: True when the rows carry a 0/1 ``label`` (logged impressions: the CTR protocol)
+    has_labels: bool = False
 
 
 @dataclass(frozen=True)

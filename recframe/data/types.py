@@ -10,6 +10,8 @@ import pandas as pd
 from recframe.errors import DataError
 
 USER, ITEM, RATING, TIMESTAMP = "user_id", "item_id", "rating", "timestamp"
+#: the 0/1 click label of logged impressions (the CTR protocol)
+LABEL = "label"
 REQUIRED_COLUMNS = (USER, ITEM)
 OPTIONAL_COLUMNS = (RATING, TIMESTAMP)
 

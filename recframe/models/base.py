@@ -40,6 +40,7 @@ class TrainFormat(str, Enum):
     PAIRS = "pairs"  # (user, positive item, sampled negative item) triples
     POINTS = "points"  # (user, item, label) with sampled negatives labelled 0
     SEQUENCES = "sequences"  # per-user time-ordered item sequences
+    LABELED = "labeled"  # logged rows with their 0/1 label and fields (no sampled negatives)
     MATRIX = "matrix"  # batches of user rows of the interaction matrix
     FIT = "fit"  # closed form: ``fit(data)`` once, no gradient steps
 
