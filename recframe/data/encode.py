@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recframe.data.sorting import lexsort_stable, stable_argsort
 from recframe.data.fields import FieldSpec as FieldSpec_
+from recframe.data.sorting import lexsort_stable, stable_argsort
 from recframe.data.types import ITEM, TIMESTAMP, USER, Split
 from recframe.errors import DataError
 
