@@ -15,7 +15,7 @@ from recframe.data import (
 )
 from recframe.data.sorting import lexsort_stable, stable_argsort
 from recframe.errors import ConfigError, DataError, RecframeError
-from recframe.eval import GlobalInput, MetricInput
+from recframe.eval import GlobalInput, MetricInput, PointwiseInput
 from recframe.models import (
     SEQUENCE_ROWS,
     FoldInNotSupported,
@@ -49,7 +49,8 @@ from recframe.train.standalone import build_model, fit_model
 __all__ = [
     "ITEM", "LABEL", "RATING", "TIMESTAMP", "USER",
     "ConfigError", "DataError", "DataInfo", "Dataset", "DatasetSpec", "FeatureSpec", "FieldSpec",
-    "GlobalInput", "MetricInput", "MetricSpec", "ModelSpec", "PreprocessorSpec", "RecData",
+    "GlobalInput", "MetricInput", "PointwiseInput", "MetricSpec", "ModelSpec",
+    "PreprocessorSpec", "RecData",
     "RecModel", "RecframeError", "Split", "SplitterSpec", "TrainFormat", "build_model",
     "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",
     "bool_param", "choice_param", "columns_param", "feature_specs", "float_param", "int_param",

@@ -7,5 +7,7 @@ from recframe.eval.evaluator import (
     PerUserAccumulator,
     parse_metric_key,
 )
+from recframe.eval.pointwise import PointwiseInput
 
-__all__ = ["Evaluator", "GlobalInput", "MetricInput", "PerUserAccumulator", "parse_metric_key"]
+__all__ = ["Evaluator", "GlobalInput", "MetricInput", "PerUserAccumulator", "PointwiseInput",
+           "parse_metric_key"]

@@ -79,3 +79,10 @@ class MetricSpec:
     higher_is_better: bool = True
     kind: str = "per_user"
     needs: frozenset[str] = field(default_factory=frozenset)
+    #: the metric under the CTR protocol (``evaluation=ctr``), or None where it has no
+    #: pointwise form: ``pointwise(inp)`` gets a :class:`recframe.eval.PointwiseInput`
+    #: (every labeled row of the part) and returns ``(value, per_user)``: a 0-d float
+    #: tensor, and ``[U]`` float64 values for ``inp.user_index`` (``NaN`` where the
+    #: metric is undefined for a user, e.g. AUC of a user with one class) or None
+    #: when the metric has no per-user form. Its key is the bare name (``val/auc``).
+    pointwise: Callable[[Any], Any] | None = None
