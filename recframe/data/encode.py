@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recframe.data.field_encoding import FieldEncoder, declared_fields, history_before
 from recframe.data.fields import FieldSpec as FieldSpec_
 from recframe.data.sorting import lexsort_stable, stable_argsort
-from recframe.data.types import ITEM, TIMESTAMP, USER, Split
+from recframe.data.types import ITEM, LABEL, TIMESTAMP, USER, Split
 from recframe.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,31 @@ class Events:
 
 
 @dataclass
+class LabeledRows:
+    """The labeled rows (impressions) of one part, in their logged order.
+
+    ``users``: the user index of each row, or ``n_users + k`` for the ``k``-th
+    distinct user with no train rows (so per-user metrics group every user);
+    ``items``: item index; ``labels``: float32 0/1; ``fields``: every batched
+    field, row-aligned (see :mod:`recframe.data.fields` for the encodings).
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    labels: np.ndarray
+    fields: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, rows: np.ndarray) -> dict[str, Any]:
+        """One batch as numpy arrays (``fields`` nested), in the batch layout."""
+        return {"label": self.labels[rows], "users": self.users[rows],
+                "items": self.items[rows],
+                "fields": {k: v[rows] for k, v in self.fields.items()}}
+
+
+@dataclass
 class RecData:
     """An encoded split: int ids, one user x item CSR per part, histories, features."""
 
@@ -67,7 +93,13 @@ class RecData:
     item_features: pd.DataFrame | None = None
     user_features: pd.DataFrame | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: labeled impressions per part (the CTR protocol); empty for positive-only data
+    labeled: dict[str, LabeledRows] = field(default_factory=dict)
+    #: the fields fitted on train (None when no model asked for fields)
+    field_encoder: FieldEncoder | None = field(default=None, repr=False)
     _csr: dict[str, sp.csr_matrix] = field(default_factory=dict, repr=False)
+    _tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    _frames: dict[str, pd.DataFrame | None] = field(default_factory=dict, repr=False)
 
     # -- matrices ------------------------------------------------------------
     def matrix(self, part: str) -> sp.csr_matrix:
@@ -133,6 +165,45 @@ class RecData:
             return None
         return self.item_features[specs].to_numpy(dtype=np.float32)
 
+    def field_table(self, owner: str) -> dict[str, np.ndarray]:
+        """The batched fields owned by ``owner`` (``user``/``item``), one row per user/item
+        index. The user table also holds each sequence field as of the end of the train
+        part (the user's last positive train items), for ranking all items."""
+        if owner not in ("user", "item"):
+            raise ValueError(f"field tables exist for 'user' and 'item', not {owner!r}")
+        if self.field_encoder is None:
+            return {}
+        if owner not in self._tables:
+            ids = self.user_ids if owner == "user" else self.item_ids
+            table = self.field_encoder.encode_table(owner, ids, self._frames.get(owner))
+            if owner == "user":
+                table.update(self._train_sequences())
+            self._tables[owner] = table
+        return self._tables[owner]
+
+    def _train_sequences(self) -> dict[str, np.ndarray]:
+        encoder = self.field_encoder
+        seqs = [d for d in encoder.decls if d.kind == "sequence"] if encoder else []
+        if not seqs:
+            return {}
+        indptr, items = self.history(("train",))
+        out = {}
+        for d in seqs:
+            length = encoder.fitted[d.name].max_len
+            codes = encoder.encode_values(d.shares, pd.Series(np.asarray(self.item_ids)[items]))
+            users = np.repeat(np.arange(self.info.n_users), np.diff(indptr))
+            # every train event is "before" a virtual row at the end of the user's history
+            times = np.arange(len(items), dtype=np.int64)
+            ends = np.zeros(self.info.n_users, dtype=bool)
+            all_users = np.concatenate([users, np.arange(self.info.n_users)])
+            all_times = np.concatenate([times, np.full(self.info.n_users, len(items) + 1)])
+            all_codes = np.concatenate([codes, np.zeros(self.info.n_users, dtype=np.int64)])
+            positive = np.concatenate([np.ones(len(items), bool), ends])
+            target = np.concatenate([np.zeros(len(items), bool), ~ends])
+            out[d.name] = history_before(all_users, all_times, all_codes, positive, target,
+                                         length)
+        return out
+
     def item_popularity(self) -> np.ndarray:
         """Number of training users per item."""
         return np.asarray(self.train.sum(axis=0)).ravel()
@@ -178,22 +249,31 @@ def _sorted_ids(values: pd.Series, column: str) -> pd.Index:
         ) from None
 
 
-def encode(split: Split) -> RecData:
+def encode(split: Split, *, fields: Any = None, with_fields: bool = False) -> RecData:
     """Map raw ids to contiguous ints and build per-part events.
 
     Users are those with at least one training interaction; valid/test rows of
     users without training history are dropped (counted in ``meta``), since no
     model can rank for them. Items are every item seen in any part, so held-out
     items never seen in training still count as relevant.
+
+    Labeled data (a ``label`` column: logged impressions) keeps every row in
+    ``RecData.labeled`` and its clicked rows (label 1) as the events, so the
+    ranking protocol runs on the same split. Typed fields are fitted on the train
+    part (``fields`` is ``dataset.fields`` from the config) for labeled data, or
+    when ``with_fields`` (a model asks for fields).
     """
-    parts = split.parts()
-    train = parts["train"].interactions
+    full_parts = split.parts()
+    labeled = LABEL in full_parts["train"].interactions.columns
+    parts = ({name: ds.with_interactions(ds.interactions[ds.interactions[LABEL] == 1])
+              for name, ds in full_parts.items()} if labeled else full_parts)
+    train = full_parts["train"].interactions
     if len(train) == 0:
         raise DataError(
             "the training part is empty after splitting; check the split ratios and "
             "the preprocessing filters (k-core, binarize threshold)."
         )
-    all_items = pd.concat([p.interactions[ITEM] for p in parts.values()], ignore_index=True)
+    all_items = pd.concat([p.interactions[ITEM] for p in full_parts.values()], ignore_index=True)
     user_ids = _sorted_ids(train[USER], "user_id")
     item_ids = _sorted_ids(all_items, "item_id")
     has_ts = all(p.has_timestamps for p in parts.values())
@@ -220,6 +300,12 @@ def encode(split: Split) -> RecData:
         )
     items, item_specs = _feature_frame(split.train.items, item_ids, ITEM)
     users, user_specs = _feature_frame(split.train.users, user_ids, USER)
+    encoder = None
+    if labeled or with_fields:
+        decls = declared_fields(split.train, fields)
+        encoder = FieldEncoder(decls, split.train.source or split.train.name).fit(split.train)
+    labeled_rows = (_labeled_rows(full_parts, encoder, user_ids, item_ids, has_ts)
+                    if labeled and encoder is not None else {})
     info = DataInfo(
         n_users=len(user_ids),
         n_items=len(item_ids),
@@ -229,6 +315,8 @@ def encode(split: Split) -> RecData:
         user_features=user_specs,
         n_train=len(events["train"].users),
         name=split.train.name,
+        fields=encoder.specs() if encoder is not None else (),
+        has_labels=labeled,
     )
     return RecData(
         info=info,
@@ -238,4 +326,55 @@ def encode(split: Split) -> RecData:
         item_features=items,
         user_features=users,
         meta={"dropped_eval_interactions_without_train_user": dropped},
+        labeled=labeled_rows,
+        field_encoder=encoder,
+        _frames={"user": split.train.users, "item": split.train.items},
     )
+
+
+def _labeled_rows(parts: dict[str, Any], encoder: FieldEncoder, user_ids: pd.Index,
+                  item_ids: pd.Index, has_ts: bool) -> dict[str, LabeledRows]:
+    """Every labeled row of each part with its fields; sequence fields from the log.
+
+    A row of part ``p`` sees the clicked rows of its user strictly before it in
+    parts up to ``p`` (train rows see train rows only; test rows also see valid and
+    earlier test rows), so no training feature reads a held-out label.
+    """
+    names = list(PARTS)
+    frames = [parts[p].interactions for p in names]
+    sizes = [len(f) for f in frames]
+    part_of = np.repeat(np.arange(len(names)), sizes)
+    all_rows = pd.concat(frames, ignore_index=False)
+    raw_users = all_rows[USER].to_numpy()
+    users = user_ids.get_indexer(raw_users).astype(np.int64)
+    unknown = users < 0
+    if unknown.any():
+        codes, _ = pd.factorize(raw_users[unknown])
+        users[unknown] = len(user_ids) + codes
+    items = item_ids.get_indexer(all_rows[ITEM].to_numpy()).astype(np.int64)
+    labels = all_rows[LABEL].to_numpy(dtype=np.float32)
+    train = parts["train"]
+    row_fields = encoder.encode_rows(all_rows.reset_index(drop=True), train.users, train.items)
+    seq_decls = [d for d in encoder.decls if d.kind == "sequence"]
+    if seq_decls:
+        times = (all_rows[TIMESTAMP].to_numpy() if has_ts
+                 else np.asarray(all_rows.index, dtype=np.int64))
+        positive = labels == 1
+        for d in seq_decls:
+            codes = encoder.encode_values(d.shares, encoder.column(
+                next(x for x in encoder.decls if x.name == d.shares),
+                all_rows.reset_index(drop=True), train.users, train.items))
+            length = encoder.fitted[d.name].max_len
+            seq = np.zeros((len(all_rows), length), dtype=np.int64)
+            for p in range(len(names)):
+                upto = part_of <= p
+                target = part_of[upto] == p
+                seq[part_of == p] = history_before(users[upto], times[upto], codes[upto],
+                                                   positive[upto], target, length)
+            row_fields[d.name] = seq
+    out = {}
+    for p, name in enumerate(names):
+        sel = part_of == p
+        out[name] = LabeledRows(users[sel], items[sel], labels[sel],
+                                {k: v[sel] for k, v in row_fields.items()})
+    return out

@@ -31,8 +31,9 @@ out-of-vocabulary code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 FieldKind = Literal["categorical", "multi_categorical", "numeric", "text", "sequence"]
 Owner = Literal["user", "item", "context"]
@@ -66,3 +67,95 @@ class FieldSpec:
     @property
     def is_batched(self) -> bool:
         return self.kind != "text"
+
+
+# -- declarations ---------------------------------------------------------------------
+DECL_KEYS: tuple[str, ...] = (
+    "name", "kind", "owner", "sep", "min_count", "max_len", "normalize", "buckets", "pooling",
+    "shares", "column",
+)
+DEFAULT_MAX_LEN = 64  # multi-valued fields: longest train list, at most this
+DEFAULT_SEQUENCE_LEN = 20
+
+
+@dataclass(frozen=True)
+class FieldDecl:
+    """A declared field (``Dataset.meta["fields"]`` or ``dataset.fields`` in config).
+
+    ``column`` is the source column (default: ``name``). See the module docstring
+    for kinds and encodings; :func:`parse_decl` checks every key.
+    """
+
+    name: str
+    kind: str
+    owner: str
+    column: str
+    sep: str | None = None
+    min_count: int = 1
+    max_len: int = 0
+    normalize: str = "standard"
+    buckets: int = 0
+    pooling: str = "mean"
+    shares: str | None = None
+
+
+def _suggest(value: str, choices: tuple[str, ...]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(value, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_decl(raw: Mapping[str, Any], where: str, owners: Mapping[str, str]) -> FieldDecl:
+    """Check one field declaration and fill its defaults.
+
+    ``where`` names it in errors (``dataset.fields.genres``); ``owners`` maps a
+    column name to the frame holding it (``user``/``item``/``context``), used when
+    the declaration has no ``owner``.
+    """
+    from recframe.errors import ConfigError
+
+    unknown = [k for k in raw if k not in DECL_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown}{_suggest(str(unknown[0]), DECL_KEYS)}; "
+            f"a field declaration takes {list(DECL_KEYS)}.")
+    name = raw.get("name")
+    if not name:
+        raise ConfigError(f"{where}: a field needs a `name`.")
+    kind = raw.get("kind")
+    if kind not in FIELD_KINDS:
+        raise ConfigError(
+            f"{where}.kind: {kind!r} is not a field kind{_suggest(str(kind), FIELD_KINDS)}; "
+            f"use one of {list(FIELD_KINDS)}.")
+    column = str(raw.get("column") or name)
+    owner = raw.get("owner")
+    if owner is None:
+        owner = "context" if kind == "sequence" else owners.get(column)
+        if owner is None:
+            raise ConfigError(
+                f"{where}: no column {column!r} in the interactions, item or user frames "
+                f"(columns: {sorted(owners)}); set `column` to the source column, or `owner`.")
+    if owner not in OWNERS:
+        raise ConfigError(f"{where}.owner: {owner!r} is not one of {list(OWNERS)}.")
+    normalize = str(raw.get("normalize") or "standard")
+    if normalize not in NORMALIZATIONS:
+        raise ConfigError(
+            f"{where}.normalize: {normalize!r} is not one of {list(NORMALIZATIONS)}.")
+    pooling = str(raw.get("pooling") or "mean")
+    if pooling not in ("mean", "sum"):
+        raise ConfigError(f"{where}.pooling: {pooling!r} is not one of ['mean', 'sum'].")
+    ints = {}
+    for key, default, low in (("min_count", 1, 1), ("max_len", 0, 0), ("buckets", 0, 0)):
+        value = raw.get(key, default)
+        value = default if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{where}.{key}: expected an integer >= {low}, got {value!r}.")
+        ints[key] = value
+    shares = raw.get("shares")
+    if kind == "sequence" and shares is None:
+        shares = "item_id"
+    sep = raw.get("sep")
+    return FieldDecl(str(name), str(kind), str(owner), column, None if sep is None else str(sep),
+                     ints["min_count"], ints["max_len"], normalize, ints["buckets"], pooling,
+                     None if shares is None else str(shares))
