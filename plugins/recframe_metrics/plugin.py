@@ -5,12 +5,19 @@ and ``map`` (:mod:`recframe_metrics.ranking`); beyond-accuracy metrics
 ``coverage`` and ``gini`` (global), ``novelty``, ``avg_popularity`` and ``ild``
 (:mod:`recframe_metrics.beyond`); score-based ``auc`` and ``logloss``
 (:mod:`recframe_metrics.score_based`). Formulas are in those modules.
+
+Under the CTR protocol (``evaluation=ctr``, :mod:`recframe_metrics.ctr`) ``auc``
+and ``logloss`` are computed over the labeled impressions instead (their
+``pointwise`` form), and ``gauc``, ``ece`` and ``calibration_gap`` exist only
+there: they have ``kind="pointwise"`` (no ranking form) and a ranking ``fn``
+that raises a :class:`recframe.api.ConfigError` saying so, should a ranking
+evaluator call it.
 """
 
 from __future__ import annotations
 
 from recframe.api import MetricSpec, hookimpl
-from recframe_metrics import beyond, ranking, score_based
+from recframe_metrics import beyond, ctr, ranking, score_based
 
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
@@ -83,17 +90,47 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         name="auc",
         fn=score_based.auc,
+        pointwise=ctr.auc,
         needs=frozenset({"scores"}),
-        description="Per-user AUC of held-out items vs all other unseen items, ties = 1/2 "
-                    "(full candidate set; same value at every K).",
+        description="ROC AUC, ties = 1/2. Ranking: per-user AUC of held-out items vs all other "
+                    "unseen items (full candidate set; same value at every K). CTR protocol: "
+                    "global AUC of clicked vs unclicked impressions.",
     ),
     MetricSpec(
         name="logloss",
         fn=score_based.logloss,
+        pointwise=ctr.logloss,
         needs=frozenset({"scores"}),
         higher_is_better=False,
-        description="Per-user BCE of sigmoid(score): held-out items label 1, all other unseen "
-                    "items 0 (full, not sampled; for logit models; same value at every K).",
+        description="Binary cross-entropy of sigmoid(score). Ranking: per user, held-out items "
+                    "label 1, all other unseen items 0 (full, not sampled; for logit models; "
+                    "same value at every K). CTR protocol: mean over labeled impressions.",
+    ),
+    MetricSpec(
+        name="gauc",
+        fn=ctr.pointwise_only("gauc"),
+        kind="pointwise",
+        pointwise=ctr.gauc,
+        description="CTR protocol only: per-user AUC averaged over users with both clicked "
+                    "and unclicked impressions, weighted by impressions (Zhou et al. 2018).",
+    ),
+    MetricSpec(
+        name="ece",
+        fn=ctr.pointwise_only("ece"),
+        kind="pointwise",
+        pointwise=ctr.ece,
+        higher_is_better=False,
+        description="CTR protocol only: expected calibration error of the click probability, "
+                    "15 equal-width bins (Naeini et al. 2015; Guo et al. 2017).",
+    ),
+    MetricSpec(
+        name="calibration_gap",
+        fn=ctr.pointwise_only("calibration_gap"),
+        kind="pointwise",
+        pointwise=ctr.calibration_gap,
+        higher_is_better=False,
+        description="CTR protocol only: |PCOC - 1|, PCOC = mean predicted click probability / "
+                    "observed click rate (He et al. 2014); 0 = calibrated in the mean.",
     ),
 )
 
