@@ -18,6 +18,9 @@ from recframe.errors import ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput, PointwiseInput
 from recframe.models import (
     SEQUENCE_ROWS,
+    CTRModel,
+    FieldEmbedding,
+    FieldLinear,
     FoldInNotSupported,
     RecModel,
     TrainFormat,
@@ -55,5 +58,5 @@ __all__ = [
     "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",
     "bool_param", "choice_param", "columns_param", "feature_specs", "float_param", "int_param",
     "layers_param", "lexsort_stable", "stable_argsort", "check_known_keys", "read_key",
-    "is_finite_number", "SEQUENCE_ROWS",
+    "is_finite_number", "SEQUENCE_ROWS", "CTRModel", "FieldEmbedding", "FieldLinear",
 ]

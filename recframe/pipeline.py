@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, ListConfig, OmegaConf
+import pandas as pd
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from recframe.data.encode import RecData, encode
-from recframe.data.types import RATING, TIMESTAMP, Dataset, Split
+from recframe.data.types import LABEL, RATING, TIMESTAMP, Dataset, Split
 from recframe.errors import ConfigError, DataError
+from recframe.eval.ctr import DEFAULT_CTR_METRICS, DEFAULT_CTR_MONITOR, PointwiseEvaluator
 from recframe.eval.evaluator import Evaluator
 from recframe.plugin.manager import PluginManager
 from recframe.plugin.specs import DatasetSpec, ModelSpec
 
 log = logging.getLogger(__name__)
+PROTOCOLS = ("auto", "ranking", "ctr")
 
 
 @dataclass
@@ -36,6 +39,10 @@ class Plan:
     model: ModelSpec
     evaluator: Evaluator
     monitor: str
+    #: ``ranking``, ``ctr``, or ``auto`` (ctr when the data has a label column)
+    protocol: str = "ranking"
+    #: the CTR protocol's evaluator, once the protocol is known
+    pointwise: PointwiseEvaluator | None = None
 
 
 @dataclass
@@ -72,10 +79,36 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
     model = pm.models.get(_require(cfg, "model.name"), key="model.name")
     names = list(_require(cfg, "metrics.names"))
     metrics = {n: pm.metrics.get(n, key="metrics.names") for n in names}
+    protocol = str((cfg.get("evaluation") or {}).get("protocol", "auto"))
+    if protocol not in PROTOCOLS:
+        raise ConfigError(
+            f"evaluation.protocol must be one of {list(PROTOCOLS)}, got {protocol!r}")
+    if protocol == "ctr":  # checked here; the ranking evaluator is not used
+        pointwise = PointwiseEvaluator(metrics)
+        monitor = pointwise.check_key(str(_require(cfg, "metrics.monitor")), "metrics.monitor")
+        return Plan(dataset, steps, splitter, model, None, monitor, protocol)  # type: ignore
     ks = OmegaConf.to_container(_require(cfg, "metrics.ks"))
     evaluator = Evaluator(metrics, ks if isinstance(ks, list) else [ks])
     monitor = evaluator.check_key(str(_require(cfg, "metrics.monitor")), "metrics.monitor")
-    return Plan(dataset, steps, splitter, model, evaluator, monitor)
+    return Plan(dataset, steps, splitter, model, evaluator, monitor, protocol)
+
+
+def pointwise_evaluator(cfg: DictConfig, pm: PluginManager) -> PointwiseEvaluator:
+    """The CTR protocol's evaluator from ``metrics.*``: when ``metrics.names`` holds no
+    metric with a pointwise form (the ranking defaults), the CTR defaults
+    (auc, gauc, logloss, ece; monitor auc) are used and written back to ``cfg``."""
+    names = list(_require(cfg, "metrics.names"))
+    specs = {n: pm.metrics.get(n, key="metrics.names") for n in names}
+    if not any(s.pointwise is not None for s in specs.values()):
+        log.info("CTR protocol: metrics.names %s are ranking metrics; reporting %s instead",
+                 names, list(DEFAULT_CTR_METRICS))
+        specs = {n: pm.metrics.get(n, key="metrics.names") for n in DEFAULT_CTR_METRICS
+                 if n in pm.metrics}
+        with open_dict(cfg):
+            cfg.metrics.names = list(specs)
+            cfg.metrics.monitor = DEFAULT_CTR_MONITOR
+    evaluation = cfg.get("evaluation") or {}
+    return PointwiseEvaluator(specs, int(evaluation.get("calibration_bins", 15)))
 
 
 def validate_interactions(ds: Dataset, after: str) -> None:
@@ -85,6 +118,8 @@ def validate_interactions(ds: Dataset, after: str) -> None:
             f"no interactions left {after}. Loosen the filters (binarize threshold, "
             f"k-core minimums) or check the input file {ds.source or ds.name}."
         )
+    if LABEL in ds.interactions.columns:
+        validate_labels(ds)
     for col in (RATING, TIMESTAMP):
         if col not in ds.interactions.columns:
             continue
@@ -101,6 +136,28 @@ def validate_interactions(ds: Dataset, after: str) -> None:
                 f"value(s) (first data rows, 0-based: {rows}). Fix the file, or drop such rows by "
                 f"adding the step `{{name: drop_invalid}}` to `preprocess`."
             )
+
+
+def validate_labels(ds: Dataset) -> None:
+    """A ``label`` column holds 0/1 and both classes (impressions clicked or not)."""
+    values = ds.interactions[LABEL]
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64,
+                                                               na_value=np.nan)
+    bad = ~np.isin(numeric, (0.0, 1.0))
+    where = ds.source or ds.name
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        found = sorted({str(v) for v in values[bad].head(1000)})[:5]
+        raise DataError(
+            f"{where}: column {LABEL!r} must hold 0/1 click labels; data row {first} "
+            f"(0-based) has {values.iloc[first]!r} ({int(bad.sum())} such rows; values "
+            f"found: {found}). Map the click column to `label` and binarize it first.")
+    positives = int(numeric.sum())
+    if positives in (0, len(numeric)):
+        raise DataError(
+            f"{where}: every row of column {LABEL!r} is {int(numeric[0])}: a click model "
+            f"needs both clicked (1) and unclicked (0) impressions. Check the label column "
+            f"and the filters.")
 
 
 def fingerprint(data: RecData) -> str:
@@ -139,7 +196,8 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
     timings["split"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    data = encode(split)
+    data = encode(split, fields=(cfg.get("dataset") or {}).get("fields"),
+                  with_fields="fields" in plan.model.needs)
     timings["encode"] = time.perf_counter() - t
     dropped = data.meta.get("dropped_eval_interactions_without_train_user", {})
     counts = {
@@ -150,7 +208,10 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
         "dropped_valid_no_train_user": int(dropped.get("valid", 0)),
         "dropped_test_no_train_user": int(dropped.get("test", 0)),
     }
-    if counts["n_test"] == 0:
+    for part, rows in data.labeled.items():
+        counts[f"n_{part}_impressions"] = len(rows)
+        counts[f"{part}_click_rate"] = round(float(rows.labels.mean()), 6) if len(rows) else 0.0
+    if counts["n_test"] == 0 and not data.labeled.get("test"):
         raise DataError(
             "the test part is empty after splitting: every user needs held-out "
             "interactions. Check split ratios/holdout counts and the k-core filters."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -13,24 +14,28 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from recframe.errors import ConfigError, RecframeError
+from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
-from recframe.models.base import sequence_rows
+from recframe.models.base import RecModel, sequence_rows
 from recframe.pipeline import (
     Plan,
     PreparedData,
     check_compatible,
     fingerprint,
+    pointwise_evaluator,
     prepare,
     resolve,
 )
 from recframe.plugin.manager import PluginManager, default_manager
 from recframe.results import (
+    CALIBRATION_FILE,
     PER_USER_FILE,
     RESULTS_FILE,
     git_sha,
@@ -104,7 +109,8 @@ def _finish_wandb(loggers: list[Any]) -> None:
                 log.exception("wandb.finish() failed")
 
 
-def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any) -> RecTask:
+def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any,
+               pointwise: PointwiseEvaluator | None = None) -> RecTask:
     optim_cfg = cfg.get("optim")
     # A model config may carry its own tuned defaults for these optimizer keys.
     overrides = {k: cfg.model[k] for k in ("lr", "weight_decay")
@@ -114,7 +120,7 @@ def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any) -> RecTask:
         return build_optimizer(optim_cfg, params, overrides)
 
     popularity = torch.from_numpy(data.item_popularity()).float()
-    if "item_features" in plan.evaluator.needs:
+    if pointwise is None and "item_features" in plan.evaluator.needs:
         features = data.item_feature_matrix()
         if features is None:
             raise ConfigError(
@@ -123,7 +129,7 @@ def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any) -> RecTask:
             )
         plan.evaluator.set_item_features(torch.from_numpy(features))
     return RecTask(model, plan.evaluator, optimizer_factory if optim_cfg else None,
-                   monitor=plan.monitor, item_popularity=popularity)
+                   monitor=plan.monitor, item_popularity=popularity, pointwise=pointwise)
 
 
 def _plain(node: Any) -> Any:
@@ -131,7 +137,10 @@ def _plain(node: Any) -> Any:
 
 
 def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any]:
+    if plan.protocol == "ctr":
+        return ctr_protocol_record(cfg, plan, prepared)
     return {
+        "kind": "ranking",
         "dataset": {
             "name": cfg.dataset.name,
             "raw_fingerprint": prepared.raw_meta.get("fingerprint"),
@@ -146,6 +155,31 @@ def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any
             name: {"description": spec.description, "ks": plan.evaluator.ks,
                    "higher_is_better": spec.higher_is_better, "kind": spec.kind}
             for name, spec in plan.evaluator.metrics.items()
+        },
+        "monitor": f"val/{plan.monitor}",
+    }
+
+
+def ctr_protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any]:
+    """What a CTR run measured: labeled rows scored pointwise, fields fitted on train."""
+    plan_metrics = plan.pointwise.metrics if plan.pointwise is not None else {}
+    data = prepared.data
+    return {
+        "kind": "ctr",
+        "dataset": {
+            "name": cfg.dataset.name,
+            "raw_fingerprint": prepared.raw_meta.get("fingerprint"),
+        },
+        "preprocess": _plain(cfg.get("preprocess")) or [],
+        "split": OmegaConf.to_container(cfg.split, resolve=True),
+        "data_fingerprint": fingerprint(data),
+        "counts": prepared.counts,
+        "fields": [dataclasses.asdict(f) for f in data.info.fields],
+        "scored": "every labeled row (impression) of the part, pointwise",
+        "fitted_on": "vocabularies and normalization statistics from the train rows only",
+        "metrics": {
+            name: {"description": spec.description, "higher_is_better": spec.higher_is_better}
+            for name, spec in plan_metrics.items()
         },
         "monitor": f"val/{plan.monitor}",
     }
@@ -194,8 +228,31 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     prepared = prepare(cfg, plan)
     data = prepared.data
     check_compatible(plan.model, data)
+    protocol = plan.protocol
+    if protocol == "auto":
+        protocol = "ctr" if data.info.has_labels else "ranking"
+    if protocol == "ctr" and not data.info.has_labels:
+        raise ConfigError(
+            f"evaluation.protocol=ctr scores labeled impressions, but dataset "
+            f"{data.info.name!r} has no `label` column; use a click log (e.g. "
+            f"dataset=ml-100k-ctr) or evaluation=full.")
+    pointwise = pointwise_evaluator(cfg, pm) if protocol == "ctr" else None
+    if pointwise is not None:
+        plan.protocol, plan.pointwise = "ctr", pointwise
+        plan.monitor = pointwise.check_key(
+            str(cfg.metrics.monitor), "metrics.monitor")
+    else:
+        plan.protocol = "ranking"
+        if plan.evaluator is None:
+            raise ConfigError("metrics: the ranking protocol needs ranking metrics (NAME@K)")
     model = plan.model.build(data.info, cfg.model)
-    task = build_task(plan, cfg, data, model)
+    if pointwise is not None and type(model).predict is RecModel.predict:
+        raise ConfigError(
+            f"model {plan.model.name!r} ranks items but cannot predict the click probability "
+            f"of a logged impression, which the CTR protocol scores. Use a click model "
+            f"(lr, fm, deepfm, dcnv2, autoint, din, mlp_ctr), or rank this one on the same "
+            f"split with evaluation.protocol=ranking.")
+    task = build_task(plan, cfg, data, model, pointwise)
     datamodule = RecDataModule(
         data,
         model.train_format,
@@ -207,16 +264,25 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         max_seq_len=int(getattr(model, "max_seq_len", 0)),
         sequence_rows=sequence_rows(model),
         candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
+        protocol=plan.protocol,
     )
+    if plan.protocol == "ctr":
+        datamodule.eval_batch_size = int(cfg.evaluation.get("row_batch_size", 8192))
     return Experiment(plan, prepared, model, task, datamodule, candidates)
 
 
 def per_user_frame(exp: Experiment) -> Any:
-    """The test per-user values with raw user ids, or None before testing."""
+    """The test per-user values with raw user ids, or None before testing. Under the
+    CTR protocol a user with no train rows has index >= n_users and no raw id here:
+    their ``user_id`` reads ``unseen-<k>``."""
     if exp.task.test_per_user is None:
         return None
     frame = exp.task.test_per_user.copy()
-    frame.insert(0, "user_id", exp.data.user_ids[frame["user"].to_numpy()].astype(str))
+    index = frame["user"].to_numpy()
+    known = index < len(exp.data.user_ids)
+    ids = np.array([f"unseen-{k - len(exp.data.user_ids)}" for k in index], dtype=object)
+    ids[known] = exp.data.user_ids[index[known]].astype(str)
+    frame.insert(1, "user_id", ids)
     return frame
 
 
@@ -318,6 +384,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         frame = per_user_frame(exp)
         if trainer.is_global_zero and frame is not None:
             write_parquet(run_dir / PER_USER_FILE, frame)
+        if trainer.is_global_zero and task.test_calibration is not None:
+            write_json(run_dir / CALIBRATION_FILE, {"test": task.test_calibration})
+            results["calibration"] = {
+                k: task.test_calibration[k] for k in ("predicted_rate", "observed_rate")}
         return results
     except BaseException as exc:
         results["status"] = "failed"

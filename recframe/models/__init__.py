@@ -8,8 +8,10 @@ from recframe.models.base import (
     dense_history,
     least_squares_fold_in,
 )
+from recframe.models.ctr import CTRModel
+from recframe.models.fields import FieldEmbedding, FieldLinear
 
 __all__ = [
     "SEQUENCE_ROWS", "FoldInNotSupported", "RecModel", "TrainFormat", "dense_history",
-    "least_squares_fold_in",
+    "least_squares_fold_in", "CTRModel", "FieldEmbedding", "FieldLinear",
 ]

@@ -9,7 +9,7 @@ per item for each user of the batch.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -80,6 +80,12 @@ class RecModel(nn.Module):
 
     def fit(self, data: RecData) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no closed-form fit")
+
+    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Click logits ``[B]`` of labeled rows (the CTR protocol's batches: ``label``,
+        ``users``, ``items`` and ``fields``). Click models (``recframe.api.CTRModel``)
+        implement it; ranking-only models do not, and the CTR protocol says so."""
+        raise NotImplementedError(f"{type(self).__name__} does not predict labeled rows")
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         """Scores of all items for ``users``: a float tensor ``[len(users), n_items]``.

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset
 
+from recframe.data.encode import LabeledRows
 from recframe.eval.candidates import CandidateSampler
 from recframe.models.base import SEQUENCE_ROWS
 from recframe.train.sampling import NegativeSampler
@@ -237,3 +238,24 @@ def padded_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     offs = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     out[rows, np.repeat(col, lengths) + offs] = items[np.repeat(starts, lengths) + offs]
     return torch.from_numpy(out)
+
+
+class LabeledBatches(_EpochBatches):
+    """Batches of logged, labeled rows (impressions) with their fields: no sampled
+    negatives. Shuffled per epoch for training; in logged order (``shuffle=False``)
+    for evaluation under the CTR protocol, where DDP ranks take whole batches."""
+
+    def __init__(self, rows: LabeledRows, batch_size: int, seed: int,
+                 shuffle: bool = True) -> None:
+        self.rows = rows
+        super().__init__(len(rows), batch_size, seed, shuffle)
+
+    def __getitem__(self, b: int) -> dict[str, object]:
+        idx = self._indices(b)
+        out = self.rows.take(idx)
+        return {
+            "label": torch.from_numpy(out["label"]),
+            "users": torch.from_numpy(out["users"]),
+            "items": torch.from_numpy(out["items"]),
+            "fields": {k: torch.from_numpy(v) for k, v in out["fields"].items()},
+        }

@@ -15,6 +15,7 @@ from recframe.models.base import TrainFormat
 from recframe.train.batches import (
     EvalUsers,
     FitBatches,
+    LabeledBatches,
     PairBatches,
     PointBatches,
     SequenceBatches,
@@ -55,6 +56,7 @@ class RecDataModule(pl.LightningDataModule):
         sequence_rows: str = "recent",
         candidates: CandidateSampler | None = None,
         eval_sampler: Callable[[Dataset, int, int], Sampler] | None = None,
+        protocol: str = "ranking",
     ) -> None:
         super().__init__()
         self.data = data
@@ -68,6 +70,7 @@ class RecDataModule(pl.LightningDataModule):
         self.sequence_rows = sequence_rows
         self.candidates = candidates
         self.eval_sampler = eval_sampler or _unrepeated
+        self.protocol = protocol
         self.world: tuple[int, int] | None = None  # (world size, rank) without a trainer
         self.train_set: Dataset | None = None
 
@@ -116,6 +119,12 @@ class RecDataModule(pl.LightningDataModule):
             return FitBatches()
         if fmt is TrainFormat.PAIRS:
             return PairBatches(self.data.train, self.batch_size, self.num_negatives, self.seed)
+        if fmt is TrainFormat.LABELED:
+            if "train" not in self.data.labeled:
+                raise ValueError(
+                    "train format 'labeled' needs labeled rows: a dataset with a 0/1 `label` "
+                    "column (logged impressions)")
+            return LabeledBatches(self.data.labeled["train"], self.batch_size, self.seed)
         if fmt is TrainFormat.POINTS:
             return PointBatches(self.data.train, self.batch_size, self.num_negatives, self.seed)
         if fmt is TrainFormat.SEQUENCES:
@@ -144,8 +153,19 @@ class RecDataModule(pl.LightningDataModule):
             max_len=self.max_seq_len, candidates=self.candidates,
         )
 
+    def _eval_loader(self, part: str) -> DataLoader:
+        if self.protocol != "ctr":
+            return self._loader(self.eval_set(part), train=False)
+        # labeled rows in logged order, whole batches; ranks take disjoint batches
+        rows = LabeledBatches(self.data.labeled[part], self.eval_batch_size, self.seed,
+                              shuffle=False)
+        world, rank = self._world()
+        sampler = self.eval_sampler(rows, world, rank) if world > 1 else None
+        return DataLoader(rows, batch_size=None, sampler=sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, pin_memory=self._on_cuda())
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_set("valid"), train=False)
+        return self._eval_loader("valid")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_set("test"), train=False)
+        return self._eval_loader("test")

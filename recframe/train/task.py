@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from recframe.errors import RecframeError
+from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.evaluator import Evaluator, PerUserAccumulator
 from recframe.models.base import RecModel, TrainFormat
 from recframe.train.loss_tracker import LossTracker, NonFiniteLossError
@@ -35,10 +36,16 @@ class RecTask(pl.LightningModule):
         optimizer_factory: OptimizerFactory | None = None,
         monitor: str = "ndcg@10",
         item_popularity: torch.Tensor | None = None,
+        pointwise: PointwiseEvaluator | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.evaluator = evaluator
+        #: the CTR protocol's evaluator (labeled rows scored pointwise), else None
+        self.pointwise = pointwise
+        self._rows: dict[str, list[torch.Tensor]] = {"users": [], "logits": [], "labels": []}
+        #: the last test's calibration table (CTR protocol)
+        self.test_calibration: dict[str, list[float]] | None = None
         self.optimizer_factory = optimizer_factory
         self.monitor = monitor
         if item_popularity is not None:
@@ -146,6 +153,12 @@ class RecTask(pl.LightningModule):
 
     # -- evaluation -------------------------------------------------------------
     def _eval_step(self, batch: dict[str, torch.Tensor]) -> None:
+        if self.pointwise is not None:
+            logits = self.model.predict(batch)
+            self._rows["users"].append(batch["users"].detach())
+            self._rows["logits"].append(logits.detach().double())
+            self._rows["labels"].append(batch["label"].detach().double())
+            return
         users = batch["users"]
         scores = self.model.score(users, batch)
         stats: dict[str, torch.Tensor] = {}
@@ -199,6 +212,36 @@ class RecTask(pl.LightningModule):
         values = {k: merged[i + 1] for i, k in enumerate(values)}
         return users, values
 
+    def _gather_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every rank's scored rows (users, logits, labels), concatenated."""
+        rows = {k: (torch.cat(v) if v else torch.zeros(0, dtype=torch.float64))
+                for k, v in self._rows.items()}
+        for v in self._rows.values():
+            v.clear()
+        users, logits, labels = rows["users"].double(), rows["logits"], rows["labels"]
+        if self.trainer.world_size > 1:
+            stacked = torch.stack([users, logits, labels]).to(self.device)
+            sizes = self.all_gather(torch.tensor([stacked.shape[1]], device=self.device))
+            sizes = sizes.reshape(-1)
+            padded = torch.zeros(3, int(sizes.max()), dtype=stacked.dtype, device=self.device)
+            padded[:, : stacked.shape[1]] = stacked
+            gathered = self.all_gather(padded)
+            merged = torch.cat([gathered[r, :, : int(sizes[r])]
+                                for r in range(gathered.shape[0])], dim=1).cpu()
+            users, logits, labels = merged[0], merged[1], merged[2]
+        if torch.isnan(logits).any():
+            raise RecframeError(
+                f"model {type(self.model).__name__} produced "
+                f"{int(torch.isnan(logits).sum())} NaN logit(s) during evaluation at epoch "
+                f"{self.current_epoch}. Check the learning rate and the model's numerics.")
+        return users.round().long(), logits, labels
+
+    def _pointwise_epoch(self) -> tuple[dict[str, torch.Tensor], torch.Tensor,
+                                        dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        users, logits, labels = self._gather_rows()
+        values, user_index, per_user = self.pointwise.compute(users, logits, labels)
+        return values, user_index, per_user, logits, labels
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch)
 
@@ -208,11 +251,18 @@ class RecTask(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
             self.validation_seconds.append(time.perf_counter() - self._validation_start)
+        if self.pointwise is not None:
+            values, *_ = self._pointwise_epoch()
+            self._log_validation({f"val/{k}": v for k, v in values.items()})
+            return
         users, values = self._gather()
         if len(users) == 0:
             return
         means = {f"val/{k}": v.mean() for k, v in values.items()}
         means.update({f"val/{k}": v for k, v in self._global_metrics(len(users)).items()})
+        self._log_validation(means)
+
+    def _log_validation(self, means: dict[str, torch.Tensor]) -> None:
         monitored = f"val/{self.monitor}"
         self.log_dict({k: v for k, v in means.items() if k != monitored}, sync_dist=False)
         self.log(monitored, means[monitored], prog_bar=True, sync_dist=False)
@@ -227,9 +277,13 @@ class RecTask(pl.LightningModule):
         self._test_start = time.perf_counter()
 
     def on_test_epoch_end(self) -> None:
-        users, values = self._gather()
-        means = {k: v.mean() for k, v in values.items()}
-        means.update(self._global_metrics(len(users)))
+        if self.pointwise is not None:
+            means, users, values, logits, labels = self._pointwise_epoch()
+            self.test_calibration = self.pointwise.calibration(logits, labels)
+        else:
+            users, values = self._gather()
+            means = {k: v.mean() for k, v in values.items()}
+            means.update(self._global_metrics(len(users)))
         self.test_metrics = {k: float(v) for k, v in means.items()}
         self._test_values, self._test_frame = (users, values), None
         # Straight to the loggers (rank zero only, as Lightning's loggers are): the values

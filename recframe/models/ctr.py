@@ -1,0 +1,203 @@
+"""``CTRModel``: the base of click (CTR) models over typed fields.
+
+A click model maps the fields of one row (user, item and context fields, see
+:mod:`recframe.data.fields`) to one logit. Subclasses implement only
+:meth:`CTRModel.logits`; the base class trains it and ranks with it:
+
+- **labeled data** (``DataInfo.has_labels``: logged impressions) trains on the
+  logged rows and their 0/1 labels (``TrainFormat.LABELED``, batches
+  ``{"label", "users", "items", "fields"}``);
+- **positive-only data** trains on each positive plus ``num_negatives``
+  sampled unobserved items labelled 0 (``TrainFormat.POINTS``, batches
+  ``{"users", "items", "labels"}``); their fields come from the user and item
+  field tables (``RecData.field_table``) loaded by :meth:`CTRModel.prepare`;
+- the **CTR protocol** scores logged rows with :meth:`CTRModel.predict`;
+- the **ranking protocol** scores every item for a user with
+  :meth:`CTRModel.score`, crossing the user's fields with every item's in
+  chunks of rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from recframe.data.encode import DataInfo
+from recframe.data.fields import FieldSpec
+from recframe.errors import ConfigError, DataError
+from recframe.models.base import RecModel, TrainFormat
+from recframe.models.fields import FieldEmbedding
+
+if TYPE_CHECKING:
+    from recframe.data.encode import RecData
+
+
+class CTRModel(RecModel):
+    """Base class of click models: subclasses implement ``logits(fields) -> [B]``.
+
+    ``train_format`` is ``LABELED`` when the data has labels, else ``POINTS``
+    (``num_negatives`` sampled negatives per positive, labelled 0). The loss is
+    the mean binary cross-entropy of the logits against the labels plus
+    ``reg`` times the mean (over the batch's rows) squared L2 norm of the rows'
+    field vectors in every :class:`FieldEmbedding` of the model.
+
+    POINTS batches have no fields: :meth:`point_fields` builds them from the
+    user and item tables (:meth:`prepare`); context fields are ``0`` (unknown),
+    and sequence fields are the user's history at the end of the train part
+    with the row's own item masked out (that history holds every train
+    positive, so the label would otherwise be in the input).
+    """
+
+    #: rows (users x items) :meth:`score` sends through :meth:`logits` at once
+    score_chunk_rows: ClassVar[int] = 1 << 15
+
+    def __init__(self, info: DataInfo, *, num_negatives: int = 4, reg: float = 0.0) -> None:
+        super().__init__()
+        self.train_format = TrainFormat.LABELED if info.has_labels else TrainFormat.POINTS
+        self.num_negatives = num_negatives
+        self.reg = reg
+        self.n_items = info.n_items
+        self.field_specs: tuple[FieldSpec, ...] = tuple(f for f in info.fields if f.is_batched)
+        if not any(f.kind != "sequence" for f in self.field_specs):
+            raise ConfigError(
+                f"{type(self).__name__} needs at least one batched (categorical, "
+                f"multi_categorical or numeric) field, and dataset {info.name!r} has none. "
+                f"Keep the id fields (Dataset.meta['id_fields']) or declare fields with "
+                f"dataset.fields.")
+        self._tables: dict[str, dict[str, str]] = {"user": {}, "item": {}}
+
+    # -- subclass API -----------------------------------------------------------------
+    def logits(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One logit per row, ``[B]``, from the batch's fields."""
+        raise NotImplementedError
+
+    # -- data ------------------------------------------------------------------------
+    def prepare(self, data: RecData) -> None:
+        """Load the user and item field tables (non-persistent buffers on the model's
+        device); used to build POINTS training rows and to rank all items."""
+        if not hasattr(data, "field_table"):
+            raise DataError(f"{type(self).__name__} needs the data's field tables "
+                            f"(RecData.field_table); this data object has none")
+        device = self._device()
+        for owner in ("user", "item"):
+            for name in list(self._tables[owner].values()):
+                delattr(self, name)
+            self._tables[owner] = {}
+            for i, (field, values) in enumerate(sorted(data.field_table(owner).items())):
+                buffer = f"_{owner}_table_{i}"
+                self.register_buffer(buffer, torch.as_tensor(np.asarray(values)).to(device),
+                                     persistent=False)
+                self._tables[owner][field] = buffer
+
+    def _device(self) -> torch.device:
+        tensor = next(self.parameters(), None)
+        if tensor is None:
+            tensor = next(self.buffers(), torch.zeros(()))
+        return tensor.device
+
+    def _table(self, owner: str, field: str) -> torch.Tensor:
+        return getattr(self, self._tables[owner][field])
+
+    def _owner_rows(self, owner: str, index: torch.Tensor,
+                    skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+        """The fields of one owner for rows ``index`` (user or item indices)."""
+        out = {}
+        for f in self.field_specs:
+            if f.name in skip:
+                continue
+            if f.kind == "sequence":
+                if owner != "user":
+                    continue
+            elif f.owner != owner:
+                continue
+            if f.name not in self._tables[owner]:
+                if not self._tables["user"] and not self._tables["item"]:
+                    raise DataError(
+                        f"{type(self).__name__}: the field tables are not loaded; call "
+                        f"model.prepare(data) before training on sampled negatives or "
+                        f"ranking all items")
+                raise DataError(
+                    f"field {f.name!r} ({f.kind}, owner {f.owner}) is missing from "
+                    f"data.field_table({owner!r}) (it has {sorted(self._tables[owner])})")
+            out[f.name] = self._table(owner, f.name)[index]
+        return out
+
+    def _context_rows(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """Context fields of ``n`` rows whose context is unknown (code 0, value 0)."""
+        out = {}
+        for f in self.field_specs:
+            if f.owner != "context" or f.kind == "sequence":
+                continue
+            if f.kind == "numeric":
+                out[f.name] = torch.zeros(n, device=device)
+            elif f.kind == "multi_categorical":
+                out[f.name] = torch.zeros(n, f.max_len, dtype=torch.long, device=device)
+            else:
+                out[f.name] = torch.zeros(n, dtype=torch.long, device=device)
+        return out
+
+    def point_fields(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The fields of (user, item) rows from the tables (POINTS training): context
+        fields 0, sequence fields the user's train history without the row's item."""
+        fields = self._owner_rows("user", users)
+        fields.update(self._owner_rows("item", items))
+        fields.update(self._context_rows(len(users), users.device))
+        for f in self.field_specs:
+            if f.kind == "sequence" and f.shares in fields and fields[f.shares].dim() == 1:
+                seq = fields[f.name]
+                fields[f.name] = torch.where(seq == fields[f.shares].unsqueeze(1), 0, seq)
+        return fields
+
+    # -- training and scoring ----------------------------------------------------------
+    def _batch_fields(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor],
+                                                            torch.Tensor]:
+        if "fields" in batch:
+            return batch["fields"], batch["label"]
+        return self.point_fields(batch["users"], batch["items"]), batch["labels"]
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        fields, labels = self._batch_fields(batch)
+        logits = self.logits(fields)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        if self.reg:
+            loss = loss + self.reg * self.embedding_penalty(fields)
+        return loss
+
+    def embedding_penalty(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean over rows of the squared L2 norm of the rows' field vectors, summed over
+        the model's :class:`FieldEmbedding` layers."""
+        total = torch.zeros((), device=self._device())
+        for module in self.modules():
+            if isinstance(module, FieldEmbedding):
+                total = total + module(fields).pow(2).sum(dim=(1, 2)).mean()
+        return total
+
+    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Logits ``[B]`` of logged rows (the CTR protocol): reads ``batch["fields"]``."""
+        return self.logits(batch["fields"])
+
+    def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of every item for each user, ``[B, n_items]``: the user's fields (and
+        sequence fields at the end of train) broadcast, each item's fields from the
+        item table, context fields 0; at most :attr:`score_chunk_rows` rows at once."""
+        device = self._device()
+        users = users.to(device)
+        b = len(users)
+        user_fields = self._owner_rows("user", users)
+        chunk = max(1, self.score_chunk_rows // max(1, b))
+        out = []
+        for start in range(0, self.n_items, chunk):
+            items = torch.arange(start, min(start + chunk, self.n_items), device=device)
+            c = len(items)
+            fields = {k: v.repeat_interleave(c, dim=0) for k, v in user_fields.items()}
+            fields.update({k: v.repeat(b, *([1] * (v.dim() - 1)))
+                           for k, v in self._owner_rows("item", items).items()})
+            fields.update(self._context_rows(b * c, device))
+            out.append(self.logits(fields).view(b, c))
+        if not out:
+            return torch.zeros(b, 0, device=device)
+        return torch.cat(out, dim=1).float()
+
