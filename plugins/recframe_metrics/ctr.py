@@ -68,7 +68,7 @@ def _grouped_auc(group: torch.Tensor, n_groups: int, logits: torch.Tensor,
                  labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""ROC AUC within each group (``group`` in ``0..n_groups-1``) and the group sizes.
 
-    One stable sort by ``(group, logit)`` (by logit, then stably by group). A run
+    One sort by ``(group, logit)`` (by logit, then stably by group). A run
     of equal ``(group, logit)`` pairs is a tie block: every row of a block gets
     the block's average rank within its group. With ``R`` the rank sum of the
     group's positives, ``P`` positives and ``N`` negatives:
@@ -81,8 +81,11 @@ def _grouped_auc(group: torch.Tensor, n_groups: int, logits: torch.Tensor,
     sizes = torch.bincount(group, minlength=n_groups).to(torch.float64)
     if logits.numel() == 0:
         return torch.full((n_groups,), float("nan"), dtype=torch.float64, device=device), sizes
-    by_logit = torch.sort(logits, stable=True).indices
-    order = by_logit[torch.sort(group[by_logit], stable=True).indices]
+    # rows of equal logits may come in any order (they share an average rank), so the
+    # logit sort need not be stable; the group sort must be, to keep the logit order
+    order = torch.sort(logits).indices
+    if n_groups > 1:
+        order = order[torch.sort(group[order], stable=True).indices]
     g, s, y = group[order], logits[order], labels[order]
     n = g.numel()
     new_block = torch.ones(n, dtype=torch.bool, device=device)
