@@ -1,4 +1,5 @@
-"""Entry point of the built-in data sets: ``ml-100k``, ``csv`` and ``synthetic``.
+"""Entry point of the built-in data sets: ``ml-100k``, ``csv`` and ``synthetic``, and the
+click logs ``ml-100k-ctr``, ``ctr_log`` and ``synthetic_ctr``.
 
 Registering is cheap: the loader modules are imported only when a run loads data.
 """
@@ -31,9 +32,16 @@ def load_synthetic(cfg: Any) -> Dataset:
     return load(cfg)
 
 
+def load_ml100k_ctr(cfg: Any) -> Dataset:
+    """Load MovieLens 100K as impressions (see :mod:`recframe_datasets.movielens_ctr`)."""
+    from .movielens_ctr import load_ml100k_ctr as load
+
+    return load(cfg)
+
+
 @hookimpl
 def recframe_register_datasets(registry: Any) -> None:
-    """Register ``ml-100k``, ``csv`` and ``synthetic``."""
+    """Register ``ml-100k``, ``csv``, ``synthetic`` and the click logs."""
     registry.add(DatasetSpec(
         name="ml-100k", load=load_ml100k,
         description="MovieLens 100K ratings with movie genres and user demographics "
@@ -49,4 +57,9 @@ def recframe_register_datasets(registry: Any) -> None:
         name="synthetic", load=load_synthetic,
         description="Deterministic generated data with planted latent clusters, power-law "
                     "popularity, timestamps, ratings and item/user features",
+    ))
+    registry.add(DatasetSpec(
+        name="ml-100k-ctr", load=load_ml100k_ctr,
+        description="MovieLens 100K as labeled impressions (label = rating >= threshold), "
+                    "with user/item feature fields and a history sequence field",
     ))
