@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from recframe.api import RATING, DataError, Dataset
+from recframe.api import LABEL, RATING, DataError, Dataset
 from recframe_preprocess._params import check_keys, get_bool, get_number, report_dropped
+
+log = logging.getLogger(__name__)
 
 
 def build_binarize(cfg: Any) -> Any:
@@ -21,6 +24,9 @@ def build_binarize(cfg: Any) -> Any:
             for models trained on labelled points.
 
     Fails with :class:`DataError` if the data has no (numeric) rating column.
+    Labeled impressions (a 0/1 ``label`` column: the CTR protocol) are already
+    binary: the step logs so and keeps every row (it never drops an unclicked
+    impression, which the click model needs).
     """
     check_keys(cfg, "binarize", ("threshold", "keep_negatives"))
     threshold = get_number(cfg, "threshold", 4.0, "binarize")
@@ -28,6 +34,9 @@ def build_binarize(cfg: Any) -> Any:
 
     def binarize(ds: Dataset) -> Dataset:
         df = ds.interactions
+        if LABEL in df.columns:
+            log.info("binarize: the data is labeled (column %r); rows kept as they are", LABEL)
+            return ds
         if not ds.has_ratings:
             raise DataError(
                 f"preprocess step 'binarize' needs a rating column; your data has columns "

@@ -7,6 +7,7 @@ later errors can point at source rows.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,8 @@ import pandas as pd
 
 from recframe.api import ITEM, RATING, TIMESTAMP, USER, Dataset, stable_argsort
 from recframe_preprocess._params import check_keys, report_dropped
+
+log = logging.getLogger(__name__)
 
 
 def _invalid(values: pd.Series) -> np.ndarray:
