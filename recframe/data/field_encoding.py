@@ -92,15 +92,18 @@ def _infer_kind(series: pd.Series, n_ids: int) -> str:
 def declared_fields(ds: Dataset, cfg_fields: Any = None, *, infer: bool = True
                     ) -> list[FieldDecl]:
     """The dataset's fields: declared by the loader, then by config (a config entry
-    replaces the loader's field of the same name), then ``user_id``/``item_id``
-    (unless ``meta["id_fields"]`` is False), then, with ``infer``, every other
-    column of the feature frames (and of labeled interactions) by its dtype."""
+    updates the keys of the loader's field of the same name, or adds a field), then
+    ``user_id``/``item_id`` (unless ``meta["id_fields"]`` is False), then, with
+    ``infer``, every other column of the feature frames (and of labeled
+    interactions) by its dtype."""
     owners = _owners(ds)
     raw: dict[str, tuple[str, dict[str, Any]]] = {}
     for i, decl in enumerate(ds.meta.get("fields") or []):
         raw[str(decl.get("name"))] = (f"{ds.name}: meta['fields'][{i}]", dict(decl))
     for where, decl in _config_decls(cfg_fields):
-        raw[str(decl.get("name"))] = (where, decl)
+        name = str(decl.get("name"))
+        base = raw[name][1] if name in raw else {}
+        raw[name] = (where, {**base, **decl})  # config keys update the loader's declaration
     if ds.meta.get("id_fields", True):
         raw.setdefault(USER, ("user_id", {"name": USER, "kind": "categorical", "owner": "user"}))
         raw.setdefault(ITEM, ("item_id", {"name": ITEM, "kind": "categorical", "owner": "item"}))

@@ -150,6 +150,12 @@ class Evaluator:
                 + (f" (bad: {bad!r})" if bad else "")
                 + ". Example: metrics.ks=[10,20]"
             )
+        pointwise_only = [n for n, s in metrics.items() if s.kind == "pointwise"]
+        if pointwise_only:
+            raise ConfigError(
+                f"metrics.names: {pointwise_only} exist only under the CTR protocol "
+                f"(labeled impressions scored pointwise: evaluation=ctr, metrics=ctr), not "
+                f"when ranking all items; remove them or switch the protocol.")
         self.metrics = dict(metrics)
         self.ks = sorted(set(ks))
         self.max_k = max(self.ks)
