@@ -87,10 +87,18 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
         pointwise = PointwiseEvaluator(metrics)
         monitor = pointwise.check_key(str(_require(cfg, "metrics.monitor")), "metrics.monitor")
         return Plan(dataset, steps, splitter, model, None, monitor, protocol)  # type: ignore
-    ks = OmegaConf.to_container(_require(cfg, "metrics.ks"))
-    evaluator = Evaluator(metrics, ks if isinstance(ks, list) else [ks])
+    if protocol == "auto" and any(s.kind == "pointwise" for s in metrics.values()):
+        # CTR metrics named with protocol auto: the data decides (build_experiment)
+        return Plan(dataset, steps, splitter, model, None, str(_require(  # type: ignore
+            cfg, "metrics.monitor")), protocol)
+    evaluator = ranking_evaluator(cfg, metrics)
     monitor = evaluator.check_key(str(_require(cfg, "metrics.monitor")), "metrics.monitor")
     return Plan(dataset, steps, splitter, model, evaluator, monitor, protocol)
+
+
+def ranking_evaluator(cfg: DictConfig, metrics: dict[str, Any]) -> Evaluator:
+    ks = OmegaConf.to_container(_require(cfg, "metrics.ks"))
+    return Evaluator(metrics, ks if isinstance(ks, list) else [ks])
 
 
 def pointwise_evaluator(cfg: DictConfig, pm: PluginManager) -> PointwiseEvaluator:

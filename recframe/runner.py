@@ -31,6 +31,7 @@ from recframe.pipeline import (
     fingerprint,
     pointwise_evaluator,
     prepare,
+    ranking_evaluator,
     resolve,
 )
 from recframe.plugin.manager import PluginManager, default_manager
@@ -243,8 +244,9 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
             str(cfg.metrics.monitor), "metrics.monitor")
     else:
         plan.protocol = "ranking"
-        if plan.evaluator is None:
-            raise ConfigError("metrics: the ranking protocol needs ranking metrics (NAME@K)")
+        if plan.evaluator is None:  # names CTR metrics: the ranking evaluator says why not
+            plan.evaluator = ranking_evaluator(
+                cfg, {n: pm.metrics.get(n, key="metrics.names") for n in cfg.metrics.names})
     model = plan.model.build(data.info, cfg.model)
     if pointwise is not None and type(model).predict is RecModel.predict:
         raise ConfigError(

@@ -125,15 +125,19 @@ class CTRModel(RecModel):
             out[f.name] = self._table(owner, f.name)[index]
         return out
 
-    def _context_rows(self, n: int, device: torch.device) -> dict[str, torch.Tensor]:
-        """Context fields of ``n`` rows whose context is unknown (code 0, value 0)."""
+    def zero_fields(self, n: int, owners: tuple[str, ...], device: torch.device
+                    ) -> dict[str, torch.Tensor]:
+        """Fields of ``owners`` for ``n`` rows where they are unknown: code ``0``
+        (padding), value ``0.0``; sequence fields count as ``user``-owned (they come
+        from the user table) and are all padding."""
         out = {}
         for f in self.field_specs:
-            if f.owner != "context" or f.kind == "sequence":
+            owner = "user" if f.kind == "sequence" else f.owner
+            if owner not in owners:
                 continue
             if f.kind == "numeric":
                 out[f.name] = torch.zeros(n, device=device)
-            elif f.kind == "multi_categorical":
+            elif f.kind in ("multi_categorical", "sequence"):
                 out[f.name] = torch.zeros(n, f.max_len, dtype=torch.long, device=device)
             else:
                 out[f.name] = torch.zeros(n, dtype=torch.long, device=device)
@@ -144,7 +148,7 @@ class CTRModel(RecModel):
         fields 0, sequence fields the user's train history without the row's item."""
         fields = self._owner_rows("user", users)
         fields.update(self._owner_rows("item", items))
-        fields.update(self._context_rows(len(users), users.device))
+        fields.update(self.zero_fields(len(users), ("context",), users.device))
         for f in self.field_specs:
             if f.kind == "sequence" and f.shares in fields and fields[f.shares].dim() == 1:
                 seq = fields[f.name]
@@ -195,7 +199,7 @@ class CTRModel(RecModel):
             fields = {k: v.repeat_interleave(c, dim=0) for k, v in user_fields.items()}
             fields.update({k: v.repeat(b, *([1] * (v.dim() - 1)))
                            for k, v in self._owner_rows("item", items).items()})
-            fields.update(self._context_rows(b * c, device))
+            fields.update(self.zero_fields(b * c, ("context",), device))
             out.append(self.logits(fields).view(b, c))
         if not out:
             return torch.zeros(b, 0, device=device)

@@ -26,8 +26,10 @@ from recframe.report.collect import (
     make_blocks,
     seed_derived_paths,
 )
+from recframe.report.ctr import DEFAULT_CTR_BASELINE, default_baseline
+from recframe.report.ctr import method_notes as ctr_method_notes
 from recframe.report.document import Document
-from recframe.report.plots import at_k_plot, bar_plot, training_plot
+from recframe.report.plots import at_k_plot, bar_plot, reliability_plot, training_plot
 from recframe.report.stats import WILCOXON_KWARGS, holm, paired_cohens_d, paired_test, summarize
 from recframe.report.tables import (
     LOWER_IS_BETTER,
@@ -69,6 +71,28 @@ def _select_metrics(available: list[str], metrics: Sequence[str] | str | None) -
             f"unknown metric {unknown[0]!r} for --metrics; the runs have: "
             f"{', '.join(available) or '(none)'}" + (f". Did you mean {hint!r}?" if hint else ""))
     return list(dict.fromkeys(wanted))
+
+
+def _keys_per_block(blocks: Sequence[Block], keys: list[str]) -> list[list[str]]:
+    """The metric keys of each block's table.
+
+    A CTR block gets the selected keys its runs report; a ranking block every
+    selected key except those only CTR runs report (so a report of ranking runs
+    alone is exactly what it was before the CTR protocol existed).
+    """
+    def reported(ctr: bool) -> set[str]:
+        return {k for b in blocks if b.ctr == ctr for g in b.groups for r in g.runs
+                for k in r.test_metrics}
+
+    ctr_only = reported(True) - reported(False)
+    out = []
+    for block in blocks:
+        if block.ctr:
+            mine = {k for g in block.groups for r in g.runs for k in r.test_metrics}
+            out.append([k for k in keys if k in mine])
+        else:
+            out.append([k for k in keys if k not in ctr_only])
+    return out
 
 
 def _find_baseline(name: str, block: Block) -> Group | None:
@@ -137,8 +161,10 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
     """Build the report for every run below ``dirs`` and write it to ``out_dir``.
 
     ``out_dir`` defaults to ``<first dir>/report``. ``baseline`` is a group
-    label or a model name; ``metrics`` restricts the tables, tests and plots
-    to these keys (``"ndcg@10,recall@10"`` or a list); ``ignore`` adds config
+    label or a model name (without one, a CTR protocol is compared with its
+    ``lr`` model, if it has exactly one group of it); ``metrics`` restricts
+    the tables, tests and plots to these keys (``"ndcg@10,recall@10"`` or a
+    list); ``ignore`` adds config
     key patterns (fnmatch on dotted keys) that do not distinguish groups.
     Failed runs are listed, never fatal. Raises :class:`ReportError` when no
     run is found or an option does not match the runs.
@@ -162,6 +188,7 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
     warnings += block_warnings
     available = metric_keys(groups)
     keys = _select_metrics(available, metrics) if groups else []
+    block_keys = _keys_per_block(blocks, keys)
 
     baselines: list[Group | None] = [None] * len(blocks)
     baseline_notes: list[str | None] = [None] * len(blocks)
@@ -176,8 +203,14 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
         baseline_notes = [None if b is not None else
                           f"The baseline {baseline} was not run under this protocol."
                           for b in baselines]
+    ctr_default = False
+    if baseline is None:  # a CTR protocol compares with the lr model when it has one
+        for i, block in enumerate(blocks):
+            if block.ctr:
+                baselines[i] = default_baseline(block)
+                ctr_default = ctr_default or baselines[i] is not None
 
-    frames = [block_table(b, i + 1, keys, baselines[i], alpha, confidence)
+    frames = [block_table(b, i + 1, block_keys[i], baselines[i], alpha, confidence)
               for i, b in enumerate(blocks)]
     table = pd.concat(frames, ignore_index=True) if frames else empty_table()
 
@@ -188,7 +221,9 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
              f"{len(failed)} failed, {len(skipped)} unreadable; from "
              + ", ".join(str(d) for d in dirs) + ".")
     doc.para(f"Settings: alpha={alpha:g}, confidence={confidence:.0%}, "
-             f"baseline={baseline or 'none'}, metrics="
+             f"baseline={baseline or 'none'}"
+             + (f" (CTR protocols: {DEFAULT_CTR_BASELINE})" if ctr_default else "")
+             + ", metrics="
              + (", ".join(keys or [str(metrics)]) if metrics is not None else "all") + ".")
     if warnings:
         doc.heading(1, "Warnings")
@@ -198,13 +233,15 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
         if frame.empty:
             continue
         title = f"Protocol {i + 1}" if multi else "Results"
+        if block.ctr:
+            title += " (CTR protocol)"
         prefix = f"protocol{i + 1}_" if multi else ""
         add_block_sections(doc, frame, block, title, 1, alpha, confidence, baseline_notes[i])
         if not plots:
             continue
         figures = []
         bars = out / f"{prefix}metrics_bars.png"
-        if bar_plot(frame, block, keys, bars, confidence):
+        if bar_plot(frame, block, block_keys[i], bars, confidence):
             figures.append((bars, f"test metrics with {confidence:.0%} CI"))
         atk = out / f"{prefix}metrics_at_k.png"
         if at_k_plot(frame, block, atk):
@@ -212,6 +249,9 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
         curves = out / f"{prefix}training_curves.png"
         if training_plot(block, _monitor(block), curves):
             figures.append((curves, "training curves"))
+        reliability = out / f"{prefix}reliability.png"
+        if block.ctr and reliability_plot(block, reliability):
+            figures.append((reliability, "reliability diagrams (calibration)"))
         if figures:
             doc.heading(2, "Figures")
             for path, alt in figures:
@@ -230,7 +270,10 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
         doc.table(["run", "model", "seed", "status", "error", "message"], rows)
     doc.heading(1, "Method")
     seed_keys = sorted(seed_derived_paths(ok)) if ok else ["seed"]
-    doc.bullets(_method_notes(alpha, confidence, seed_keys, [*IGNORED_KEYS, *ignore]))
+    notes = _method_notes(alpha, confidence, seed_keys, [*IGNORED_KEYS, *ignore])
+    if any(b.ctr for b in blocks):
+        notes += ctr_method_notes()
+    doc.bullets(notes)
 
     csv_path, md_path, html_path = out / CSV_FILE, out / MD_FILE, out / HTML_FILE
     atomic_write(csv_path, lambda tmp: table.to_csv(tmp, index=False, lineterminator="\n"))

@@ -5,9 +5,9 @@ A *run* is a directory holding a ``results.json`` written by
 config with every seed-like and run-specific key removed (see
 :func:`group_key`); a group's *label* is the smallest set of config values
 that tells the groups apart, the model name first (see :func:`label_groups`).
-Groups are then partitioned into *blocks* of comparable protocol (dataset,
-preprocessing, split, candidate policy; see :func:`protocol_signature`): best
-marks and significance tests never cross a block.
+Groups are then partitioned into *blocks* of comparable protocol (evaluation
+kind: ranking or CTR, dataset, preprocessing, split, candidate policy; see
+:func:`protocol_signature`): best marks and significance tests never cross a block.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from recframe.errors import RecframeError
-from recframe.results import PER_USER_FILE, RESULTS_FILE
+from recframe.results import CALIBRATION_FILE, PER_USER_FILE, RESULTS_FILE
 
 
 class ReportError(RecframeError):
@@ -95,6 +95,7 @@ class Run:
     results: dict[str, Any]
     _per_user: Any = field(default=None, repr=False)
     _history: Any = field(default=None, repr=False)
+    _calibration: Any = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -129,6 +130,28 @@ class Run:
     @property
     def sampled(self) -> bool:
         return (self.protocol.get("candidates") or {}).get("policy") == "sampled"
+
+    @property
+    def kind(self) -> str:
+        """The evaluation protocol: ``"ctr"`` (labeled impressions scored pointwise) or
+        ``"ranking"`` (``protocol.kind`` absent in runs that predate the CTR protocol)."""
+        return str(self.protocol.get("kind") or "ranking")
+
+    def calibration(self) -> dict[str, Any] | None:
+        """The test part's reliability table from ``calibration.json`` (CTR runs), or None
+        when the run has none or it is unreadable."""
+        if self._calibration is None:
+            self._calibration = False
+            path = self.run_dir / CALIBRATION_FILE
+            if path.is_file():
+                try:
+                    data = json.loads(path.read_bytes().decode("utf-8"))
+                except (OSError, ValueError, UnicodeDecodeError):
+                    data = None
+                test = data.get("test") if isinstance(data, dict) else None
+                if isinstance(test, dict):
+                    self._calibration = test
+        return None if self._calibration is False else self._calibration
 
     @property
     def display(self) -> str:
@@ -411,6 +434,7 @@ def protocol_signature(run: Run) -> dict[str, Any]:
     candidates = {k: v for k, v in candidates.items() if k not in ("seed", "note")}
     dataset = proto.get("dataset") or {"name": (run.config.get("dataset") or {}).get("name")}
     return {
+        "kind": run.kind,
         "dataset": dataset,
         "preprocess": proto.get("preprocess", run.config.get("preprocess")) or [],
         "split": split,
@@ -427,7 +451,12 @@ class Block:
 
     @property
     def sampled(self) -> bool:
-        return self.signature["candidates"].get("policy") == "sampled"
+        return not self.ctr and self.signature["candidates"].get("policy") == "sampled"
+
+    @property
+    def ctr(self) -> bool:
+        """Whether the block's runs were evaluated under the CTR protocol."""
+        return self.signature.get("kind") == "ctr"
 
     def describe(self) -> str:
         sig = self.signature
@@ -443,7 +472,10 @@ class Block:
         parts.append(f"split {name}" + "".join(f" {k}={canonical(v)}" for k, v in
                                                sorted(split.items())))
         cand = sig["candidates"]
-        if cand.get("policy") == "sampled":
+        if self.ctr:
+            parts.append("CTR protocol (every labeled impression of the part scored "
+                         "pointwise; not comparable to ranking metrics)")
+        elif cand.get("policy") == "sampled":
             parts.append(f"SAMPLED candidates ({cand.get('num_negatives')} "
                          f"{cand.get('sampling')} negatives; not comparable to full ranking)")
         else:
@@ -462,7 +494,7 @@ def make_blocks(groups: Sequence[Group]) -> tuple[list[Block], list[str]]:
                             "protocols although their configs match; using the first run's")
         sig = protocol_signature(group.runs[0])
         by_sig.setdefault(canonical(sig), Block(sig, [])).groups.append(group)
-    blocks = sorted(by_sig.values(), key=lambda b: (b.sampled, b.groups[0].label))
+    blocks = sorted(by_sig.values(), key=lambda b: (b.ctr, b.sampled, b.groups[0].label))
     if len(blocks) > 1:
         fields = sorted({f for b in blocks for f in b.signature
                          if len({canonical(o.signature[f]) for o in blocks}) > 1})

@@ -111,7 +111,8 @@ def bar_plot(frame: pd.DataFrame, block: Block, keys: Sequence[str], path: Path,
             higher = bool(part["higher_is_better"].iloc[0])
             ax.set_title(f"{name} ({'higher' if higher else 'lower'} is better)")
             ax.set_xticks(x, [k.split("@", 1)[1] if "@" in k else k for k in metric_keys])
-            ax.set_xlabel("K")
+            if part["k"].notna().any():  # CTR metrics have no cut-off
+                ax.set_xlabel("K")
             ax.grid(axis="y", alpha=0.3)
         handles, legend_labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, legend_labels, loc="upper right", frameon=False)
@@ -220,6 +221,53 @@ def training_plot(block: Block, monitor: str, path: Path) -> bool:
         if handles:
             fig.legend(handles, labels, loc="upper right", frameon=False)
         fig.suptitle("training curves: mean over seeds (logs/metrics.csv)")
+        _save(fig, path)
+
+    _with_style(draw)
+    return True
+
+
+def reliability_plot(block: Block, path: Path) -> bool:
+    """CTR protocol: one reliability diagram per group (Guo et al., ICML 2017, Fig. 1).
+
+    Observed click rate against mean predicted probability per probability bin,
+    from the runs' ``calibration.json`` pooled over seeds
+    (:func:`recframe.report.ctr.pooled_calibration`), the diagonal of perfect
+    calibration, and grey bars: each bin's share of the test rows. False when no
+    group has a calibration table.
+    """
+    from recframe.report.ctr import pooled_calibration
+
+    tables = [(g, pooled_calibration(g)) for g in block.groups]
+    tables = [(g, t) for g, t in tables if t is not None]
+    if not tables:
+        return False
+
+    def draw() -> None:
+        rows, cols = _grid(len(tables))
+        fig = _figure(2.9 * cols + 1.6, 2.9 * rows + 0.6)
+        axes = _panels(fig, len(tables))
+        colors = _colors(block.groups)
+        for ax, (g, t) in zip(axes.flat, tables, strict=False):
+            lower, upper, count = t["lower"], t["upper"], t["count"]
+            total = count.sum()
+            share = count / total if total > 0 else np.zeros_like(count)
+            ax.bar((lower + upper) / 2, share, width=upper - lower, color="0.88",
+                   edgecolor="0.7", linewidth=0.5, label="share of rows in the bin")
+            ax.plot([0, 1], [0, 1], ls="--", color="0.45", lw=0.8, label="perfect calibration")
+            filled = count > 0
+            ax.plot(t["mean_predicted"][filled], t["observed"][filled], marker="o", ms=3,
+                    color=colors[g.label], label="observed click rate")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            pcoc = t["pcoc"]
+            ax.set_title(g.label + ("" if math.isnan(pcoc) else f" (PCOC {pcoc:.3f})"))
+            ax.set_xlabel("mean predicted probability")
+            ax.set_ylabel("observed click rate")
+            ax.grid(alpha=0.3)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper right", frameon=False)
+        fig.suptitle("reliability diagrams: test part, pooled over seeds (calibration.json)")
         _save(fig, path)
 
     _with_style(draw)

@@ -11,6 +11,9 @@ Choices (also written into every report's "Method" section):
   (per configuration), giving one pair per user. Averaging (rather than
   concatenating (seed, user) pairs) keeps one observation per user, so the
   same user does not count several times as if independent.
+  A user whose value is NaN in either configuration (undefined, e.g. the
+  per-user AUC of GAUC for a user with one class) is dropped from that
+  seed's pairs.
 - **Paired t-test**: ``scipy.stats.ttest_rel`` on the per-user pairs.
 - **Wilcoxon signed-rank**: ``scipy.stats.wilcoxon`` on the differences
   (rounded to 12 decimals so float noise does not break ties), two-sided,
@@ -147,7 +150,9 @@ def paired_users(frames_a: dict[str, pd.DataFrame], frames_b: dict[str, pd.DataF
     (the caller passes only seeds whose data fingerprints match) are used.
     Returns (values_a, values_b, seeds_used), one entry per user, each user's
     value averaged over the shared seeds in which it was evaluated, users
-    sorted by ``user_id``.
+    sorted by ``user_id``. A (user, seed) pair where either value is NaN (the
+    metric is undefined for that user, e.g. GAUC of a user with one class) is
+    dropped before averaging.
     """
     parts = []
     used = []
@@ -157,6 +162,8 @@ def paired_users(frames_a: dict[str, pd.DataFrame], frames_b: dict[str, pd.DataF
             continue
         merged = fa[["user_id", column]].merge(fb[["user_id", column]], on="user_id",
                                                suffixes=("_a", "_b"), validate="one_to_one")
+        # a value undefined for a user (NaN: GAUC of a user with one class) drops the pair
+        merged = merged.dropna(subset=[f"{column}_a", f"{column}_b"])
         parts.append(merged)
         used.append(seed)
     if not parts:

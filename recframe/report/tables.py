@@ -11,6 +11,8 @@ import pandas as pd
 
 from recframe.eval.evaluator import parse_metric_key
 from recframe.report.collect import Block, Group, canonical
+from recframe.report.ctr import add_ctr_metric_table, add_relaimpr
+from recframe.report.ctr import lower_is_better as ctr_lower_is_better
 from recframe.report.document import Cell, Document
 from recframe.report.stats import NO_TEST, PairedResult, holm, paired_test, paired_users, summarize
 
@@ -94,7 +96,13 @@ def cost(group: Group) -> dict[str, float]:
 def block_table(block: Block, block_no: int, keys: Sequence[str], baseline: Group | None,
                 alpha: float, confidence: float,
                 lower_is_better: frozenset[str] = LOWER_IS_BETTER) -> pd.DataFrame:
-    """Summaries, best marks and Holm-corrected paired tests for one protocol block."""
+    """Summaries, best marks and Holm-corrected paired tests for one protocol block.
+
+    A CTR block also gets a ``relaimpr`` column (:func:`recframe.report.ctr.add_relaimpr`)
+    and the lower-is-better CTR metrics (:func:`recframe.report.ctr.lower_is_better`).
+    """
+    if block.ctr:
+        lower_is_better = lower_is_better | ctr_lower_is_better(block)
     cache: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     desc = block.describe()
@@ -173,6 +181,8 @@ def block_table(block: Block, block_no: int, keys: Sequence[str], baseline: Grou
             frame[f"{prefix}_direction"] = np.where(
                 frame[f"{prefix}_n_users"] == 0, "",
                 np.where(better, "better", np.where(worse, "worse", "equal")))
+    if block.ctr:
+        frame = add_relaimpr(frame, baseline)
     return frame[_column_order(frame)]
 
 
@@ -189,6 +199,8 @@ def _column_order(frame: pd.DataFrame | None) -> list[str]:
     pairs.append("vs_baseline_direction")
     tail = ["seconds_per_epoch", "fit_seconds", "best_epoch", "peak_rss_gib", "peak_cuda_gib"]
     cols = head + pairs + tail
+    if frame is not None and "relaimpr" in frame.columns:  # CTR protocols only
+        cols = head + ["relaimpr"] + pairs + tail
     return cols if frame is None else [c for c in cols if c in frame.columns]
 
 
@@ -238,7 +250,9 @@ def add_block_sections(doc: Document, frame: pd.DataFrame, block: Block, title: 
              "interval. Bold: best in the column. † / ‡: significantly worse than the best "
              f"at alpha={alpha:g} by the paired t-test / Wilcoxon signed-rank test on per-user "
              "values, Holm-corrected over this protocol's comparisons with the best.")
-    for name in dict.fromkeys(frame["metric_name"]):
+    if block.ctr:  # one table, a column per metric (keys have no @K)
+        add_ctr_metric_table(doc, frame, groups, level + 2, value_cell)
+    for name in ([] if block.ctr else dict.fromkeys(frame["metric_name"])):
         sub = frame[frame["metric_name"] == name]
         keys = list(dict.fromkeys(sub["metric"]))
         header = ["group", "n"] + [
