@@ -70,13 +70,14 @@ def test_plugin_registers_the_click_logs():
 
     plugin.recframe_register_datasets(Collect())
     names = {s.name: s for s in specs}
-    for name in ("ml-100k-ctr",):
+    for name in ("ml-100k-ctr", "ctr_log", "criteo", "avazu"):
         assert name in names and names[name].description
 
 
-@pytest.mark.parametrize("name", ["ml-100k-ctr"])
+@pytest.mark.parametrize("name", ["ml-100k-ctr", "ctr_log", "criteo", "avazu"])
 def test_config_files_name_registry_key_and_comment_every_key(name):
     path = CONF / f"{name}.yaml"
+    assert OmegaConf.load(path).name == name
     for line in path.read_text().splitlines():
         if ":" in line.split("#")[0] and not line.lstrip().startswith("#"):
             assert "#" in line, f"{path.name}: uncommented key: {line!r}"
@@ -138,3 +139,212 @@ def test_ml100k_ctr_options_change_labels_fields_and_fingerprint():
 def test_ml100k_ctr_bad_config(values, match):
     with pytest.raises(ConfigError if "frame" not in match else DataError, match=match):
         ml_ctr(**values)
+
+
+# --------------------------------------------------------------------------- ctr_log
+
+CRITEO = SAMPLES / "criteo_sample.txt"
+AVAZU = SAMPLES / "avazu_sample.txt"
+MOVIELENS = SAMPLES / "movielens_sample.txt"
+ML_SAMPLE = dict(
+    name="ctr_log", path=str(MOVIELENS), label="rating", label_threshold=4,
+    user_column="user_id", item_column="movie_id", timestamp="timestamp",
+    categorical=["gender", "age", "occupation", "zip"], multi_categorical={"genres": "|"},
+    text=["title"], user_features=["gender", "age", "occupation", "zip"],
+    item_features=["genres", "title"], hist_len=10)
+
+
+def preset(name: str, **values) -> Dataset:
+    """Load a preset through its YAML file, as `recframe run dataset=<name>` would."""
+    conf = OmegaConf.load(CONF / f"{name}.yaml")
+    conf.merge_with(values)
+    return {"criteo": plugin.load_criteo, "avazu": plugin.load_avazu}[name](conf)
+
+
+def log(**values) -> Dataset:
+    return plugin.load_ctr_log(cfg(**{"name": "ctr_log", **values}))
+
+
+def write(tmp_path: Path, text: str, name: str = "log.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@needs_samples
+@pytest.mark.parametrize("name, md5", [
+    ("criteo_sample.txt", "3b73e8dc06d0c13d783fa6aca2f12a23"),
+    ("avazu_sample.txt", "4161073bccda5174c2a11aa7ab16d6fb"),
+    ("movielens_sample.txt", "ab08162b458316ad41823c30ec4c4212")])
+def test_sample_files_match_the_published_checksums(name, md5):
+    from recframe_datasets.ctr_log import KNOWN_CHECKSUMS
+    from recframe_datasets.fingerprint import md5_file
+
+    assert KNOWN_CHECKSUMS[name] == md5 == md5_file(SAMPLES / name)
+
+
+@needs_samples
+def test_criteo_preset_reads_the_sample(monkeypatch):
+    monkeypatch.setenv("RECFRAME_DATA_DIR", str(DATA))
+    ds = preset("criteo")
+    df = ds.interactions
+    assert ds.name == "criteo" and len(df) == 200 and ds.meta["verified"] is True
+    assert ds.meta["id_fields"] is False and ds.meta["ordered"] is True
+    assert (df[USER] == 0).all() and (df[ITEM] == 0).all()
+    assert ds.users is None and ds.items is None
+    fields = check_schema(ds)
+    numeric = [f for f in fields if f["kind"] == "numeric"]
+    categorical = [f for f in fields if f["kind"] == "categorical"]
+    assert [f["name"] for f in numeric] == [f"I{i}" for i in range(1, 14)]
+    assert {f["normalize"] for f in numeric} == {"log"}
+    assert [f["name"] for f in categorical] == [f"C{i}" for i in range(1, 27)]
+    assert {f["min_count"] for f in categorical} == {10} and {f["owner"] for f in fields} == {
+        "context"}
+    assert df["I1"].dtype == np.float64 and df["I1"].isna().any() and (df["I2"] < 0).any()
+    assert abs(ds.meta["label_rate"] - 0.245) < 1e-12  # 49 clicks in 200 rows
+    assert df["C1"].iloc[0] == "05db9164" and df["C19"].isna().iloc[0]
+
+
+@needs_samples
+def test_criteo_header_less_tsv_reads_like_the_csv(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECFRAME_DATA_DIR", str(DATA))
+    lines = CRITEO.read_text().splitlines()[1:]
+    raw = write(tmp_path, "\n".join(line.replace(",", "\t") for line in lines) + "\n",
+                "train.txt")
+    ds = preset("criteo", path=str(raw), format="tsv", header=False)
+    pd.testing.assert_frame_equal(ds.interactions, preset("criteo").interactions)
+    assert ds.meta["verified"] is None  # not a known file name
+    with pytest.raises(ConfigError, match="list every column in `dataset.names`"):
+        preset("criteo", path=str(raw), format="tsv", header=False, numeric=["I1"])
+
+
+@needs_samples
+def test_avazu_preset_derives_hour_fields(monkeypatch):
+    monkeypatch.setenv("RECFRAME_DATA_DIR", str(DATA))
+    ds = preset("avazu")
+    df = ds.interactions
+    assert ds.meta["verified"] is True and ds.meta["id_fields"] is False
+    assert "id" not in df.columns and "hour" not in df.columns and len(df) == 100
+    assert abs(df[LABEL].mean() - ds.meta["label_rate"]) < 1e-12 and 0 < df[LABEL].mean() < 1
+    # 14102100 = 2014-10-21 (a Tuesday), 00h UTC
+    assert (df[TIMESTAMP] == 1413849600).all()
+    assert (df["hour_of_day"] == 0).all() and (df["weekday"] == 1).all()
+    fields = {f["name"]: f for f in check_schema(ds)}
+    assert fields["hour_of_day"]["kind"] == fields["weekday"]["kind"] == "categorical"
+    assert len(fields) == 23 and fields["device_ip"]["min_count"] == 5
+
+
+def test_preset_yaml_files_match_the_python_presets(monkeypatch):
+    from recframe_datasets.ctr_log import CONFIG_KEYS, PRESETS
+
+    monkeypatch.setenv("RECFRAME_DATA_DIR", "/data")
+    for name, values in PRESETS.items():
+        conf = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"), resolve=True)
+        assert conf["name"] == name and set(conf) == set(CONFIG_KEYS)
+        assert conf["path"].startswith("/data/ctr-samples/")
+        for key, value in values.items():
+            assert conf[key] == value, (name, key)
+    assert set(OmegaConf.load(CONF / "ctr_log.yaml")) == set(CONFIG_KEYS)
+
+
+@needs_samples
+def test_movielens_sample_with_users_items_and_history():
+    ds = plugin.load_ctr_log(cfg(**ML_SAMPLE))
+    df = ds.interactions
+    assert list(df.columns) == [USER, ITEM, LABEL, TIMESTAMP]  # rating consumed by the label
+    assert ds.meta["id_fields"] is True and "ordered" not in ds.meta
+    assert list(ds.users.columns) == ["gender", "age", "occupation", "zip"]
+    assert list(ds.items.columns) == ["genres", "title"]
+    assert set(df[USER]) == set(ds.users.index) and set(df[ITEM]) == set(ds.items.index)
+    raw = pd.read_csv(MOVIELENS)
+    assert (df[LABEL].to_numpy() == (raw.rating >= 4).to_numpy()).all()
+    fields = {f["name"]: f for f in check_schema(ds)}
+    assert fields["genres"] == {"name": "genres", "kind": "multi_categorical", "owner": "item",
+                                "sep": "|", "min_count": 1,
+                                "max_len": int(raw.genres.str.count("[|]").max() + 1)}
+    assert fields["age"]["owner"] == "user" and fields["title"]["kind"] == "text"
+    assert fields["hist"] == {"name": "hist", "kind": "sequence", "owner": "context",
+                              "shares": ITEM, "max_len": 10}
+
+
+@needs_samples
+def test_ctr_log_is_deterministic_and_passes_the_dataset_checks(monkeypatch):
+    from recframe.testing import check_dataset
+
+    monkeypatch.setenv("RECFRAME_DATA_DIR", str(DATA))
+    check_dataset("ctr_log", cfg(**ML_SAMPLE))
+    check_dataset("criteo", OmegaConf.load(CONF / "criteo.yaml"))
+    a, b = plugin.load_ctr_log(cfg(**ML_SAMPLE)), plugin.load_ctr_log(cfg(**ML_SAMPLE))
+    assert a.meta["fingerprint"] == b.meta["fingerprint"]
+    c = plugin.load_ctr_log(cfg(**{**ML_SAMPLE, "label_threshold": 5}))
+    assert c.meta["fingerprint"] != a.meta["fingerprint"]
+
+
+HEADER = "label,n,c,tags\n"
+
+
+def test_label_not_binary_names_file_line_and_values(tmp_path):
+    path = write(tmp_path, HEADER + "0,1,a,x|y\n1,2,b,x\n2,3,c,y\n1,,a,\n")
+    with pytest.raises(DataError) as err:
+        log(path=str(path), numeric=["n"], categorical=["c"])
+    msg = str(err.value)
+    assert str(path) in msg and "line 4" in msg and "'2'" in msg
+    assert "values found: '0', '1', '2'" in msg and "label_threshold" in msg
+
+
+def test_label_threshold_turns_scores_into_labels(tmp_path):
+    path = write(tmp_path, HEADER + "0,1,a,x|y\n1,2,b,x\n2,3,c,y\n5,,a,\n")
+    ds = log(path=str(path), label_threshold=2, numeric=["n"], categorical=["c"],
+             multi_categorical={"tags": "|"})
+    assert ds.interactions[LABEL].tolist() == [0, 0, 1, 1]
+    assert ds.interactions["n"].isna().tolist() == [False, False, False, True]
+    assert {f["name"]: f.get("max_len") for f in ds.meta["fields"]}["tags"] == 2
+
+
+def test_all_one_class_is_an_error(tmp_path):
+    path = write(tmp_path, HEADER + "0,1,a,x\n0,2,b,x\n")
+    with pytest.raises(DataError, match=r"every one of the 2 rows has label 0 \(column 'label'"):
+        log(path=str(path))
+
+
+@pytest.mark.parametrize("values, error, match", [
+    ({"label": "lable"}, DataError, r"column 'lable' \(`dataset.label`\) not found.*"
+                                    r"Did you mean 'label'"),
+    ({"categorical": ["cc"]}, DataError, r"`dataset.categorical`\) not found.*Did you mean 'c'"),
+    ({"numeric": ["c"]}, DataError, r"line 2: numeric column 'c' holds 'a'"),
+    ({"multi_categorical": {"tags": None}}, ConfigError,
+     r"'tags' holds strings \(e.g. 'x\|y'\) but has no separator.*\{tags: '\|'\}"),
+    ({"multi_categorical": ["tags"]}, ConfigError, r"map each column to its separator"),
+    ({"numeric": ["n"], "categorical": ["n"]}, ConfigError, "used twice"),
+    ({"user_column": "c"}, ConfigError, "set both"),
+    ({"user_column": "c", "item_column": "n", "hist_len": 5}, ConfigError,
+     "needs a time order"),
+    ({"hist_len": 5}, ConfigError, "needs `dataset.user_column`"),
+    ({"categorical": "c"}, ConfigError, "must be a list of column names"),
+    ({"normalize": "logg"}, ConfigError, "Did you mean 'log'"),
+    ({"min_count": 0}, ConfigError, "min_count"),
+    ({"lable": "label"}, ConfigError, "Did you mean 'label'"),
+    ({"categorical": ["timestamp"]}, ConfigError, "reserves"),
+    ({"user_features": ["c"]}, ConfigError, "needs `dataset.user_column`"),
+    ({"hour_column": "c"}, DataError, r"line 2: `dataset.hour_column` 'c' holds 'a'; "
+                                      r"expected YYMMDDHH"),
+    ({"path": None}, ConfigError, "`dataset.path` is required"),
+    ({"path": "nowhere.csv"}, DataError, "file not found"),
+    ({"categorical": ["c"], "fields": [{"name": "c", "normalize": "log"}]}, ConfigError,
+     "option 'normalize' does not apply to a categorical field"),
+    ({"fields": [{"name": "z", "kind": "numeric"}]}, DataError, "no frame has a column 'z'"),
+])
+def test_ctr_log_bad_input(tmp_path, values, error, match):
+    path = write(tmp_path, HEADER + "0,1,a,x|y\n1,2,b,x\n")
+    with pytest.raises(error, match=match):
+        log(**{"path": str(path), **values})
+
+
+def test_user_feature_must_be_constant_per_user(tmp_path):
+    path = write(tmp_path, "label,u,i,age\n0,1,10,20\n1,1,11,21\n")
+    with pytest.raises(DataError, match=r"user_id 1 has several values of 'age' "
+                                        r"\('20', '21'; lines \[2, 3\]\)"):
+        log(path=str(path), user_column="u", item_column="i", categorical=["age"],
+            user_features=["age"])
+    ok = log(path=str(path), user_column="u", item_column="i", categorical=["age"])
+    assert {f["name"]: f["owner"] for f in ok.meta["fields"]} == {"age": "context"}

@@ -39,6 +39,27 @@ def load_ml100k_ctr(cfg: Any) -> Dataset:
     return load(cfg)
 
 
+def load_ctr_log(cfg: Any) -> Dataset:
+    """Load a Criteo/Avazu-style click log (see :mod:`recframe_datasets.ctr_log`)."""
+    from .ctr_log import load_ctr_log as load
+
+    return load(cfg)
+
+
+def load_criteo(cfg: Any) -> Dataset:
+    """``ctr_log`` with the Criteo columns (see :data:`recframe_datasets.ctr_log.PRESETS`)."""
+    from .ctr_log import load_preset
+
+    return load_preset("criteo", cfg)
+
+
+def load_avazu(cfg: Any) -> Dataset:
+    """``ctr_log`` with the Avazu columns (see :data:`recframe_datasets.ctr_log.PRESETS`)."""
+    from .ctr_log import load_preset
+
+    return load_preset("avazu", cfg)
+
+
 @hookimpl
 def recframe_register_datasets(registry: Any) -> None:
     """Register ``ml-100k``, ``csv``, ``synthetic`` and the click logs."""
@@ -62,4 +83,20 @@ def recframe_register_datasets(registry: Any) -> None:
         name="ml-100k-ctr", load=load_ml100k_ctr,
         description="MovieLens 100K as labeled impressions (label = rating >= threshold), "
                     "with user/item feature fields and a history sequence field",
+    ))
+    registry.add(DatasetSpec(
+        name="ctr_log", load=load_ctr_log,
+        description="A click log (Criteo/Avazu layout: one impression per line, a 0/1 label "
+                    "column, numeric/categorical/multi-valued feature columns) from CSV/TSV/"
+                    "Parquet",
+    ))
+    registry.add(DatasetSpec(
+        name="criteo", load=load_criteo,
+        description="Criteo display-ads click log (label, I1..I13 numeric, C1..C26 hashed "
+                    "categoricals); ctr_log with Criteo's columns",
+    ))
+    registry.add(DatasetSpec(
+        name="avazu", load=load_avazu,
+        description="Avazu mobile-ads click log (click, hour -> hour_of_day/weekday, 21 "
+                    "categoricals); ctr_log with Avazu's columns",
     ))
