@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from recframe.data.fields import FieldSpec
 from recframe.eval.evaluator import GlobalInput, MetricInput
+from recframe.eval.pointwise import PointwiseInput
 from recframe.plugin import hookspecs, specs
 
 START = "<!-- hook-reference:start -->"
@@ -28,7 +30,9 @@ END = "<!-- hook-reference:end -->"
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 SPEC_CLASSES: tuple[type, ...] = (specs.DatasetSpec, specs.PreprocessorSpec,
                                   specs.SplitterSpec, specs.ModelSpec, specs.MetricSpec)
-INPUT_CLASSES: tuple[type, ...] = (MetricInput, GlobalInput)
+INPUT_CLASSES: tuple[type, ...] = (MetricInput, GlobalInput, PointwiseInput)
+#: what feature-aware models read from ``DataInfo.fields``
+DATA_CLASSES: tuple[type, ...] = (FieldSpec,)
 _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
 
 
@@ -111,8 +115,13 @@ def hook_reference() -> str:
     for cls in SPEC_CLASSES:
         lines += _dataclass_section(cls)
     lines += ["### Metric inputs", "", "What a metric function receives "
-              "(`recframe.api.MetricInput`, `recframe.api.GlobalInput`).", ""]
+              "(`recframe.api.MetricInput`, `recframe.api.GlobalInput`; under the CTR "
+              "protocol `recframe.api.PointwiseInput`).", ""]
     for cls in INPUT_CLASSES:
+        lines += _dataclass_section(cls)
+    lines += ["### Fields", "", "What a feature-aware model reads from `DataInfo.fields` "
+              "(`recframe.api.FieldSpec`; the encodings are in `recframe.data.fields`).", ""]
+    for cls in DATA_CLASSES:
         lines += _dataclass_section(cls)
     return "\n".join(lines).rstrip() + "\n"
 
