@@ -301,3 +301,28 @@ def test_plugin_manager_registers_the_splitters():
         assert name in pm.splitters
         assert pm.splitters.plugin_of(name) == "splitters"
         assert pm.splitters.get(name).build is build
+
+
+def test_random_split_as_one_pool_of_rows():
+    """per_user=false (click logs): the ratios hold over all rows, not within users."""
+    import numpy as np
+    import pandas as pd
+    from omegaconf import OmegaConf
+
+    from recframe.api import Dataset
+    from recframe_splitters.random_split import build_random
+
+    df = pd.DataFrame({"user_id": np.r_[np.zeros(990, int), np.arange(1, 11)],
+                       "item_id": np.arange(1000)})
+    cfg = OmegaConf.create({"ratios": [0.8, 0.1, 0.1], "seed": 3, "per_user": False})
+    split = build_random(cfg)(Dataset(df))
+    parts = [set(p.interactions["item_id"]) for p in (split.train, split.valid, split.test)]
+    assert [len(p) for p in parts] == [800, 100, 100]
+    assert set.union(*parts) == set(range(1000)) and not (parts[0] & parts[2])
+    # one-row users land in held-out parts too (per-user splitting would keep them in train)
+    singles = set(range(990, 1000))
+    assert singles - parts[0]
+    again = build_random(cfg)(Dataset(df))
+    assert set(again.test.interactions["item_id"]) == parts[2]
+    with pytest.raises(Exception, match="per_user must be true or false"):
+        build_random(OmegaConf.create({"ratios": [0.8, 0.1, 0.1], "per_user": "no"}))

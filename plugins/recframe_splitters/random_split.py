@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from recframe.api import Dataset, Split, lexsort_stable
+from recframe.api import ConfigError, Dataset, Split, lexsort_stable
 from recframe_splitters._common import (
     TEST,
     TRAIN,
@@ -44,6 +44,16 @@ def holdout_sizes(sizes: np.ndarray, valid: float, test: float) -> tuple[np.ndar
     return n_valid, n_test
 
 
+def _pooled_parts(n: int, valid: float, test: float, seed: int) -> np.ndarray:
+    """Train/valid/test labels for ``n`` rows shuffled as one pool."""
+    n_valid, n_test = holdout_sizes(np.array([n]), valid, test)
+    order = np.random.default_rng(seed).permutation(n)
+    part = np.full(n, TRAIN, dtype=np.int8)
+    part[order[n - int(n_test[0]):]] = TEST
+    part[order[n - int(n_test[0]) - int(n_valid[0]): n - int(n_test[0])]] = VALID
+    return part
+
+
 def build_random(cfg: Any) -> Any:
     """Per-user random split.
 
@@ -52,14 +62,23 @@ def build_random(cfg: Any) -> Any:
             summing to 1. Applied per user with :func:`holdout_sizes`.
         seed (int >= 0, default 0): the shuffle seed. The same data and seed
             give the same split.
+        per_user (bool, default true): false splits the rows as one pool (each
+            row lands in train/valid/test with the ratios' shares, rounded half
+            up), as click-log (CTR) studies do, so a user may be absent from
+            train; true applies the ratios within each user.
     """
-    check_keys(cfg, "random", ("ratios", "seed"))
+    check_keys(cfg, "random", ("ratios", "seed", "per_user"))
     _, valid, test = get_ratios(cfg, "random")
     seed = get_int(cfg, "seed", 0, "random")
+    per_user = cfg.get("per_user", True)
+    if not isinstance(per_user, bool):
+        raise ConfigError(f"split.per_user must be true or false, got {per_user!r}")
 
     def random_split(ds: Dataset) -> Split:
         require_rows(ds, "random")
         df = ds.interactions
+        if not per_user:
+            return make_split(ds, _pooled_parts(len(df), valid, test, seed), "random")
         codes = user_codes(df)
         keys = np.random.default_rng(seed).random(len(df))
         order = lexsort_stable((keys, codes))  # by user, shuffled within each user
