@@ -181,6 +181,29 @@ class RecData:
             self._tables[owner] = table
         return self._tables[owner]
 
+    def multi_hot(self, owner: str, names: list[str] | tuple[str, ...] | None = None
+                  ) -> tuple[sp.csr_matrix, list[str]]:
+        """The ``owner``'s (``user``/``item``) multi-valued fields as one 0/1 CSR
+        ``[n, sum of vocabularies]`` (padding and out-of-vocabulary codes get no
+        column), and the field names in column order. ``names``: which fields
+        (default: every multi-valued field of the owner)."""
+        specs = [f for f in self.info.fields
+                 if f.owner == owner and f.kind == "multi_categorical"
+                 and (names is None or f.name in names)]
+        n = self.info.n_users if owner == "user" else self.info.n_items
+        table = self.field_table(owner)
+        blocks = []
+        for f in specs:
+            codes = table[f.name]
+            rows, cols = np.nonzero(codes >= 2)
+            m = sp.csr_matrix((np.ones(len(rows), dtype=np.float32),
+                               (rows, codes[rows, cols] - 2)), shape=(n, f.vocab_size - 2))
+            m.sum_duplicates()
+            m.data[:] = 1.0
+            blocks.append(m)
+        matrix = sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((n, 0))
+        return matrix, [f.name for f in specs]
+
     def _train_sequences(self) -> dict[str, np.ndarray]:
         encoder = self.field_encoder
         seqs = [d for d in encoder.decls if d.kind == "sequence"] if encoder else []
@@ -194,12 +217,12 @@ class RecData:
             users = np.repeat(np.arange(self.info.n_users), np.diff(indptr))
             # every train event is "before" a virtual row at the end of the user's history
             times = np.arange(len(items), dtype=np.int64)
-            ends = np.zeros(self.info.n_users, dtype=bool)
+            virtual = np.ones(self.info.n_users, dtype=bool)  # one query row per user
             all_users = np.concatenate([users, np.arange(self.info.n_users)])
             all_times = np.concatenate([times, np.full(self.info.n_users, len(items) + 1)])
             all_codes = np.concatenate([codes, np.zeros(self.info.n_users, dtype=np.int64)])
-            positive = np.concatenate([np.ones(len(items), bool), ends])
-            target = np.concatenate([np.zeros(len(items), bool), ~ends])
+            positive = np.concatenate([np.ones(len(items), bool), ~virtual])
+            target = np.concatenate([np.zeros(len(items), bool), virtual])
             out[d.name] = history_before(all_users, all_times, all_codes, positive, target,
                                          length)
         return out
@@ -209,12 +232,16 @@ class RecData:
         return np.asarray(self.train.sum(axis=0)).ravel()
 
 
-def _feature_frame(frame: pd.DataFrame | None, ids: pd.Index, key: str
+def _feature_frame(frame: pd.DataFrame | None, ids: pd.Index, key: str,
+                   skip: set[str] | frozenset[str] = frozenset()
                    ) -> tuple[pd.DataFrame | None, tuple[FeatureSpec, ...]]:
     if frame is None or frame.empty:
         return None, ()
     if frame.index.name != key and key in frame.columns:
         frame = frame.set_index(key)
+    frame = frame[[c for c in frame.columns if c not in skip]]
+    if frame.columns.empty:
+        return None, ()
     frame = frame[~frame.index.duplicated(keep="last")]
     aligned = frame.reindex(ids)
     specs: list[FeatureSpec] = []
@@ -298,11 +325,13 @@ def encode(split: Split, *, fields: Any = None, with_fields: bool = False) -> Re
             "dropped %d valid and %d test interactions of users with no training history",
             dropped["valid"], dropped["test"],
         )
-    items, item_specs = _feature_frame(split.train.items, item_ids, ITEM)
-    users, user_specs = _feature_frame(split.train.users, user_ids, USER)
+    decls = declared_fields(split.train, fields)
+    # multi-valued columns are fields only (not one categorical value of the joined list)
+    multi = {d.column for d in decls if d.kind == "multi_categorical"}
+    items, item_specs = _feature_frame(split.train.items, item_ids, ITEM, multi)
+    users, user_specs = _feature_frame(split.train.users, user_ids, USER, multi)
     encoder = None
     if labeled or with_fields:
-        decls = declared_fields(split.train, fields)
         encoder = FieldEncoder(decls, split.train.source or split.train.name).fit(split.train)
     labeled_rows = (_labeled_rows(full_parts, encoder, user_ids, item_ids, has_ts)
                     if labeled and encoder is not None else {})
