@@ -13,6 +13,14 @@ from omegaconf import OmegaConf
 from recframe.api import ITEM, LABEL, TIMESTAMP, USER, ConfigError, DataError, Dataset
 from recframe.data import fields as core_fields
 from recframe_datasets import ctr_fields, plugin
+from recframe_datasets.synthetic_ctr import (
+    SyntheticCTRParams,
+    auc,
+    bayes_optimal,
+    binary_entropy,
+    generate,
+    population_auc,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RECFRAME_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -70,11 +78,11 @@ def test_plugin_registers_the_click_logs():
 
     plugin.recframe_register_datasets(Collect())
     names = {s.name: s for s in specs}
-    for name in ("ml-100k-ctr", "ctr_log", "criteo", "avazu"):
+    for name in CTR_NAMES:
         assert name in names and names[name].description
 
 
-@pytest.mark.parametrize("name", ["ml-100k-ctr", "ctr_log", "criteo", "avazu"])
+@pytest.mark.parametrize("name", CTR_NAMES)
 def test_config_files_name_registry_key_and_comment_every_key(name):
     path = CONF / f"{name}.yaml"
     assert OmegaConf.load(path).name == name
@@ -348,3 +356,142 @@ def test_user_feature_must_be_constant_per_user(tmp_path):
             user_features=["age"])
     ok = log(path=str(path), user_column="u", item_column="i", categorical=["age"])
     assert {f["name"]: f["owner"] for f in ok.meta["fields"]} == {"age": "context"}
+
+
+# --------------------------------------------------------------------------- synthetic_ctr
+
+SMALL = dict(n_users=200, n_items=80, n_rows=4000)
+
+
+def test_synthetic_ctr_yaml_loads_with_schema_and_bayes_optimal():
+    ds = plugin.load_synthetic_ctr(OmegaConf.load(CONF / "synthetic_ctr.yaml"))
+    df = ds.interactions
+    assert len(df) == 60_000 and df[USER].nunique() == 2000 and ds.name == "synthetic_ctr"
+    assert list(df.columns) == [USER, ITEM, LABEL, TIMESTAMP, "device", "daypart"]
+    assert df[TIMESTAMP].is_monotonic_increasing and df.index.equals(pd.RangeIndex(60_000))
+    assert not df.groupby(USER)[TIMESTAMP].apply(lambda t: t.duplicated().any()).any()
+    fields = {f["name"]: (f["kind"], f["owner"]) for f in check_schema(ds)}
+    assert fields == {"segment": ("categorical", "user"), "region": ("categorical", "user"),
+                      "category": ("categorical", "item"), "price": ("numeric", "item"),
+                      "device": ("categorical", "context"), "daypart": ("categorical", "context"),
+                      "hist": ("sequence", "context")}
+    assert 0.1 < df[LABEL].mean() == ds.meta["click_rate"] < 0.4
+    p = ds.meta["true_probability"]
+    assert p.shape == (60_000,) and p.dtype == np.float64
+    best = ds.meta["bayes_optimal"]
+    assert best == bayes_optimal(p, df[LABEL].to_numpy())
+    assert 0.75 < best["auc"] < 0.9 and abs(best["auc_realized"] - best["auc"]) < 0.01
+    assert abs(best["logloss_realized"] - best["logloss"]) < 0.01
+    # daypart is the quarter of the day of the timestamp
+    quarter = (df[TIMESTAMP] // 3600 % 24 // 6).to_numpy()
+    assert (np.array(["night", "morning", "afternoon", "evening"])[quarter] == df.daypart).all()
+
+
+def test_synthetic_ctr_is_deterministic_per_seed():
+    a, b = generate(SyntheticCTRParams(**SMALL)), generate(SyntheticCTRParams(**SMALL))
+    for key in ("interactions", "users", "items"):
+        pd.testing.assert_frame_equal(getattr(a, key), getattr(b, key))
+    assert np.array_equal(a.meta["true_probability"], b.meta["true_probability"])
+    assert a.meta["fingerprint"] == b.meta["fingerprint"]
+    c = generate(SyntheticCTRParams(**SMALL, seed=1))
+    assert not c.interactions.equals(a.interactions)
+    assert c.meta["fingerprint"] != a.meta["fingerprint"]
+
+
+def test_true_probability_follows_rows_through_subsets():
+    ds = generate(SyntheticCTRParams(**SMALL))
+    p = ds.meta["true_probability"]
+    part = ds.interactions.sample(frac=0.3, random_state=0)  # keeps the index labels
+    got = bayes_optimal(p[part.index], part[LABEL])
+    assert got["auc_realized"] == auc(p[part.index], part[LABEL].to_numpy())
+    assert got["logloss"] == pytest.approx(binary_entropy(p[part.index]).mean())
+    # the label rate follows p: a calibration check of the stored probabilities
+    y = ds.interactions[LABEL].to_numpy()
+    for lo, hi in ((0, 0.1), (0.1, 0.3), (0.3, 1)):
+        sel = (p >= lo) & (p < hi)
+        se = np.sqrt(np.sum(p[sel] * (1 - p[sel]))) / sel.sum()
+        assert abs(y[sel].mean() - p[sel].mean()) < 4 * se
+
+
+def test_planted_terms_show_in_the_bayes_auc():
+    full = generate(SyntheticCTRParams(**SMALL, sequence_effect=0.0)).meta["bayes_optimal"]
+    flat = generate(SyntheticCTRParams(**SMALL, sequence_effect=0.0,
+                                       interactions="none")).meta["bayes_optimal"]
+    assert full["auc"] > flat["auc"] + 0.03 and flat["auc"] > 0.6
+
+
+def test_sequence_effect_uses_the_earlier_clicks_only():
+    """true logit(effect e) - true logit(effect 0) == e x the share of the user's last
+    `seq_window` clicks (earlier rows, label 1) whose item has the row item's category."""
+    params = dict(SMALL, seq_window=3)
+    ds = generate(SyntheticCTRParams(**params, sequence_effect=1.5))
+    base = generate(SyntheticCTRParams(**params, sequence_effect=0.0))
+    diff = (ds.meta["true_logit"] - base.meta["true_logit"]) / 1.5
+    df = ds.interactions.assign(cat=ds.items.category.loc[ds.interactions[ITEM]].to_numpy())
+    share = np.zeros(len(df))
+    for _, rows in df.groupby(USER):  # a plain re-implementation, row by row
+        clicked: list[str] = []
+        for idx, cat, label in zip(rows.index, rows.cat, rows[LABEL], strict=True):
+            last = clicked[-3:]
+            share[idx] = sum(c == cat for c in last) / 3
+            if label:
+                clicked.append(cat)
+    assert np.allclose(diff, share, atol=1e-12) and share.max() == 1.0
+
+
+def test_population_auc_is_exact_by_brute_force_and_monte_carlo():
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.uniform(0.02, 0.9, 37), [0.3] * 8, [0.7] * 5])  # with ties
+    n = len(p)
+    # brute force over ordered pairs i != j
+    w = p[:, None] * (1 - p[None, :])
+    right = (p[:, None] > p[None, :]) + 0.5 * (p[:, None] == p[None, :])
+    off = ~np.eye(n, dtype=bool)
+    exact = float((w * right)[off].sum() / w[off].sum())
+    assert population_auc(p) == pytest.approx(exact, abs=1e-12)
+    assert bayes_optimal(p)["auc"] == pytest.approx(exact, abs=1e-12)
+    # Monte Carlo: draw a clicked row ~ p and a non-clicked row ~ 1 - p (distinct rows)
+    m = 400_000
+    i = rng.choice(n, size=m, p=p / p.sum())
+    j = rng.choice(n, size=m, p=(1 - p) / (1 - p).sum())
+    keep = i != j
+    mc = right[i[keep], j[keep]]
+    assert abs(mc.mean() - exact) < 4 * mc.std() / np.sqrt(keep.sum())
+    # and by simulating whole label vectors: the mean realised AUC approaches it
+    y = rng.random((4000, n)) < p
+    realised = np.array([auc(p, row) for row in y[y.any(1) & ~y.all(1)]])
+    assert abs(realised.mean() - exact) < 0.01
+    # expected LogLoss = mean binary entropy, against simulated labels
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    losses = -(y * np.log(q) + (1 - y) * np.log1p(-q)).mean(axis=1)
+    se = losses.std() / np.sqrt(len(losses))
+    assert abs(losses.mean() - bayes_optimal(p)["logloss"]) < 4 * se
+
+
+def test_realised_auc_matches_pair_counting():
+    rng = np.random.default_rng(1)
+    s = rng.integers(0, 5, 60).astype(float)  # many ties
+    y = rng.random(60) < 0.4
+    pairs = [(a > b) + 0.5 * (a == b) for a in s[y] for b in s[~y]]
+    assert auc(s, y) == pytest.approx(np.mean(pairs), abs=1e-12)
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"interactions": "triple"}, "interactions must be pairwise or none"),
+    ({"n_rows": 10, "n_users": 20}, "n_rows must be >= n_users"),
+    ({"click_rate": 1.5}, "click_rate must be in"),
+    ({"seq_window": 0}, "seq_window must be >= 1"),
+    ({"n_user": 10}, "Did you mean 'n_users'"),
+    ({"rank": 2.5}, "dataset.rank"),
+    ({"fields": [{"name": "price", "normalize": "cube"}]}, "normalize"),
+])
+def test_synthetic_ctr_bad_config(values, match):
+    with pytest.raises(ConfigError, match=match):
+        plugin.load_synthetic_ctr(cfg(**{"name": "synthetic_ctr", **SMALL, **values}))
+
+
+def test_synthetic_ctr_field_overrides():
+    ds = plugin.load_synthetic_ctr(cfg(name="synthetic_ctr", **SMALL, hist_len=0,
+                                       fields=[{"name": "price", "buckets": 4}]))
+    fields = {f["name"]: f for f in check_schema(ds)}
+    assert "hist" not in fields and fields["price"]["buckets"] == 4

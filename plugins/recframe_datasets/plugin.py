@@ -60,6 +60,13 @@ def load_avazu(cfg: Any) -> Dataset:
     return load_preset("avazu", cfg)
 
 
+def load_synthetic_ctr(cfg: Any) -> Dataset:
+    """Generate a planted click log (see :mod:`recframe_datasets.synthetic_ctr`)."""
+    from .synthetic_ctr import load_synthetic_ctr as load
+
+    return load(cfg)
+
+
 @hookimpl
 def recframe_register_datasets(registry: Any) -> None:
     """Register ``ml-100k``, ``csv``, ``synthetic`` and the click logs."""
@@ -99,4 +106,10 @@ def recframe_register_datasets(registry: Any) -> None:
         name="avazu", load=load_avazu,
         description="Avazu mobile-ads click log (click, hour -> hour_of_day/weekday, 21 "
                     "categoricals); ctr_log with Avazu's columns",
+    ))
+    registry.add(DatasetSpec(
+        name="synthetic_ctr", load=load_synthetic_ctr,
+        description="Deterministic generated click log from a planted logistic model "
+                    "(first-order, low-rank pairwise and sequence effects) with its "
+                    "Bayes-optimal AUC/LogLoss",
     ))
