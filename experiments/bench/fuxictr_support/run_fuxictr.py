@@ -13,13 +13,14 @@ is imported)::
 - ``label`` (column name, default ``label``) and ``fields``: a list of
   ``{"name", "type"}`` with type ``categorical`` (strings), ``numeric`` (floats, may be
   empty) or ``sequence`` (multi-valued strings joined by ``splitter``, default ``^``;
-  optional ``max_len``); optional ``min_categr_count`` (default 1);
+  optional ``max_len``); optional ``min_categr_count`` (default 1); a numeric field
+  may set ``normalizer`` (``null``: the values are used as they are);
 - ``model`` (``lr``, ``fm``, ``deepfm``, ``dcnv2``), ``embedding_dim``, ``batch_size``,
   ``lr`` (Adam), ``epochs``, ``seed``, ``threads`` (torch threads of this process);
 - ``model_params``: extra keyword arguments of the model (``hidden_units``,
   ``parallel_dnn_hidden_units``, ``num_cross_layers``, ``net_dropout``, ...);
-- ``numeric_normalizer``: FuxiCTR's normalizer of numeric fields (default
-  ``StandardScaler``);
+- ``numeric_normalizer``: FuxiCTR's normalizer of numeric fields without their own
+  ``normalizer`` (default ``StandardScaler``);
 - ``breakdown`` (default true): after the test evaluation, time the training data loader
   alone (one pass, no model) and the model alone (``train_step`` over batches collected
   beforehand, one epoch); ``profile`` (default false): then run one more epoch under
@@ -44,7 +45,8 @@ validation turned off) and times each call.
 
 Missing numeric values are filled with the train part's mean before FuxiCTR's
 ``StandardScaler`` (FuxiCTR's own ``fill_na``, whose default of 0.0 would put an
-unknown release year at year 0), so they become 0 after scaling.
+unknown release year at year 0), so they become 0 after scaling; without a
+normalizer they are filled with 0.
 
 The result file holds test (and validation) AUC and log loss, every epoch's wall
 seconds and training rows per second, the seconds each epoch waited on the data
@@ -157,8 +159,10 @@ def feature_cols(spec: dict[str, Any], train_csv: Path) -> list[dict[str, Any]]:
         if f["type"] == "categorical":
             col.update(dtype="str", min_categr_count=f.get("min_categr_count", 1))
         elif f["type"] == "numeric":
-            col.update(dtype="float", fill_na=means[f["name"]],
-                       normalizer=spec.get("numeric_normalizer", "StandardScaler"))
+            normalizer = f.get("normalizer", spec.get("numeric_normalizer", "StandardScaler"))
+            col.update(dtype="float", fill_na=means[f["name"]] if normalizer else 0.0)
+            if normalizer:
+                col["normalizer"] = normalizer
         elif f["type"] == "sequence":
             col.update(dtype="str", splitter=f.get("splitter", "^"), padding="post",
                        min_categr_count=f.get("min_categr_count", 1))
