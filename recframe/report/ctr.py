@@ -211,8 +211,10 @@ def method_notes() -> list[str]:
         f"{DEFAULT_CTR_BASELINE} model.",
         "Paired tests of CTR metrics use the per-user values of per_user.parquet (per-user "
         "AUC for gauc, per-user LogLoss for logloss); a user whose value is NaN in either "
-        "configuration (one class only) is dropped from that pair. AUC and ECE are global: "
-        "no paired test.",
+        "configuration (one class only) is dropped from that pair. Each user counts once, "
+        "so these tests compare unweighted per-user means, whereas GAUC weights users by "
+        "impressions and LogLoss averages over impressions. AUC and ECE are global: no "
+        "paired test.",
         "Reliability diagrams: each group's calibration.json tables pooled over seeds "
         "(counts summed, bin means weighted by counts).",
         "Lower is better for the CTR metrics: "
