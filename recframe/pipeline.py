@@ -233,7 +233,8 @@ def check_compatible(model: ModelSpec, data: RecData) -> None:
     problems = []
     if "timestamps" in model.needs and not info.has_timestamps:
         problems.append("timestamps (add a timestamp column: dataset.columns.timestamp)")
-    if "item_features" in model.needs and not info.item_features:
+    item_fields = [f for f in info.fields if f.owner == "item" and f.name != "item_id"]
+    if "item_features" in model.needs and not info.item_features and not item_fields:
         problems.append("item features (set dataset.item_features)")
     if "user_features" in model.needs and not info.user_features:
         problems.append("user features (set dataset.user_features)")

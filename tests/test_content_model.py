@@ -427,6 +427,32 @@ def test_registered_with_family_and_needs():
     from recframe.plugin.manager import default_manager
 
     spec = default_manager().models.get("content")
-    assert spec.family == "content" and spec.needs == {"item_features"}
+    assert spec.family == "content" and spec.needs == {"item_features", "fields"}
     assert "Lops" in spec.description
     assert ContentBased.needs == {"item_features"}
+
+
+def test_multi_valued_genres_are_one_field_not_one_category_per_combination():
+    """Genres as ``A|B`` strings declared multi_categorical: the content model's
+    categorical block is their multi-hot, so items sharing a genre are similar."""
+    items = pd.DataFrame({"genres": ["a|b", "b", "c|a", "c", "a|b|c", ""]},
+                         index=pd.Index(range(6), name="item_id"))
+    rows = pd.DataFrame({"user_id": [0, 0, 1, 1, 2, 2, 2], "item_id": [0, 1, 2, 3, 4, 5, 0]})
+    meta = {"fields": [{"name": "genres", "kind": "multi_categorical", "sep": "|"}]}
+    ds = Dataset(rows, items=items, name="genres", meta=meta)
+    empty = ds.with_interactions(rows.iloc[:0])
+    data = encode(Split(ds, empty, empty), with_fields=True)
+    assert not data.info.item_features  # not the flat categorical "a|b"
+    matrix, names = data.multi_hot("item")
+    assert names == ["genres"]
+    np.testing.assert_array_equal(matrix.toarray(), [[1, 1, 0], [0, 1, 0], [1, 0, 1],
+                                                     [0, 0, 1], [1, 1, 1], [0, 0, 0]])
+    model = build_content(data.info, OmegaConf.create({"item_vectors": ["categorical"],
+                                                       "popularity_blend": 0.0}))
+    fit_model(model, data)
+    # user 1 saw items 2 (c|a) and 3 (c): "b" alone shares nothing with them
+    s = model.score(torch.tensor([1]), {"users": torch.tensor([1]),
+                                        "seen_rows": torch.tensor([0, 0]),
+                                        "seen_cols": torch.tensor([2, 3])})[0]
+    assert s[1] == 0 and s[5] == 0
+    assert s[4] > s[0] > 0  # a|b|c overlaps both seen items; a|b only item 2

@@ -6,7 +6,8 @@ Blocks (``model.item_vectors``):
   divided by its largest absolute value so 0/1 flags stay 0/1 and counts or
   years cannot dominate; missing values are 0.
 - ``categorical``: one-hot of each categorical column (``<col>__code``, code 0 =
-  missing gets no entry).
+  missing gets no entry), and multi-hot of each multi-valued item field
+  (``RecData.multi_hot``: ``Action|Comedy`` sets two columns).
 - ``tfidf``: TF-IDF of the item's text columns joined (titles, tags), see
   :mod:`recframe_content.tfidf`.
 - ``minilm``: pretrained sentence embeddings of the same texts, see
@@ -54,13 +55,22 @@ class VectorParams:
     embedding_cache_dir: str | None = None
 
 
+def multi_valued(info: DataInfo) -> list[str]:
+    """Item fields with several values per item (e.g. genres ``Action|Comedy``)."""
+    return [f.name for f in info.fields if f.owner == "item" and f.kind == "multi_categorical"]
+
+
 def columns_of(info: DataInfo, kind: str) -> list[str]:
-    """Names of the item feature columns of one kind (``numeric``/``categorical``/``text``)."""
-    return [f.name for f in info.item_features if f.kind == kind]
+    """Names of the item feature columns of one kind (``numeric``/``categorical``/``text``);
+    ``categorical`` includes the multi-valued item fields (one column per value)."""
+    flat = [f.name for f in info.item_features if f.kind == kind]
+    return flat + (multi_valued(info) if kind == "categorical" else [])
 
 
 def _frame(data: RecData) -> pd.DataFrame:
     if data.item_features is None:
+        if multi_valued(data.info):  # only multi-valued fields: an empty frame
+            return pd.DataFrame(index=pd.RangeIndex(data.info.n_items))
         raise DataError(f"dataset {data.info.name!r} has no item features; the content "
                         f"model needs some (numeric flags, categories or text)")
     return data.item_features
@@ -114,7 +124,11 @@ def build_block(name: str, data: RecData, p: VectorParams, device: str = "cpu"
     if name == "numeric":
         return numeric_block(frame, p.numeric_columns)
     if name == "categorical":
-        return categorical_block(frame, p.categorical_columns)
+        multi = [c for c in p.categorical_columns if c in multi_valued(data.info)]
+        flat = categorical_block(frame, [c for c in p.categorical_columns if c not in multi])
+        if not multi:
+            return flat
+        return sp.hstack([flat, data.multi_hot("item", multi)[0]], format="csr")
     texts = item_texts(frame, p.text_columns)
     if name == "tfidf":
         matrix, _ = tfidf_matrix(texts, min_df=p.tfidf_min_df, max_df=p.tfidf_max_df,

@@ -10,7 +10,7 @@ from recframe_content.content import build_content
 def recframe_register_models(registry) -> None:
     registry.add(ModelSpec(
         name="content", build=build_content, family="content",
-        needs=frozenset({"item_features"}),
+        needs=frozenset({"item_features", "fields"}),
         description="Content-based: cosine of a (time-decayed) mean profile of consumed items' "
                     "feature vectors (genre flags, categories, TF-IDF, MiniLM text embeddings) "
                     "to each item; ranks cold items (Lops et al., RecSys Handbook 2011)",
