@@ -64,6 +64,7 @@ def check_schema(ds: Dataset) -> list[dict]:
 
 
 def test_field_constants_match_the_core():
+    assert set(ctr_fields.FIELD_KEYS) == set(core_fields.DECL_KEYS)
     assert ctr_fields.FIELD_KINDS == core_fields.FIELD_KINDS
     assert ctr_fields.OWNERS == core_fields.OWNERS
     assert ctr_fields.NORMALIZATIONS == core_fields.NORMALIZATIONS
@@ -122,12 +123,10 @@ def test_ml100k_ctr_impressions_fields_and_meta():
 @needs_ml
 def test_ml100k_ctr_options_change_labels_fields_and_fingerprint():
     base = ml_ctr()
-    ds = ml_ctr(threshold=5, zip_prefix=3, age_buckets=0, hist_len=0,
-                fields=[{"name": "release_year", "buckets": 5}])
+    ds = ml_ctr(threshold=5, zip_prefix=3, age_buckets=0, hist_len=0)
     assert ds.interactions[LABEL].mean() < 0.3 and ds.users.zip_prefix.nunique() == 382
     fields = {f["name"]: f for f in check_schema(ds)}
     assert "hist" not in fields and fields["age"]["buckets"] == 0
-    assert fields["release_year"]["buckets"] == 5
     assert ds.meta["fingerprint"] != base.meta["fingerprint"]
     assert ml_ctr().meta["fingerprint"] == base.meta["fingerprint"]
 
@@ -140,13 +139,23 @@ def test_ml100k_ctr_options_change_labels_fields_and_fingerprint():
     ({"zip_prefix": 0}, "dataset.zip_prefix"),
     ({"hist_len": -1}, "dataset.hist_len"),
     ({"treshold": 4}, "Did you mean 'threshold'"),
-    ({"fields": [{"name": "age", "bucket": 3}]}, "Did you mean 'buckets'"),
-    ({"fields": [{"name": "age", "kind": "numerical"}]}, "Did you mean 'numeric'"),
-    ({"fields": [{"name": "ages", "kind": "numeric"}]}, "no frame has a column 'ages'"),
 ])
 def test_ml100k_ctr_bad_config(values, match):
-    with pytest.raises(ConfigError if "frame" not in match else DataError, match=match):
+    with pytest.raises(ConfigError, match=match):
         ml_ctr(**values)
+
+
+@needs_ml
+def test_ml100k_ctr_declarations_parse_in_the_core_with_config_overrides():
+    from recframe.data.field_encoding import declared_fields
+
+    ds = ml_ctr(fields={"age": {"buckets": 0}})  # the key is accepted; recframe applies it
+    assert {f["name"]: f for f in ds.meta["fields"]}["age"]["buckets"] == 8
+    decls = {d.name: d for d in declared_fields(ds, {"age": {"buckets": 0}})}
+    assert list(decls)[:2] == [USER, ITEM] and decls["age"].buckets == 0
+    assert decls["genres"].kind == "multi_categorical" and decls["genres"].owner == "item"
+    assert decls["hist"].shares == ITEM and decls["hist"].max_len == 20
+    assert set(decls) == {USER, ITEM, *(f["name"] for f in ds.meta["fields"])}  # none inferred
 
 
 # --------------------------------------------------------------------------- ctr_log
@@ -338,9 +347,6 @@ def test_all_one_class_is_an_error(tmp_path):
                                       r"expected YYMMDDHH"),
     ({"path": None}, ConfigError, "`dataset.path` is required"),
     ({"path": "nowhere.csv"}, DataError, "file not found"),
-    ({"categorical": ["c"], "fields": [{"name": "c", "normalize": "log"}]}, ConfigError,
-     "option 'normalize' does not apply to a categorical field"),
-    ({"fields": [{"name": "z", "kind": "numeric"}]}, DataError, "no frame has a column 'z'"),
 ])
 def test_ctr_log_bad_input(tmp_path, values, error, match):
     path = write(tmp_path, HEADER + "0,1,a,x|y\n1,2,b,x\n")
@@ -483,15 +489,49 @@ def test_realised_auc_matches_pair_counting():
     ({"seq_window": 0}, "seq_window must be >= 1"),
     ({"n_user": 10}, "Did you mean 'n_users'"),
     ({"rank": 2.5}, "dataset.rank"),
-    ({"fields": [{"name": "price", "normalize": "cube"}]}, "normalize"),
 ])
 def test_synthetic_ctr_bad_config(values, match):
     with pytest.raises(ConfigError, match=match):
         plugin.load_synthetic_ctr(cfg(**{"name": "synthetic_ctr", **SMALL, **values}))
 
 
-def test_synthetic_ctr_field_overrides():
-    ds = plugin.load_synthetic_ctr(cfg(name="synthetic_ctr", **SMALL, hist_len=0,
-                                       fields=[{"name": "price", "buckets": 4}]))
-    fields = {f["name"]: f for f in check_schema(ds)}
-    assert "hist" not in fields and fields["price"]["buckets"] == 4
+@needs_samples
+@pytest.mark.parametrize("name", ["criteo", "avazu", "ml-sample", "synthetic_ctr"])
+def test_declarations_parse_in_the_core(name, monkeypatch):
+    from recframe.data.field_encoding import declared_fields
+
+    monkeypatch.setenv("RECFRAME_DATA_DIR", str(DATA))
+    ds = {"criteo": lambda: preset("criteo"), "avazu": lambda: preset("avazu"),
+          "ml-sample": lambda: plugin.load_ctr_log(cfg(**ML_SAMPLE)),
+          "synthetic_ctr": lambda: generate(SyntheticCTRParams(**SMALL))}[name]()
+    decls = declared_fields(ds)
+    own = [f["name"] for f in ds.meta["fields"]]
+    ids = [USER, ITEM] if ds.meta.get("id_fields", True) else []
+    assert [d.name for d in decls] == [*ids, *own]  # nothing left to infer
+    for d, f in zip(decls[len(ids):], ds.meta["fields"], strict=True):
+        assert (d.kind, d.owner) == (f["kind"], f["owner"])
+
+
+def test_validate_fields_names_the_field_and_the_fix():
+    frame = pd.DataFrame({USER: [1], ITEM: [2], LABEL: [1], "c": ["a"]})
+    users = pd.DataFrame({"age": [30]}, index=pd.Index([1], name=USER))
+
+    def check(*fields, error=ConfigError, match=""):
+        with pytest.raises(error, match=match):
+            ctr_fields.validate_fields(list(fields), interactions=frame, users=users, items=None)
+
+    check({"name": "c", "kind": "categorical", "normalize": "log"},
+          match="option 'normalize' does not apply to a categorical field")
+    check({"name": "c", "kind": "categorical", "owner": "user"}, error=DataError,
+          match="owner 'user' but the users frame has no column 'c'")
+    check({"name": "ag", "kind": "numeric"}, error=DataError, match="Did you mean 'age'")
+    check({"name": "c", "kind": "categorical", "owner": "usr"}, match="Did you mean 'user'")
+    check({"name": "c", "kind": "categorical"}, {"name": "c", "kind": "text"}, match="twice")
+    check({"name": "h", "kind": "sequence", "shares": "c"}, match="`shares` must name")
+    check({"name": "age", "kind": "numeric", "buckets": -1}, match="buckets")
+    check({"name": "label", "kind": "categorical"}, match="reserved")
+    out = ctr_fields.validate_fields(
+        [{"name": "c", "kind": "categorical"}, {"name": "a", "kind": "numeric", "column": "age"},
+         {"name": "h", "kind": "sequence"}], interactions=frame, users=users, items=None)
+    assert [(f["owner"], f.get("shares")) for f in out] == [
+        ("context", None), ("user", None), ("context", ITEM)]

@@ -9,9 +9,9 @@ A declaration is a plain dict; only ``name`` and ``kind`` are required::
 ``owner`` says which frame holds the column: ``user`` (``Dataset.users``),
 ``item`` (``Dataset.items``) or ``context`` (``Dataset.interactions``); sequence
 fields are derived by recframe and have no column. recframe fits vocabularies and
-statistics on the train part; this module only checks that declarations are
-well-formed and match the frames, so a loader (or a ``dataset.fields`` override
-in the config) fails at load time with the field and the fix named.
+statistics on the train part and applies ``dataset.fields`` overrides from the
+config; this module only checks that a loader's own declarations are well-formed
+and match its frames, so a loader bug fails at load time with the field named.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ OWNERS = ("user", "item", "context")
 NORMALIZATIONS = ("standard", "minmax", "log", "none")
 POOLINGS = ("mean", "sum")
 FIELD_KEYS = ("name", "kind", "owner", "sep", "max_len", "min_count", "pooling", "normalize",
-              "buckets", "shares")
+              "buckets", "shares", "column")
 #: keys each kind accepts besides name/kind/owner
 KIND_KEYS = {
     "categorical": ("min_count",),
@@ -44,45 +44,9 @@ KIND_KEYS = {
 RESERVED = (USER, ITEM, LABEL, TIMESTAMP)
 
 
-def merge_fields(declared: list[dict[str, Any]], overrides: Any,
-                 where: str = "dataset.fields") -> list[dict[str, Any]]:
-    """Apply ``dataset.fields`` (a list of declarations) to the loader's own ones.
-
-    An override whose ``name`` is declared updates that declaration (e.g.
-    ``{name: age, buckets: 0}``); a new name is appended and needs a ``kind``.
-    """
-    if overrides is None:
-        return declared
-    given = plain(overrides)
-    if not isinstance(given, list):
-        raise ConfigError(f"`{where}` must be a list of field declarations like "
-                          f"[{{name: age, kind: numeric, buckets: 8}}], got {given!r}.")
-    out = [dict(d) for d in declared]
-    by_name = {d["name"]: d for d in out}
-    for i, entry in enumerate(given):
-        if not isinstance(entry, dict) or not entry.get("name"):
-            raise ConfigError(f"`{where}[{i}]` must be a mapping with a `name`, got {entry!r}.")
-        unknown = [k for k in entry if k not in FIELD_KEYS]
-        if unknown:
-            raise ConfigError(f"`{where}[{i}]` ({entry['name']}): unknown key {unknown[0]!r}. "
-                              f"Known keys: {', '.join(FIELD_KEYS)}."
-                              f"{suggest(unknown[0], FIELD_KEYS)}")
-        name = str(entry["name"])
-        if name in by_name:
-            by_name[name].update(entry)
-        else:
-            if "kind" not in entry:
-                raise ConfigError(f"`{where}[{i}]`: field {name!r} is not declared by the "
-                                  f"loader, so it needs a `kind` ({', '.join(FIELD_KINDS)}). "
-                                  f"Declared fields: {sorted(by_name)}.{suggest(name, by_name)}")
-            out.append(dict(entry))
-            by_name[name] = out[-1]
-    return out
-
-
 def validate_fields(fields: list[dict[str, Any]], *, interactions: pd.DataFrame,
                     users: pd.DataFrame | None, items: pd.DataFrame | None,
-                    where: str = "dataset.fields", id_fields: bool = True
+                    where: str = "meta['fields']", id_fields: bool = True
                     ) -> list[dict[str, Any]]:
     """Check declarations against the frames; fill in each field's ``owner``.
 
@@ -94,20 +58,20 @@ def validate_fields(fields: list[dict[str, Any]], *, interactions: pd.DataFrame,
     names = [str(f.get("name", "")) for f in fields]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ConfigError(f"`{where}`: field {dup[0]!r} is declared twice; names must be unique.")
+        raise ConfigError(f"{where}: field {dup[0]!r} is declared twice; names must be unique.")
     categorical = {str(f["name"]) for f in fields if f.get("kind") == "categorical"}
     shareable = ({USER, ITEM} if id_fields else set()) | categorical
     out = []
     for f in fields:
         f = dict(f)
         name, kind = str(f.get("name", "")), f.get("kind")
-        tag = f"`{where}` field {name!r}"
+        tag = f"{where}: field {name!r}"
         if not name:
-            raise ConfigError(f"`{where}`: a field has no `name`: {f!r}.")
+            raise ConfigError(f"{where}: a field has no `name`: {f!r}.")
         if kind not in FIELD_KINDS:
             raise ConfigError(f"{tag}: kind must be one of {', '.join(FIELD_KINDS)}, got "
                               f"{kind!r}.{suggest(str(kind), FIELD_KINDS)}")
-        extra = [k for k in f if k not in ("name", "kind", "owner", *KIND_KEYS[kind])]
+        extra = [k for k in f if k not in ("name", "kind", "owner", "column", *KIND_KEYS[kind])]
         if extra:
             raise ConfigError(f"{tag}: option {extra[0]!r} does not apply to a {kind} field "
                               f"(it takes {', '.join(KIND_KEYS[kind]) or 'no options'}).")
@@ -130,19 +94,21 @@ def validate_fields(fields: list[dict[str, Any]], *, interactions: pd.DataFrame,
                                   f"{suggest(str(shares), shareable)}")
             out.append(f)
             continue
-        having = [o for o, frame in frames.items() if frame is not None and name in frame.columns]
+        column = str(f.get("column") or name)
+        having = [o for o, frame in frames.items()
+                  if frame is not None and column in frame.columns]
         if owner is None:
             if not having:
-                raise DataError(f"{tag}: no frame has a column {name!r}. "
-                                + _columns_hint(name, frames))
+                raise DataError(f"{tag}: no frame has a column {column!r}. "
+                                + _columns_hint(column, frames))
             if len(having) > 1:
-                raise ConfigError(f"{tag}: columns named {name!r} are in several frames "
+                raise ConfigError(f"{tag}: columns named {column!r} are in several frames "
                                   f"({', '.join(_FRAME[o] for o in having)}); set its "
                                   f"`owner` ({', '.join(having)}).")
             owner = having[0]
         elif owner not in having:
             raise DataError(f"{tag}: owner {owner!r} but the {_FRAME[owner]} frame has no "
-                            f"column {name!r}. " + _columns_hint(name, frames))
+                            f"column {column!r}. " + _columns_hint(column, frames))
         f["owner"] = owner
         out.append(f)
     return out

@@ -30,7 +30,7 @@ from recframe.api import ITEM, LABEL, TIMESTAMP, USER, ConfigError, DataError, D
 
 from .config import check_keys, existing_file, opt, plain, suggest
 from .csv_loader import _parquet_columns, check_encoding, check_sep, detect_format, read_table
-from .ctr_fields import NORMALIZATIONS, RESERVED, merge_fields, str_list, validate_fields
+from .ctr_fields import NORMALIZATIONS, RESERVED, str_list, validate_fields
 from .fingerprint import combine, file_digests
 from .tabular import describe, first_bad, parse_ids, parse_numeric, read_header
 
@@ -83,6 +83,8 @@ def load_preset(preset: str, cfg: Any) -> Dataset:
 def load_ctr_log(cfg: Any, name: str | None = None) -> Dataset:
     """Load a click log described by ``cfg`` (see ``conf/dataset/ctr_log.yaml``).
 
+    ``cfg.fields`` (overrides of the declarations) is applied by recframe on top of
+    ``meta["fields"]``, like for every data set.
     The :class:`Dataset` is named ``name`` (a preset), else after the file.
     """
     check_keys(cfg, CONFIG_KEYS)
@@ -100,13 +102,12 @@ def load_ctr_log(cfg: Any, name: str | None = None) -> Dataset:
     if verified is False:
         log.warning("%s: md5 %s differs from the published %s of %s; not the DeepCTR sample?",
                     path, digests[path.name], known, path.name)
-    fields = validate_fields(merge_fields(ds.meta["fields"], opt(cfg, "fields")),
-                             interactions=ds.interactions, users=ds.users, items=ds.items,
-                             id_fields=spec.has_ids)
+    fields = validate_fields(ds.meta["fields"], interactions=ds.interactions, users=ds.users,
+                             items=ds.items, id_fields=spec.has_ids, where=NAME)
     ds.meta.update(
         fields=fields,
         fingerprint=combine(digests, {"loader": NAME, "version": VERSION, "spec": spec.as_dict(),
-                                      "read": read_cfg, "fields": fields}),
+                                      "read": read_cfg}),
         files=digests, verified=verified, format=table.attrs["format"],
     )
     return ds

@@ -36,7 +36,7 @@ import pandas as pd
 from recframe.api import ITEM, LABEL, RATING, TIMESTAMP, USER, ConfigError, Dataset
 
 from .config import check_keys, opt
-from .ctr_fields import merge_fields, validate_fields
+from .ctr_fields import validate_fields
 from .fingerprint import combine, file_digests
 from .movielens import (
     CHECKSUMS,
@@ -64,7 +64,8 @@ def load_ml100k_ctr(cfg: Any) -> Dataset:
     threshold, default 4), ``zip_prefix`` (characters of the zip code kept, default 2),
     ``age_buckets`` (quantile buckets of age, default 8; 0 = a standardised number),
     ``hist_len`` (max_len of the ``hist`` sequence field, default 20; 0 = no such
-    field) and ``fields`` (overrides of the declarations).
+    field). ``fields`` (overrides of the declarations) is applied by recframe on top
+    of ``meta["fields"]``, like for every data set.
     """
     check_keys(cfg, CONFIG_KEYS)
     threshold = _number(opt(cfg, "threshold", 4), "threshold")
@@ -75,11 +76,10 @@ def load_ml100k_ctr(cfg: Any) -> Dataset:
     settings = {"threshold": threshold, "zip_prefix": zip_prefix, "age_buckets": age_buckets,
                 "hist_len": hist_len}
     ds = read_ml100k_ctr(directory, **settings)
-    fields = validate_fields(merge_fields(ds.meta["fields"], opt(cfg, "fields")),
-                             interactions=ds.interactions, users=ds.users, items=ds.items)
-    ds.meta["fields"] = fields
+    ds.meta["fields"] = validate_fields(ds.meta["fields"], interactions=ds.interactions,
+                                        users=ds.users, items=ds.items, where=NAME)
     ds.meta["fingerprint"] = combine(ds.meta["files"], {"loader": NAME, "version": VERSION,
-                                                        **settings, "fields": fields})
+                                                        **settings})
     return ds
 
 
@@ -134,7 +134,9 @@ def read_ml100k_ctr(directory: Path, *, threshold: float = 4, zip_prefix: int = 
     return Dataset(
         interactions=interactions, items=items, users=users, name=NAME, source=str(directory),
         meta={
-            "fingerprint": combine(digests, {"loader": NAME, "threshold": threshold}),
+            "fingerprint": combine(digests, {"loader": NAME, "version": VERSION,
+                                             "threshold": threshold, "zip_prefix": zip_prefix,
+                                             "age_buckets": age_buckets, "hist_len": hist_len}),
             "files": digests,
             "verified": all(digests[n] == md5 for n, md5 in CHECKSUMS.items()),
             "fields": fields,

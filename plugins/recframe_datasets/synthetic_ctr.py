@@ -46,7 +46,6 @@ from scipy.stats import rankdata
 from recframe.api import ITEM, LABEL, TIMESTAMP, USER, ConfigError, Dataset
 
 from .config import check_keys, opt
-from .ctr_fields import merge_fields, validate_fields
 from .fingerprint import params_fingerprint
 
 NAME = "synthetic_ctr"
@@ -125,16 +124,9 @@ class SyntheticCTRParams:
 
 
 def load_synthetic_ctr(cfg: Any) -> Dataset:
-    """The ``synthetic_ctr`` dataset: :func:`generate` with settings from ``cfg``."""
-    ds = generate(SyntheticCTRParams.from_cfg(cfg))
-    overrides = opt(cfg, "fields")
-    if overrides is not None:
-        ds.meta["fields"] = validate_fields(
-            merge_fields(ds.meta["fields"], overrides), interactions=ds.interactions,
-            users=ds.users, items=ds.items)
-        ds.meta["fingerprint"] = params_fingerprint(
-            {"base": ds.meta["fingerprint"], "fields": ds.meta["fields"]})
-    return ds
+    """The ``synthetic_ctr`` dataset: :func:`generate` with settings from ``cfg``
+    (``cfg.fields``, overrides of the declarations, is applied by recframe)."""
+    return generate(SyntheticCTRParams.from_cfg(cfg))
 
 
 def generate(params: SyntheticCTRParams) -> Dataset:
