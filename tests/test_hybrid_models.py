@@ -142,3 +142,35 @@ def test_ensemble_validation(components, override, key, compose):
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_lightfm_style_sums_the_values_of_a_multi_valued_field():
+    """Genres ``a|b`` declared multi_categorical: an item's vector is
+    (id + E[a] + E[b]) / 3, each value one feature of weight 1 (LightFM)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from omegaconf import OmegaConf
+
+    from recframe.api import Dataset, Split
+    from recframe.data import encode
+    from recframe_hybrid.lightfm_style import build_lightfm_style
+
+    items = pd.DataFrame({"genres": ["a|b", "b", ""]}, index=pd.Index([0, 1, 2], name="item_id"))
+    rows = pd.DataFrame({"user_id": [0, 0, 1], "item_id": [0, 1, 2]})
+    ds = Dataset(rows, items=items, meta={"fields": [
+        {"name": "genres", "kind": "multi_categorical", "sep": "|"}]})
+    empty = ds.with_interactions(rows.iloc[:0])
+    data = encode(Split(ds, empty, empty), with_fields=True)
+    model = build_lightfm_style(data.info, OmegaConf.create({"embedding_dim": 4}))
+    model.prepare(data)
+    bag = model.items
+    e = bag.multi_emb[0].weight
+    codes = data.field_table("item")["genres"]
+    a, b = codes[0]
+    want0 = (bag.ids.weight[0] + e[a] + e[b]) / 3
+    want2 = bag.ids.weight[2] / 1
+    got = bag(torch.tensor([0, 2]))
+    torch.testing.assert_close(got[0], want0)
+    torch.testing.assert_close(got[1], want2)
+    assert np.array_equal(codes[1][codes[1] > 0], [b])  # "b" shares item 0's code

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from recframe.api import FeatureSpec
+from recframe.api import FeatureSpec, FieldSpec
 
 
 def numeric_table(frame: pd.DataFrame | None, specs: tuple[FeatureSpec, ...], n: int
@@ -35,19 +35,29 @@ class FeatureBag(nn.Module):
     """LightFM's representation of an entity: the sum of the embeddings of its features.
 
     Entity ``k`` has its indicator (id) feature with weight 1, numeric features
-    ``x_kf`` (max-abs scaled) and one code per categorical column (a missing value
-    has its own code 0); its vector is
+    ``x_kf`` (max-abs scaled), one code per categorical column (a missing value
+    has its own code 0) and the values ``V_km`` of each multi-valued field ``m``
+    (e.g. genres ``Action|Comedy``, each value a feature of weight 1); its vector is
 
-        e_k = (E_id[k] + sum_f x_kf E_num[f] + sum_c E_c[code_kc]) / norm_k
+        e_k = (E_id[k] + sum_f x_kf E_num[f] + sum_c E_c[code_kc]
+               + sum_m sum_{v in V_km} E_m[v]) / norm_k
 
-    with ``norm_k = 1 + sum_f |x_kf| + C`` when ``normalize`` (LightFM's
-    normalisation of each feature row to sum 1), else 1.
+    with ``norm_k = 1 + sum_f |x_kf| + C + sum_m |V_km|`` when ``normalize``
+    (LightFM's normalisation of each feature row to sum 1), else 1.
     """
 
     def __init__(self, n: int, specs: tuple[FeatureSpec, ...], dim: int, init_std: float,
-                 normalize: bool) -> None:
+                 normalize: bool, multi: tuple[FieldSpec, ...] = ()) -> None:
         super().__init__()
-        self.n, self.specs, self.normalize = n, specs, normalize
+        self.n, self.specs, self.normalize, self.multi = n, specs, normalize, multi
+        self.multi_emb = nn.ModuleList(nn.Embedding(f.vocab_size, dim, padding_idx=0)
+                                       for f in multi)
+        for emb in self.multi_emb:
+            nn.init.normal_(emb.weight, std=init_std)
+            with torch.no_grad():
+                emb.weight[:2] = 0.0  # padding and out-of-vocabulary carry nothing
+        self.multi_codes: list[torch.Tensor] = [torch.zeros(n, 1, dtype=torch.long)
+                                                for _ in multi]
         n_numeric = sum(s.kind == "numeric" for s in specs)
         cats = [s for s in specs if s.kind == "categorical"]
         self.ids = nn.Embedding(n, dim)
@@ -61,11 +71,18 @@ class FeatureBag(nn.Module):
 
     @property
     def has_features(self) -> bool:
-        return self.numeric.shape[1] + self.codes.shape[1] > 0
+        return self.numeric.shape[1] + self.codes.shape[1] + len(self.multi) > 0
 
-    def load(self, frame: pd.DataFrame | None, device: torch.device) -> None:
+    def load(self, frame: pd.DataFrame | None, device: torch.device,
+             tables: dict[str, np.ndarray] | None = None) -> None:
+        """Feature values from the encoded frame, and multi-valued codes from the
+        owner's field table (``RecData.field_table``)."""
         self.numeric = numeric_table(frame, self.specs, self.n).to(device)
         self.codes = code_table(frame, self.specs, self.n).to(device)
+        tables = tables or {}
+        # values out of the train vocabulary (code 1) count as nothing, like padding
+        self.multi_codes = [torch.from_numpy(np.where(tables[f.name] >= 2, tables[f.name], 0)
+                                             ).to(device) for f in self.multi]
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         out = self.ids(idx)
@@ -76,8 +93,13 @@ class FeatureBag(nn.Module):
         out = out + num @ self.numeric_emb
         for c, emb in enumerate(self.cats):
             out = out + emb(codes[..., c])
+        n_values = out.new_zeros(out.shape[:-1] + (1,))
+        for emb, table in zip(self.multi_emb, self.multi_codes, strict=True):
+            values = table[idx]  # [..., L], 0 = nothing
+            out = out + emb(values).sum(-2)
+            n_values = n_values + (values > 0).sum(-1, keepdim=True).to(num.dtype)
         if self.normalize:
-            norm = 1.0 + num.abs().sum(-1, keepdim=True) + len(self.cats)
+            norm = 1.0 + num.abs().sum(-1, keepdim=True) + len(self.cats) + n_values
             out = out / norm
         return out
 

@@ -22,6 +22,11 @@ from recframe.api import (
 from recframe_hybrid._features import FeatureBag
 
 
+def _multi(info: DataInfo, owner: str) -> tuple:
+    """The owner's multi-valued fields (e.g. item genres ``Action|Comedy``)."""
+    return tuple(f for f in info.fields if f.owner == owner and f.kind == "multi_categorical")
+
+
 class LightFMStyle(RecModel):
     """Hybrid matrix factorization with metadata embeddings.
 
@@ -58,14 +63,16 @@ class LightFMStyle(RecModel):
                  user_specs: tuple[FeatureSpec, ...], embedding_dim: int = 64,
                  loss: str = "warp", num_negatives: int = 10, use_biases: bool = True,
                  normalize_features: bool = True, reg: float = 0.0, init_std: float = 0.1,
-                 margin: float = 1.0) -> None:
+                 margin: float = 1.0, use_user_multi: bool = False) -> None:
         super().__init__()
+        user_multi = _multi(info, "user") if use_user_multi else ()
+        item_multi = _multi(info, "item")
         self.users = FeatureBag(info.n_users, user_specs, embedding_dim, init_std,
-                                normalize_features)
+                                normalize_features, user_multi)
         self.items = FeatureBag(info.n_items, item_specs, embedding_dim, init_std,
-                                normalize_features)
-        self.item_bias = (FeatureBag(info.n_items, item_specs, 1, 0.0, normalize_features)
-                          if use_biases else None)
+                                normalize_features, item_multi)
+        self.item_bias = (FeatureBag(info.n_items, item_specs, 1, 0.0, normalize_features,
+                                     item_multi) if use_biases else None)
         self.loss_name = loss
         self.num_negatives = num_negatives
         self.reg = reg
@@ -74,10 +81,12 @@ class LightFMStyle(RecModel):
 
     def prepare(self, data: RecData) -> None:
         device = self.users.ids.weight.device
-        self.users.load(data.user_features, device)
-        self.items.load(data.item_features, device)
+        self.users.load(data.user_features, device,
+                        data.field_table("user") if self.users.multi else None)
+        items = data.field_table("item") if self.items.multi else None
+        self.items.load(data.item_features, device, items)
         if self.item_bias is not None:
-            self.item_bias.load(data.item_features, device)
+            self.item_bias.load(data.item_features, device, items)
 
     def _score_items(self, u: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor,
                                                                            torch.Tensor]:
@@ -130,4 +139,5 @@ def build_lightfm_style(info: DataInfo, cfg: Any) -> LightFMStyle:
         reg=float_param(cfg, "reg", 0.0),
         init_std=float_param(cfg, "init_std", 0.1, strict=True),
         margin=margin,
+        use_user_multi=use_user,
     )
