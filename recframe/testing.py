@@ -49,6 +49,7 @@ from omegaconf import DictConfig, OmegaConf
 from recframe.data.types import ITEM, RATING, TIMESTAMP, USER, Dataset, Split
 from recframe.errors import DuplicateNameError
 from recframe.eval.evaluator import Evaluator
+from recframe.eval.pointwise import PointwiseInput
 from recframe.plugin.manager import KINDS, PluginManager, default_manager, hookimpl
 from recframe.plugin.specs import (
     DatasetSpec,
@@ -559,8 +560,13 @@ def check_metric(spec_or_name: str | MetricSpec, *, pm: PluginManager | None = N
     if name not in pm.metrics:
         _fail(f"metric {name!r} is not registered; registered metrics: {pm.metrics.names()}")
     spec = pm.metrics.get(name)
+    if spec.pointwise is not None:
+        _check_pointwise_metric(name, spec, bounded)
+    if spec.kind == "pointwise":
+        return
     if spec.kind not in ("per_user", "global"):
-        _fail(f"metric {name!r}: kind must be 'per_user' or 'global', got {spec.kind!r}")
+        _fail(f"metric {name!r}: kind must be 'per_user', 'global' or 'pointwise', got "
+              f"{spec.kind!r}")
     ks = [1, 5, n_items + 7]
     evaluator = Evaluator({name: spec}, ks)
     g = torch.Generator().manual_seed(1)
@@ -597,6 +603,50 @@ def check_metric(spec_or_name: str | MetricSpec, *, pm: PluginManager | None = N
             raise AssertionError(f"metric {name!r} failed with no evaluated user: "
                                  f"{type(exc).__name__}: {exc}") from exc
         _check_values(name, empty, bounded, "no evaluated user")
+
+
+def _pointwise_case(seed: int, n: int = 400, n_users: int = 23) -> PointwiseInput:
+    g = torch.Generator().manual_seed(seed)
+    users = torch.randint(0, n_users, (n,), generator=g)
+    logits = (torch.randn(n, generator=g) * 2).round() / 2  # many ties
+    labels = (torch.rand(n, generator=g) < torch.sigmoid(logits)).double()
+    labels[users == 0] = 1.0  # a user with one class only
+    labels[users == 1] = 0.0
+    return PointwiseInput.build(users, logits, labels)
+
+
+def _check_pointwise_metric(name: str, spec: MetricSpec, bounded: bool) -> None:
+    """The CTR protocol's form: a 0-d finite value, per-user values ``[U]`` float64 or
+    None (NaN allowed where undefined), the same numbers twice and whatever the order
+    of the rows."""
+    inp = _pointwise_case(3)
+    try:
+        value, per_user = spec.pointwise(inp)
+        again, again_users = spec.pointwise(inp)
+    except Exception as exc:
+        raise AssertionError(f"metric {name!r} (pointwise) failed: {type(exc).__name__}: "
+                             f"{exc}") from exc
+    value = torch.as_tensor(value)
+    if value.dim() != 0 or not torch.isfinite(value):
+        _fail(f"metric {name!r} (pointwise): value must be a finite 0-d tensor, got {value!r}")
+    if bounded and not 0.0 <= float(value) <= 1.0:
+        _fail(f"metric {name!r} (pointwise): {float(value)} is outside [0, 1]")
+    if not torch.equal(value, torch.as_tensor(again)):
+        _fail(f"metric {name!r} (pointwise): differs between two identical evaluations")
+    if per_user is not None:
+        per_user = torch.as_tensor(per_user)
+        if per_user.shape != inp.user_index.shape or per_user.dtype != torch.float64:
+            _fail(f"metric {name!r} (pointwise): per-user values must be float64 of shape "
+                  f"{tuple(inp.user_index.shape)}, got {per_user.dtype} "
+                  f"{tuple(per_user.shape)}")
+    perm = torch.randperm(len(inp.users), generator=torch.Generator().manual_seed(4))
+    shuffled = PointwiseInput.build(inp.users[perm], inp.logits[perm], inp.labels[perm])
+    value_s, per_user_s = spec.pointwise(shuffled)
+    if not torch.allclose(torch.as_tensor(value_s).double(), value.double(), atol=1e-9):
+        _fail(f"metric {name!r} (pointwise): depends on the order of the rows")
+    if per_user is not None and not torch.allclose(torch.as_tensor(per_user_s), per_user,
+                                                   atol=1e-9, equal_nan=True):
+        _fail(f"metric {name!r} (pointwise): per-user values depend on the order of the rows")
 
 
 # -- data: datasets, preprocessors, splitters -----------------------------------------------

@@ -59,7 +59,7 @@ MODEL_OVERRIDES: dict[str, list[str]] = {
 }
 SLOW_MODELS: set[str] = set()
 # Metrics whose values are not in [0, 1] (counts, self-information, log loss).
-UNBOUNDED_METRICS = {"novelty", "avg_popularity", "logloss"}
+UNBOUNDED_METRICS = {"novelty", "avg_popularity", "logloss", "calibration_gap"}
 # One `preprocess` entry per built-in step, with parameters that make it drop rows.
 PREPROCESS_CONFIGS: dict[str, dict] = {
     "binarize": {"threshold": 4.0},

@@ -12,6 +12,7 @@ computed here (:func:`reliability_table`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -25,28 +26,31 @@ DEFAULT_CTR_MONITOR = "auc"
 
 
 def reliability_table(probabilities: torch.Tensor, labels: torch.Tensor,
-                      n_bins: int = 15) -> dict[str, list[float]]:
+                      n_bins: int = 15) -> dict[str, Any]:
     """Equal-width probability bins: edges, row count, mean prediction, click rate.
 
     The data of a reliability diagram (DeGroot & Fienberg 1983; Guo et al., ICML
-    2017); empty bins have count 0 and NaN rates.
+    2017); empty bins have count 0 and ``None`` rates (JSON ``null``).
     """
     p = probabilities.double().flatten()
     y = labels.double().flatten()
     edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
-    index = torch.clamp(torch.bucketize(p, edges[1:-1], right=True), 0, n_bins - 1)
+    # bins (lower, upper], probability 0 in the first: the bins of ECE (Guo et al. 2017)
+    index = torch.clamp(torch.bucketize(p, edges[1:-1], right=False), 0, n_bins - 1)
     count = torch.bincount(index, minlength=n_bins).double()
     pred = torch.bincount(index, weights=p, minlength=n_bins)
     obs = torch.bincount(index, weights=y, minlength=n_bins)
     safe = count.clamp(min=1.0)
-    nan = torch.full_like(count, float("nan"))
+
+    def rates(total: torch.Tensor) -> list[float | None]:  # None (JSON null) where empty
+        return [float(v) if c > 0 else None for v, c in zip(total / safe, count, strict=True)]
+
     return {
         "lower": edges[:-1].tolist(), "upper": edges[1:].tolist(),
         "count": count.long().tolist(),
-        "mean_predicted": torch.where(count > 0, pred / safe, nan).tolist(),
-        "observed": torch.where(count > 0, obs / safe, nan).tolist(),
-        "predicted_rate": float(p.mean()) if len(p) else float("nan"),
-        "observed_rate": float(y.mean()) if len(y) else float("nan"),
+        "mean_predicted": rates(pred), "observed": rates(obs),
+        "predicted_rate": float(p.mean()) if len(p) else None,
+        "observed_rate": float(y.mean()) if len(y) else None,
     }
 
 
@@ -107,5 +111,5 @@ class PointwiseEvaluator:
             inp.row_user, minlength=len(inp.user_index)).double()
         return values, inp.user_index, per_user
 
-    def calibration(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, list[float]]:
+    def calibration(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         return reliability_table(torch.sigmoid(logits.double()), labels, self.calibration_bins)

@@ -67,6 +67,10 @@ class MetricSpec:
     users, item popularity, the number of users) and returns a scalar tensor.
     Used for catalogue-level measures such as coverage and Gini.
 
+    ``kind="pointwise"``: the metric exists only under the CTR protocol (its
+    ``pointwise`` form below); ``fn`` is never called, and naming it when ranking
+    all items is a configuration error.
+
     ``needs`` lists optional inputs the metric requires: ``"scores"`` (the
     masked ``[B, n_items]`` score matrix and dense ground truth),
     ``"item_features"`` (row-normalized item feature vectors) or
