@@ -381,7 +381,7 @@ def test_synthetic_ctr_yaml_loads_with_schema_and_bayes_optimal():
                       "category": ("categorical", "item"), "price": ("numeric", "item"),
                       "device": ("categorical", "context"), "daypart": ("categorical", "context"),
                       "hist": ("sequence", "context")}
-    assert 0.1 < df[LABEL].mean() == ds.meta["click_rate"] < 0.4
+    assert 0.1 < df[LABEL].mean() == ds.meta["label_rate"] < 0.4
     p = ds.meta["true_probability"]
     assert p.shape == (60_000,) and p.dtype == np.float64
     best = ds.meta["bayes_optimal"]
@@ -394,6 +394,9 @@ def test_synthetic_ctr_yaml_loads_with_schema_and_bayes_optimal():
 
 
 def test_synthetic_ctr_is_deterministic_per_seed():
+    from recframe.testing import check_dataset
+
+    check_dataset("synthetic_ctr", cfg(name="synthetic_ctr", **SMALL))
     a, b = generate(SyntheticCTRParams(**SMALL)), generate(SyntheticCTRParams(**SMALL))
     for key in ("interactions", "users", "items"):
         pd.testing.assert_frame_equal(getattr(a, key), getattr(b, key))

@@ -434,8 +434,8 @@ def multi_column(values: pd.Series, sep: str | None, path: Path, column: str
                  ) -> tuple[pd.Series, int]:
     """The column as read (strings cut at ``sep`` later, or lists) and its most values."""
     present = values.dropna()
-    is_list = len(present) > 0 and present.map(lambda v: isinstance(v, (list, tuple, np.ndarray))
-                                                ).all()
+    head = present.head(100)  # typed (Parquet) columns hold one type: a sample decides
+    is_list = len(head) > 0 and head.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).all()
     if is_list:
         return values, int(present.map(len).max())
     if sep is None:

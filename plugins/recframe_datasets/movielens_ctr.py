@@ -1,8 +1,8 @@
 """MovieLens 100K as click-through data: every rating is an impression.
 
 ``label = 1`` when the rating is at least ``threshold`` (default 4: 55% of the
-ratings), else ``0``: the usual CTR reading of explicit-feedback data (as in
-DeepCTR's MovieLens examples and the DIN/DeepFM follow-ups that binarise ratings).
+ratings), else ``0``: ratings of 4-5 read as clicks, the common way to turn explicit
+feedback into click-through data.
 The rating itself is dropped: it determines the label, so a model that saw it
 would read the answer.
 

@@ -135,7 +135,7 @@ def generate(params: SyntheticCTRParams) -> Dataset:
     ``meta``: ``fields`` (declarations), ``fingerprint``, ``generator`` (the settings),
     ``true_probability`` / ``true_logit`` (float64 ``[N]``, by index label of the
     interaction rows), ``bayes_optimal`` (:func:`bayes_optimal` of all rows with their
-    labels), ``click_rate`` (realised) and ``bias``.
+    labels), ``label_rate`` (the realised click rate) and ``bias``.
     """
     p = params
     rng = np.random.default_rng(p.seed)
@@ -239,7 +239,7 @@ def generate(params: SyntheticCTRParams) -> Dataset:
             "true_probability": true_p,
             "true_logit": logit[order],
             "bayes_optimal": bayes_optimal(true_p, interactions[LABEL].to_numpy()),
-            "click_rate": float(label.mean()),
+            "label_rate": float(label.mean()),
             "bias": bias,
         },
     )
