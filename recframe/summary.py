@@ -11,7 +11,15 @@ from recframe.eval.evaluator import parse_metric_key
 
 
 def metrics_table(metrics: dict[str, float], title: str) -> Table:
-    """Rows = metric names, columns = cut-offs K."""
+    """Rows = metric names, columns = cut-offs K; metrics without a cut-off (the CTR
+    protocol's auc, gauc, logloss, ...) as one ``value`` column."""
+    if not any("@" in k for k in metrics):
+        table = Table(title=title)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in metrics.items():
+            table.add_row(key, f"{value:.4f}")
+        return table
     parsed = [(parse_metric_key(k), v) for k, v in metrics.items()]
     names = list(dict.fromkeys(n for (n, _), _ in parsed))
     ks = sorted({k for (_, k), _ in parsed})
@@ -36,6 +44,8 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     if candidates.get("policy") == "sampled":
         title += (f" [SAMPLED: {candidates['num_negatives']} {candidates['sampling']} negatives"
                   " per item, not comparable to full ranking]")
+    if results.get("protocol", {}).get("kind") == "ctr":
+        title += " [CTR protocol: every labeled impression scored]"
     if test:
         console.print(metrics_table(test, title))
     console.print(f"results: {results.get('run_dir')}/results.json")
