@@ -44,8 +44,8 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
     if candidates.get("policy") == "sampled":
         title += (f" [SAMPLED: {candidates['num_negatives']} {candidates['sampling']} negatives"
                   " per item, not comparable to full ranking]")
-    if results.get("protocol", {}).get("kind") == "ctr":
-        title += " [CTR protocol: every labeled impression scored]"
     if test:
         console.print(metrics_table(test, title))
+    if results.get("protocol", {}).get("kind") == "ctr":
+        console.print("CTR protocol: every labeled impression of the test part scored once")
     console.print(f"results: {results.get('run_dir')}/results.json")
