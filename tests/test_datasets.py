@@ -98,7 +98,7 @@ def ds_fake_ml(directory: Path, data: str) -> Path:
 
 # --------------------------------------------------------------------------- plugin / configs
 
-def test_plugin_registers_three_datasets():
+def test_plugin_registers_the_builtin_datasets():
     specs: list[DatasetSpec] = []
 
     class Collect:
@@ -106,7 +106,8 @@ def test_plugin_registers_three_datasets():
             specs.append(spec)
 
     plugin.recframe_register_datasets(Collect())
-    assert sorted(s.name for s in specs) == ["csv", "ml-100k", "synthetic"]
+    assert sorted(s.name for s in specs) == ["avazu", "criteo", "csv", "ctr_log", "ml-100k",
+                                             "ml-100k-ctr", "synthetic", "synthetic_ctr"]
     assert all(isinstance(s, DatasetSpec) and s.description for s in specs)
 
 

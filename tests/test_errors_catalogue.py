@@ -71,10 +71,10 @@ def csv_error(ctx: Ctx, text: str | bytes, name: str = "ratings.csv", **kw) -> s
 
 
 def run_error(ctx: Ctx, *overrides: str, pm=None, error: type = RecframeError,
-              setup: Callable | None = None) -> str:
+              setup: Callable | None = None, fast: bool = True) -> str:
     from recframe.runner import run_experiment
 
-    conf = ctx.compose(*overrides)
+    conf = ctx.compose(*overrides, fast=fast)
     if setup is not None:
         setup(conf)
     return message(lambda: run_experiment(conf, ctx.tmp / "run", pm=pm), error)
@@ -531,6 +531,79 @@ def w601(ctx):
         warnings.simplefilter("always")
         candidate_sampler(record, n_items=50)
     return "\n".join(str(w.message) for w in caught)
+
+
+# click logs and fields ----------------------------------------------------------------
+
+
+def _click_log(labels=(0, 1, 1, 0, 1, 0), **meta) -> Dataset:
+    n = len(labels)
+    rows = pd.DataFrame({"user_id": [u % 3 for u in range(n)], "item_id": list(range(n)),
+                         "label": list(labels), "timestamp": list(range(n))})
+    items = pd.DataFrame({"genres": ["a|b", "b"] * (n // 2)},
+                         index=pd.Index(range(n), name="item_id"))
+    return Dataset(rows, items=items, name="clicks", source="/data/clicks.csv", meta=meta)
+
+
+def _encode_fields(ds: Dataset, fields=None):
+    from recframe.data.encode import encode
+
+    return encode(Split(ds, ds, ds), fields=fields, with_fields=True)
+
+
+def e701(ctx):
+    from recframe.pipeline import validate_interactions
+
+    return message(lambda: validate_interactions(_click_log((0, 1, 2, 1, 0, 1)), "after loading"))
+
+
+def e702(ctx):
+    from recframe.pipeline import validate_interactions
+
+    return message(lambda: validate_interactions(_click_log((1,) * 6), "after loading"))
+
+
+def e703(ctx):
+    return message(lambda: _encode_fields(_click_log(), {"genres": {"kind": "multi"}}))
+
+
+def e704(ctx):
+    return message(lambda: _encode_fields(_click_log(), {"genres": {
+        "kind": "multi_categorical"}}))
+
+
+def e705(ctx):
+    ds = _click_log()
+    ds = ds.with_interactions(ds.interactions.drop(columns="timestamp"))
+    return message(lambda: _encode_fields(ds, {"hist": {"kind": "sequence"}}))
+
+
+def e706(ctx):
+    return message(lambda: _encode_fields(_click_log(), {"colour": {"kind": "categorical"}}))
+
+
+def e707(ctx):
+    ds = _click_log()
+    items = ds.items.assign(price=["cheap"] + ["1.5"] * (len(ds.items) - 1))
+    ds = Dataset(ds.interactions, items=items, name="clicks", source="/data/clicks.csv")
+    return message(lambda: _encode_fields(ds, {"price": {"kind": "numeric"}}))
+
+
+def e708(ctx):
+    return run_error(ctx, "model=bpr", "dataset=synthetic_ctr", "dataset.n_rows=3000",
+                     "logger=none", fast=False)
+
+
+def e709(ctx):
+    return run_error(ctx, "model=pop", "evaluation=ctr", "metrics=ctr")
+
+
+def e710(ctx):
+    return run_error(ctx, "model=pop", "metrics.names=[ndcg,gauc]")
+
+
+def e711(ctx):
+    return resolve_error(ctx, "evaluation=ctr", "metrics=ctr", "metrics.monitor=logloss")
 
 
 TRIGGERS: dict[str, Callable[[Ctx], str]] = {

@@ -11,6 +11,7 @@ computed here (:func:`reliability_table`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,8 @@ import torch
 from recframe.errors import ConfigError, unknown_name_message
 from recframe.eval.pointwise import PointwiseInput
 from recframe.plugin.specs import MetricSpec
+
+log = logging.getLogger(__name__)
 
 #: the metrics a CTR run reports when metrics.names holds no pointwise metric
 DEFAULT_CTR_METRICS: tuple[str, ...] = ("auc", "gauc", "logloss", "ece")
@@ -100,6 +103,11 @@ class PointwiseEvaluator:
                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
         """(metric -> 0-d value, distinct users, per-user column -> ``[U]`` values)."""
         inp = PointwiseInput.build(users.cpu(), logits.cpu(), labels.cpu())
+        n_pos = int(inp.labels.sum())
+        if n_pos in (0, len(inp.labels)):
+            log.warning("CTR protocol: the %d scored rows all have label %d, so AUC and GAUC "
+                        "are undefined (NaN); the part is too small or the split too "
+                        "uneven", len(inp.labels), 1 if n_pos else 0)
         values: dict[str, torch.Tensor] = {}
         per_user: dict[str, torch.Tensor] = {}
         for name, spec in self.metrics.items():
