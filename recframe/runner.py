@@ -186,6 +186,26 @@ def ctr_protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str,
     }
 
 
+def bayes_optimal_metrics(pointwise: PointwiseEvaluator, data: Any, true_probability: Any
+                          ) -> dict[str, dict[str, float]]:
+    """The run's CTR metrics of the true click probabilities on the same valid/test
+    rows: what no model can beat in expectation (data from a simulator that knows
+    them, e.g. ``synthetic_ctr``, which puts them in ``meta["true_probability"]``,
+    indexed by the rows' index labels)."""
+    p = np.asarray(true_probability, dtype=np.float64)
+    out = {}
+    for part in ("valid", "test"):
+        rows = data.labeled.get(part)
+        if rows is None or rows.row_index is None or not len(rows):
+            continue
+        q = np.clip(p[rows.row_index.astype(np.int64)], 1e-12, 1 - 1e-12)
+        values, _, _ = pointwise.compute(torch.from_numpy(rows.users),
+                                         torch.from_numpy(np.log(q) - np.log1p(-q)),
+                                         torch.from_numpy(rows.labels).double())
+        out[part] = {k: float(v) for k, v in values.items()}
+    return out
+
+
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     """The checkpoint to resume from when ``resume=<run dir>`` is set, else None."""
     resume = cfg.get("resume")
@@ -383,6 +403,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
                 "test_loop": round(task.test_loop_seconds, 4),
             },
         })
+        if plan.pointwise is not None and "true_probability" in prepared.raw_meta:
+            results["bayes_optimal"] = bayes_optimal_metrics(
+                plan.pointwise, exp.data, prepared.raw_meta["true_probability"])
         frame = per_user_frame(exp)
         if trainer.is_global_zero and frame is not None:
             write_parquet(run_dir / PER_USER_FILE, frame)

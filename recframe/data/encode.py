@@ -71,6 +71,9 @@ class LabeledRows:
     items: np.ndarray
     labels: np.ndarray
     fields: dict[str, np.ndarray]
+    #: each row's index label in the loaded interactions frame (e.g. to look up a
+    #: simulator's true click probability, ``Dataset.meta["true_probability"]``)
+    row_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -405,5 +408,6 @@ def _labeled_rows(parts: dict[str, Any], encoder: FieldEncoder, user_ids: pd.Ind
     for p, name in enumerate(names):
         sel = part_of == p
         out[name] = LabeledRows(users[sel], items[sel], labels[sel],
-                                {k: v[sel] for k, v in row_fields.items()})
+                                {k: v[sel] for k, v in row_fields.items()},
+                                np.asarray(all_rows.index)[sel])
     return out
