@@ -4,10 +4,13 @@ the recframe_ctr zoo (lr, fm, deepfm, dcnv2, autoint, din) plus mlp_ctr."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 
+import recframe_ctr.plugin as ctr_plugin
 from recframe.api import (
     ConfigError,
     CTRModel,
@@ -17,6 +20,9 @@ from recframe.api import (
     FieldSpec,
     TrainFormat,
 )
+from recframe_ctr.din import ActivationUnit
+from recframe_ctr.fm import fm_interaction
+from recframe_mlp.mlp_ctr import build_mlp_ctr
 
 N_USERS, N_ITEMS = 7, 11
 FIELDS = (
@@ -237,3 +243,276 @@ def test_score_equals_predict_on_the_crossed_rows(chunk, monkeypatch):
         want = model.predict({"fields": rows, "label": torch.zeros(len(u))})
     torch.testing.assert_close(scores, want.view(3, N_ITEMS))
     assert scores.std() > 0
+
+
+# -- the zoo -----------------------------------------------------------------------------
+
+BUILDERS = {name: build for name, build, _ in ctr_plugin.MODELS}
+BUILDERS["mlp_ctr"] = build_mlp_ctr
+# small versions of every model (the shipped defaults are FuxiCTR-sized)
+SMALL: dict[str, dict] = {
+    "lr": {},
+    "fm": {"embedding_dim": 8},
+    "deepfm": {"embedding_dim": 8, "hidden": [32, 16]},
+    "dcnv2": {"embedding_dim": 8, "hidden": [32], "cross_layers": 2},
+    "dcnv2_stacked": {"embedding_dim": 8, "hidden": [32], "cross_layers": 2,
+                      "structure": "stacked"},
+    "autoint": {"embedding_dim": 8, "attention_dim": 8, "num_heads": 2, "attention_layers": 2},
+    "din": {"embedding_dim": 8, "attention_hidden": [16], "hidden": [32, 16]},
+    "mlp_ctr": {"embedding_dim": 8, "hidden": [32, 16], "reg": 0.0},
+}
+
+
+def _build(key: str, info: DataInfo, **extra) -> CTRModel:
+    name = key.split("_stacked")[0]
+    return BUILDERS[name](info, {**SMALL[key], **extra})
+
+
+def test_every_model_is_registered_with_its_config(compose):
+    from recframe.plugin import default_manager
+
+    pm = default_manager()
+    for name in ("lr", "fm", "deepfm", "dcnv2", "autoint", "din"):
+        spec = pm.models.get(name)
+        assert spec.family == "ctr" and "fields" in spec.needs
+        cfg = compose(f"model={name}", fast=False)
+        assert cfg.model.name == name and cfg.model.batch_size == 4096
+        assert cfg.model.get("embedding_dim", 16) == 16
+    assert "fields" in pm.models.get("mlp_ctr").needs
+
+
+def test_fm_fast_formula_equals_the_pairwise_sum():
+    emb = torch.randn(6, 5, 3, dtype=torch.float64)
+    brute = sum((emb[:, f] * emb[:, g]).sum(-1) for f in range(5) for g in range(f + 1, 5))
+    torch.testing.assert_close(fm_interaction(emb), brute)
+    model = _build("fm", _info(True))
+    batch = _batch()
+    e = model.embedding(batch)
+    pairs = sum((e[:, f] * e[:, g]).sum(-1) for f in range(e.shape[1])
+                for g in range(f + 1, e.shape[1]))
+    torch.testing.assert_close(model.logits(batch), model.linear(batch) + pairs)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_din_attention_ignores_padded_positions(training):
+    torch.manual_seed(0)
+    unit = ActivationUnit(4, [8], "dice").train(training)
+    query = torch.randn(3, 4)
+    keys = torch.randn(3, 5, 4)
+    mask = torch.tensor([[False, False, True, True, True], [False, False, False, False, True],
+                         [False] * 5])
+    garbage = torch.where(mask[..., None], keys, torch.randn(3, 5, 4) * 100)
+    clean = torch.where(mask[..., None], keys, 0.0)
+    w = unit.weights(query, garbage, mask)
+    assert torch.equal(w[~mask], torch.zeros(int((~mask).sum())))
+    assert not torch.equal(w[mask], torch.zeros(int(mask.sum())))
+    torch.testing.assert_close(unit.weights(query, clean, mask), w)
+    torch.testing.assert_close(unit(query, garbage, mask), unit(query, clean, mask))
+    assert torch.equal(unit(query, garbage, mask)[2], torch.zeros(4))  # empty history
+    # no softmax: the interest grows with the number of relevant behaviours
+    twice = unit(query, torch.cat([keys, keys], 1), torch.cat([mask, mask], 1)).detach()
+    if not training:
+        torch.testing.assert_close(twice, 2 * unit(query, keys, mask).detach())
+
+
+def test_din_needs_a_sequence_field_and_names_the_fix():
+    no_seq = [f for f in FIELDS if f.kind != "sequence"]
+    with pytest.raises(ConfigError, match=r"sequence field.*dataset\.fields"):
+        _build("din", _info(fields=no_seq))
+    with pytest.raises(ConfigError, match="sequence_fields"):
+        _build("din", _info(), sequence_fields=["user_id"])
+    with pytest.raises(ConfigError, match="exclude_fields"):
+        _build("din", _info(), exclude_fields=["hist"])
+
+
+def test_bad_parameters_name_the_key():
+    info = _info()
+    cases = [("dcnv2", {"structure": "diagonal"}, "model.structure"),
+             ("dcnv2", {"hidden": []}, "model.hidden"),
+             ("autoint", {"attention_dim": 9}, "model.attention_dim"),
+             ("fm", {"embedding_dim": 0}, "model.embedding_dim"),
+             ("fm", {"fields": ["nope"]}, "model.fields"),
+             ("lr", {"exclude_fields": "age"}, "model.exclude_fields"),
+             ("din", {"attention_activation": "tanh"}, "model.attention_activation")]
+    for key, extra, where in cases:
+        with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+            _build(key, info, **extra)
+
+
+@pytest.mark.parametrize("key", sorted(SMALL))
+@pytest.mark.parametrize("has_labels", [True, False])
+def test_score_equals_predict_on_crossed_rows(key, has_labels, monkeypatch):
+    import recframe_mlp._tower as tower
+
+    monkeypatch.setattr(CTRModel, "score_chunk_rows", 13)  # many item chunks
+    monkeypatch.setattr(tower, "MAX_CELLS", 100)
+    torch.manual_seed(0)
+    data = FakeData(_info(has_labels))
+    model = _build(key, data.info, init_std=0.3)
+    assert model.train_format is (TrainFormat.LABELED if has_labels else TrainFormat.POINTS)
+    model.prepare(data)
+    model.eval()
+    users = torch.tensor([0, 3, 1, 6])
+    u = users.repeat_interleave(N_ITEMS)
+    i = torch.arange(N_ITEMS).repeat(len(users))
+    rows = model.owner_fields("user", u)
+    rows.update(model.owner_fields("item", i))
+    rows.update(model.zero_fields(len(u), ("context",), u.device))
+    with torch.no_grad():
+        scores = model.score(users, {})
+        want = model.predict({"fields": rows, "label": torch.zeros(len(u))})
+    assert scores.shape == (len(users), N_ITEMS) and scores.dtype == torch.float32
+    torch.testing.assert_close(scores, want.view(len(users), N_ITEMS), rtol=1e-4, atol=1e-5)
+    assert float(scores.std()) > 0
+
+
+# -- every model learns planted click data -------------------------------------------------
+
+V = 12  # values per categorical field (codes 2..V+1)
+PLANTED = (
+    FieldSpec("a", "categorical", "user", vocab_size=V + 2),
+    FieldSpec("b", "categorical", "item", vocab_size=V + 2),
+    FieldSpec("c", "categorical", "context", vocab_size=V + 2),
+    FieldSpec("m", "multi_categorical", "item", vocab_size=8, max_len=3, pooling="mean"),
+    FieldSpec("x", "numeric", "context"),
+    FieldSpec("hist", "sequence", "context", vocab_size=V + 2, max_len=4, shares="b"),
+)
+
+
+def _planted(n: int, seed: int, first_order: bool) -> tuple[dict[str, torch.Tensor],
+                                                             torch.Tensor, torch.Tensor]:
+    """Rows, labels and the true logits: ``logit = <A_a, B_b> (+ w_a + w_b + 0.8 x
+    + 0.7 mean_j <B_hist_j, B_b>)``. The latent vectors are centred over the values, so
+    with ``first_order=False`` no single field says anything about the label (pure
+    pairwise data, which logistic regression cannot fit)."""
+    g = np.random.default_rng(seed)
+    lat = np.random.default_rng(123)  # the same planted model for every sample
+    a_vec, b_vec = (lat.normal(size=(V, 4)) for _ in range(2))
+    a_vec -= a_vec.mean(0)
+    b_vec -= b_vec.mean(0)
+    w_a, w_b = lat.normal(size=V), lat.normal(size=V)
+    a, b, c = (g.integers(0, V, n) for _ in range(3))
+    hist = g.integers(0, V, (n, 4))
+    length = g.integers(0, 5, n)
+    pad = np.arange(4)[None, :] < (4 - length)[:, None]  # left padding
+    x = g.normal(size=n)
+    logit = 0.9 * (a_vec[a] * b_vec[b]).sum(1)
+    if first_order:
+        sim = (b_vec[hist] * b_vec[b][:, None]).sum(-1)
+        seq = np.where(pad, 0.0, sim).sum(1) / np.maximum(length, 1)
+        logit = logit + w_a[a] + w_b[b] + 0.8 * x + 0.7 * seq
+    labels = (g.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float32)
+    fields = {"a": a + 2, "b": b + 2, "c": c + 2, "m": np.where(g.random((n, 3)) < 0.5, 0,
+                                                                g.integers(2, 8, (n, 3))),
+              "x": x.astype(np.float32), "hist": np.where(pad, 0, hist + 2)}
+    return ({k: torch.as_tensor(v) for k, v in fields.items()}, torch.as_tensor(labels),
+            torch.as_tensor(logit))
+
+
+def _auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    ranks = torch.empty(len(scores), dtype=torch.float64)
+    ranks[scores.argsort()] = torch.arange(1, len(scores) + 1, dtype=torch.float64)
+    pos = labels > 0.5
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _fit_auc(key: str, first_order: bool, steps: int = 300) -> tuple[float, float]:
+    """(test AUC of the trained model, AUC of the true logits) on planted data."""
+    torch.manual_seed(0)
+    info = DataInfo(n_users=1, n_items=1, fields=PLANTED, has_labels=True, name="planted")
+    model = _build(key, info)
+    train, y, _ = _planted(20_000, 1, first_order)
+    test, y_test, truth = _planted(5_000, 2, first_order)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(y), (256,), generator=g)
+        loss = model.loss({"label": y[idx], "fields": {k: v[idx] for k, v in train.items()}})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        logits = model.predict({"fields": test, "label": y_test})
+    return _auc(logits, y_test), _auc(truth, y_test)
+
+
+@functools.cache
+def _lr_auc() -> float:
+    return _fit_auc("lr", first_order=True)[0]
+
+
+@pytest.mark.parametrize("key", sorted(SMALL))
+def test_every_model_learns_planted_click_data(key):
+    auc, best = _fit_auc(key, first_order=True)  # best: ~0.90, lr ~0.81, others ~0.86-0.88
+    assert 0.75 < auc <= best + 0.01, (key, auc, best)
+    if key != "lr":  # the feature-interaction models also fit the pairwise part
+        assert auc > _lr_auc() + 0.02, (key, auc, _lr_auc())
+
+
+def test_fm_beats_lr_on_pure_pairwise_data():
+    lr_auc, best = _fit_auc("lr", first_order=False)
+    fm_auc, _ = _fit_auc("fm", first_order=False)
+    assert best > 0.7  # there is something to learn
+    assert lr_auc < 0.56, lr_auc  # no single field carries signal
+    assert fm_auc > lr_auc + 0.1 and fm_auc > 0.65, (fm_auc, lr_auc, best)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# -- conformance (recframe.testing) --------------------------------------------------------
+
+CONFORMANCE: dict[str, list[str]] = {
+    "lr": ["model.batch_size=512", "model.lr=0.01"],
+    "fm": ["model.embedding_dim=8", "model.batch_size=512"],
+    "deepfm": ["model.embedding_dim=8", "model.hidden=[16]", "model.batch_size=512"],
+    "dcnv2": ["model.embedding_dim=8", "model.hidden=[16]", "model.cross_layers=2",
+              "model.batch_size=512"],
+    "autoint": ["model.embedding_dim=8", "model.attention_dim=8", "model.attention_layers=1",
+                "model.batch_size=512"],
+    "din": ["dataset=synthetic_seq", "model.embedding_dim=8", "model.hidden=[16]",
+            "model.attention_hidden=[8]", "model.batch_size=512"],
+}
+SEQ_FIELD = {"name": "hist", "kind": "sequence", "shares": "item_id", "max_len": 5}
+
+
+def _synthetic_with_history(tmp_path):
+    """A plugin with dataset ``synthetic_seq``: the synthetic data plus a declared
+    sequence field ``hist`` (the user's earlier items), which DIN needs."""
+    import dataclasses
+    import types
+
+    from omegaconf import OmegaConf
+
+    from recframe.api import DatasetSpec, hookimpl
+    from recframe.plugin import default_manager
+    from recframe.testing import compose
+
+    conf = tmp_path / "conf" / "dataset"
+    conf.mkdir(parents=True)
+    node = OmegaConf.to_container(compose("dataset=synthetic").dataset)
+    OmegaConf.save({**node, "name": "synthetic_seq"}, conf / "synthetic_seq.yaml")
+    synthetic = default_manager().datasets.get("synthetic")
+
+    def load(cfg):
+        ds = synthetic.load({**OmegaConf.to_container(cfg), "name": "synthetic"})
+        return dataclasses.replace(ds, meta={**ds.meta, "fields": [SEQ_FIELD]})
+
+    plugin = types.SimpleNamespace(
+        recframe_register_datasets=hookimpl(lambda registry: registry.add(
+            DatasetSpec(name="synthetic_seq", load=load))),
+        recframe_config_searchpath=hookimpl(lambda: f"file://{tmp_path / 'conf'}"))
+    plugin.__name__ = "synthetic_seq_plugin"
+    return plugin
+
+
+@pytest.mark.parametrize("name", sorted(CONFORMANCE))
+def test_model_conforms(name, tmp_path):
+    from recframe.testing import check_model, plugin_manager
+
+    pm = plugin_manager(_synthetic_with_history(tmp_path)) if name == "din" else None
+    report = check_model(name, pm=pm, overrides=["trainer.max_epochs=1", *CONFORMANCE[name]])
+    assert report.checked[-1] == "sampled"

@@ -1,4 +1,4 @@
-"""Deep CTR-style MLP over id embeddings and user/item side features, pointwise BCE."""
+"""Deep CTR-style MLP over typed field embeddings, pointwise BCE."""
 
 from __future__ import annotations
 
@@ -7,130 +7,104 @@ from typing import Any
 import torch
 from torch import nn
 
+import recframe_mlp._tower as tower
 from recframe.api import (
+    ConfigError,
+    CTRModel,
     DataInfo,
-    FeatureSpec,
-    RecData,
-    RecModel,
-    TrainFormat,
-    feature_specs,
+    FieldEmbedding,
     float_param,
     int_param,
     layers_param,
 )
-from recframe_mlp._tower import SplitMLP, code_table, module_device, numeric_table
 
 
-class _SideFeatures(nn.Module):
-    """Id embedding + side features of one entity type (users or items) as one vector.
-
-    ``[e_id, W x_num, e_cat_1, ..., e_cat_C]`` when ``project_numeric`` (item
-    genre flags), else ``[e_id, e_cat_1, ..., e_cat_C, x_num]`` (a few user numbers
-    such as age, z-scored). The numeric matrix and categorical codes are loaded by
-    :meth:`load` from the encoded feature frame (non-persistent buffers).
-    """
-
-    def __init__(self, n: int, specs: tuple[FeatureSpec, ...], id_dim: int, feature_dim: int,
-                 project_numeric: bool, init_std: float) -> None:
-        super().__init__()
-        self.n = n
-        self.specs = specs
-        self.n_numeric = sum(s.kind == "numeric" for s in specs)
-        cats = [s for s in specs if s.kind == "categorical"]
-        self.ids = nn.Embedding(n, id_dim)
-        self.cats = nn.ModuleList(nn.Embedding(s.cardinality, feature_dim) for s in cats)
-        for emb in (self.ids, *self.cats):
-            nn.init.normal_(emb.weight, std=init_std)
-        self.project = (nn.Linear(self.n_numeric, feature_dim, bias=False)
-                        if project_numeric and self.n_numeric else None)
-        numeric_out = feature_dim if self.project is not None else self.n_numeric
-        self.dim = id_dim + feature_dim * len(cats) + numeric_out
-        self.register_buffer("numeric", torch.zeros(n, self.n_numeric), persistent=False)
-        self.register_buffer("codes", torch.zeros(n, len(cats), dtype=torch.long),
-                             persistent=False)
-
-    def load(self, frame: Any, device: torch.device) -> None:
-        self.numeric = numeric_table(frame, self.specs, self.n, "zscore").to(device)
-        self.codes = code_table(frame, self.specs, self.n).to(device)
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        parts = [self.ids(idx)]
-        num = self.numeric[idx]
-        if self.project is not None:
-            parts.append(self.project(num))
-        codes = self.codes[idx]
-        parts += [emb(codes[..., c]) for c, emb in enumerate(self.cats)]
-        if self.project is None and self.n_numeric:
-            parts.append(num)
-        return torch.cat(parts, dim=-1)
-
-    def all(self) -> torch.Tensor:
-        return self(torch.arange(self.n, device=self.ids.weight.device))
-
-
-class MLPCTR(RecModel):
-    """A deep CTR model: MLP over concatenated id embeddings and side features.
+class MLPCTR(CTRModel):
+    """A deep CTR model: MLP over the concatenated field vectors.
 
     The embedding-and-MLP design of Covington, Adams & Sargin, "Deep Neural
     Networks for YouTube Recommendations", RecSys 2016, and of the deep part of
     Cheng et al., "Wide & Deep Learning for Recommender Systems", DLRS 2016.
-    Input ``x = [e_u, user categorical embeddings, z-scored user numerics,
-    e_i, W (item numerics, e.g. genre flags), item categorical embeddings]``;
-    ``s(u, i) = h^T MLP(x) + b`` with ReLU layers ``hidden``. Trained pointwise
-    with binary cross-entropy on positives (label 1) and ``num_negatives``
-    sampled unobserved items (label 0), plus ``reg`` x the mean squared L2 norm
-    of the batch's id embeddings. Scoring all items splits the first layer into
-    a user and an item part and evaluates the rest in chunks of items.
+    Input ``x = [v_1, ..., v_F, h_1, ..., h_S]``: one vector per batched field
+    (:class:`recframe.api.FieldEmbedding`: the user and item ids, their
+    categorical, multi-valued and numeric features, context fields) and, as
+    YouTube's "watch vector", the masked mean of each sequence field's item
+    embeddings (shared with the item id field). ``s = h^T MLP(x) + b`` with ReLU
+    layers ``hidden``. Trained with binary cross-entropy: on the logged labels
+    when the data has them, else on positives (label 1) and ``num_negatives``
+    sampled unobserved items (label 0); plus ``reg`` x the mean squared L2 norm
+    of the rows' field vectors. Scoring all items splits the first layer into a
+    user part and an item part (the field vectors of the other side are zero)
+    and evaluates the rest in chunks of items.
     """
 
-    train_format = TrainFormat.POINTS
-    needs = frozenset({"item_features", "user_features"})
-
-    def __init__(self, info: DataInfo, item_specs: tuple[FeatureSpec, ...],
-                 user_specs: tuple[FeatureSpec, ...], embedding_dim: int = 32,
-                 feature_dim: int = 16, hidden: list[int] | None = None, dropout: float = 0.0,
-                 reg: float = 0.001, num_negatives: int = 4, init_std: float = 0.01) -> None:
-        super().__init__()
+    def __init__(self, info: DataInfo, embedding_dim: int = 32, hidden: list[int] | None = None,
+                 dropout: float = 0.0, reg: float = 0.001, num_negatives: int = 4,
+                 init_std: float = 0.01, include: tuple[str, ...] | None = None,
+                 exclude: tuple[str, ...] = ()) -> None:
+        super().__init__(info, num_negatives=num_negatives, reg=reg)
         hidden = hidden or [128, 64]
-        self.users = _SideFeatures(info.n_users, user_specs, embedding_dim, feature_dim,
-                                   project_numeric=False, init_std=init_std)
-        self.items = _SideFeatures(info.n_items, item_specs, embedding_dim, feature_dim,
-                                   project_numeric=True, init_std=init_std)
-        self.mlp = SplitMLP(self.users.dim, self.items.dim, hidden, dropout)
+        self.embedding = FieldEmbedding(info.fields, embedding_dim, include=include,
+                                        exclude=exclude, init_std=init_std)
+        width = (self.embedding.num_fields + len(self.embedding.sequence_names)) * embedding_dim
+        self.first = nn.Linear(width, hidden[0])
+        rest: list[nn.Module] = [nn.ReLU(), nn.Dropout(dropout)]
+        for width_in, width_out in zip(hidden[:-1], hidden[1:], strict=True):
+            rest += [nn.Linear(width_in, width_out), nn.ReLU(), nn.Dropout(dropout)]
+        self.rest = nn.Sequential(*rest)
         self.head = nn.Linear(hidden[-1], 1)
-        self.reg = reg
-        self.num_negatives = num_negatives
+        self.max_width = max(hidden)
 
-    def prepare(self, data: RecData) -> None:
-        device = module_device(self)
-        self.users.load(data.user_features, device)
-        self.items.load(data.item_features, device)
+    def inputs(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The MLP input ``[B, (F + S) * dim]``: field vectors, then pooled sequences."""
+        parts = [self.embedding(fields).flatten(1)]
+        for name in self.embedding.sequence_names:
+            emb, mask = self.embedding.sequence(name, fields[name])
+            parts.append(emb.sum(1) / mask.sum(1, keepdim=True).clamp_min(1).to(emb.dtype))
+        return torch.cat(parts, dim=1)
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        users, items = batch["users"], batch["items"]
-        logits = self.head(self.mlp(self.users(users), self.items(items))).squeeze(-1)
-        loss = nn.functional.binary_cross_entropy_with_logits(logits, batch["labels"])
-        if self.reg:
-            loss = loss + self.reg * (self.users.ids(users).pow(2).sum(-1).mean()
-                                      + self.items.ids(items).pow(2).sum(-1).mean())
-        return loss
+    def logits(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.rest(self.first(self.inputs(fields)))).squeeze(-1)
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
-        scores = self.mlp.score_all(self.users(users), self.items.all(), self.head.weight[0])
-        return scores + self.head.bias
+        """``[B, n_items]`` with the first layer split: ``W x = W x_user + W x_item``,
+        where ``x_user`` holds the user's (and sequence) field vectors with zeros for
+        item and context fields, and ``x_item`` the item's (unknown context fields
+        embed to zero either way); the rest in item chunks of bounded size."""
+        device = self.head.weight.device
+        users = users.to(device)
+        items = torch.arange(self.n_items, device=device)
+        user_fields = self.owner_fields("user", users)
+        user_fields.update(self.zero_fields(len(users), ("item", "context"), device))
+        item_fields = self.owner_fields("item", items)
+        item_fields.update(self.zero_fields(self.n_items, ("user", "context"), device))
+        u = self.first(self.inputs(user_fields))  # [B, h1], bias included
+        i = self.inputs(item_fields) @ self.first.weight.T  # [n, h1]
+        head = self.head.weight[0]
+        chunk = max(1, tower.MAX_CELLS // max(1, len(u) * self.max_width))
+        out = [self.rest(u[:, None, :] + i[None, s : s + chunk, :]) @ head
+               for s in range(0, len(i), chunk)]
+        return torch.cat(out, dim=1) + self.head.bias
+
+
+def _names(cfg: Any, key: str, default: Any) -> tuple[str, ...] | None:
+    value = cfg.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"model.{key} must be null or a list of field names, got {value!r}")
+    return tuple(value)
 
 
 def build_mlp_ctr(info: DataInfo, cfg: Any) -> MLPCTR:
-    max_card = int_param(cfg, "max_cardinality", 100)
     return MLPCTR(
         info,
-        item_specs=feature_specs(info, cfg, "item", max_card),
-        user_specs=feature_specs(info, cfg, "user", max_card),
         embedding_dim=int_param(cfg, "embedding_dim", 32),
-        feature_dim=int_param(cfg, "feature_dim", 16),
         hidden=layers_param(cfg, "hidden", [128, 64]),
         dropout=float_param(cfg, "dropout", 0.0, maximum=0.99),
         reg=float_param(cfg, "reg", 0.001),
         num_negatives=int_param(cfg, "num_negatives", 4),
         init_std=float_param(cfg, "init_std", 0.01, strict=True),
+        include=_names(cfg, "fields", None),
+        exclude=_names(cfg, "exclude_fields", []) or (),
     )

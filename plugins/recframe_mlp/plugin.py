@@ -16,7 +16,8 @@ def recframe_register_models(registry) -> None:
     ))
     registry.add(ModelSpec(
         name="mlp_ctr", build=build_mlp_ctr, family="mlp",
-        needs=frozenset({"item_features", "user_features"}),
-        description="Deep CTR MLP over id embeddings and user/item side features, BCE "
+        needs=frozenset({"fields"}),
+        description="Deep CTR MLP over typed field embeddings (ids, features, context, "
+                    "pooled sequences), BCE "
                     "(Covington et al., RecSys 2016; Cheng et al., DLRS 2016)",
     ))

@@ -101,13 +101,11 @@ class CTRModel(RecModel):
     def _table(self, owner: str, field: str) -> torch.Tensor:
         return getattr(self, self._tables[owner][field])
 
-    def _owner_rows(self, owner: str, index: torch.Tensor,
-                    skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
-        """The fields of one owner for rows ``index`` (user or item indices)."""
+    def owner_fields(self, owner: str, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The fields owned by ``owner`` (``user``: with the sequence fields, as of the
+        end of train; ``item``) for user or item indices ``index``, from the tables."""
         out = {}
         for f in self.field_specs:
-            if f.name in skip:
-                continue
             if f.kind == "sequence":
                 if owner != "user":
                     continue
@@ -146,8 +144,8 @@ class CTRModel(RecModel):
     def point_fields(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
         """The fields of (user, item) rows from the tables (POINTS training): context
         fields 0, sequence fields the user's train history without the row's item."""
-        fields = self._owner_rows("user", users)
-        fields.update(self._owner_rows("item", items))
+        fields = self.owner_fields("user", users)
+        fields.update(self.owner_fields("item", items))
         fields.update(self.zero_fields(len(users), ("context",), users.device))
         for f in self.field_specs:
             if f.kind == "sequence" and f.shares in fields and fields[f.shares].dim() == 1:
@@ -190,7 +188,7 @@ class CTRModel(RecModel):
         device = self._device()
         users = users.to(device)
         b = len(users)
-        user_fields = self._owner_rows("user", users)
+        user_fields = self.owner_fields("user", users)
         chunk = max(1, self.score_chunk_rows // max(1, b))
         out = []
         for start in range(0, self.n_items, chunk):
@@ -198,7 +196,7 @@ class CTRModel(RecModel):
             c = len(items)
             fields = {k: v.repeat_interleave(c, dim=0) for k, v in user_fields.items()}
             fields.update({k: v.repeat(b, *([1] * (v.dim() - 1)))
-                           for k, v in self._owner_rows("item", items).items()})
+                           for k, v in self.owner_fields("item", items).items()})
             fields.update(self.zero_fields(b * c, ("context",), device))
             out.append(self.logits(fields).view(b, c))
         if not out:

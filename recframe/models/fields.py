@@ -35,15 +35,17 @@ INIT_STD = 1e-4
 
 
 def select_fields(fields: Iterable[FieldSpec], include: Iterable[str] | None = None,
-                  exclude: Iterable[str] = (), where: str = "fields") -> tuple[FieldSpec, ...]:
+                  exclude: Iterable[str] = (), keys: tuple[str, str] = (
+                      "model.fields", "model.exclude_fields")) -> tuple[FieldSpec, ...]:
     """The batched fields of ``fields`` (text dropped) named by ``include`` (``None``:
     all) minus ``exclude``, in their original order. An unknown name is a
-    :class:`ConfigError` naming ``where`` and the fields the data has."""
+    :class:`ConfigError` naming the config key it came from (``keys``: the include and
+    exclude keys) and the fields the data has."""
     batched = [f for f in fields if f.is_batched]
     names = [f.name for f in batched]
     include = None if include is None else list(include)
     exclude = list(exclude)
-    for key, listed in ((f"{where} (include)", include or []), (f"{where} (exclude)", exclude)):
+    for key, listed in zip(keys, (include or [], exclude), strict=True):
         unknown = [n for n in listed if n not in names]
         if unknown:
             raise ConfigError(
