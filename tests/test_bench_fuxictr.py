@@ -104,20 +104,39 @@ def test_export_tokens_keep_codes_and_drop_padding(side):
     assert side._joined(np.array([[4, 7, 0], [0, 0, 0], [2, 0, 0]])) == ["4^7", "", "2"]
 
 
-def test_figures_ratio_is_recframe_rows_per_second_over_fuxictr(compare):
+def _pair(compare):
     pair = compare.Pair(compare.Protocol("fm", 2, 100, 0.01))
     pair.recframe_runs.append({"timings": {"seconds_per_epoch": 0.5},
                                "metrics": {"test": {"auc": 0.8, "logloss": 0.5}}})
-    pair.fuxictr_runs.append({"epochs": [{"seconds": 3.0, "loader_wait_seconds": 2.0},
-                                         {"seconds": 1.0, "loader_wait_seconds": 0.5}],
-                              "test": {"auc": 0.7, "logloss": 0.6},
+    epochs = [{"seconds": 3.0, "loader_wait_seconds": 2.0, "loader_iter_seconds": 1.0},
+              {"seconds": 1.0, "loader_wait_seconds": 0.5, "loader_iter_seconds": 0.2}]
+    for e in epochs:
+        e.update(cpu_seconds_self=0.5, cpu_seconds_tree=0.9)
+    pair.fuxictr_runs.append({"epochs": epochs, "test": {"auc": 0.7, "logloss": 0.6},
+                              "preprocess_seconds": 9.0,
                               "breakdown": {"loader_alone_seconds": 1.5,
-                                            "train_steps_alone_seconds": 0.2}})
-    fig = pair.figures(n_train=1000)
+                                            "train_steps_alone_seconds": 0.2},
+                              "profile": {"wall_seconds": 2.0,
+                                          "tottime_by_package": {"builtins": 1.5}}})
+    return pair
+
+
+def test_figures_ratio_is_recframe_rows_per_second_over_fuxictr(compare):
+    fig = _pair(compare).figures(n_train=1000)
     assert fig["ctr_fm_epoch_speedup_vs_fuxictr"] == 4.0  # 2 s mean epoch / 0.5 s
     assert fig["ctr_fm_rows_per_second_recframe"] == 2000.0
     assert fig["ctr_fm_auc_fuxictr"] == 0.7 and fig["ctr_fm_logloss_recframe"] == 0.5
     assert fig["ctr_fm_fuxictr_loader_wait_share"] == 0.625
+
+
+def test_markdown_reports_both_sides_and_the_breakdown(compare):
+    pair = _pair(compare)
+    export = {**_export(1000), "fields": [{"name": "user_id", "type": "categorical"}],
+              "left_out": ["hist (sequence)"]}
+    md = compare.markdown([pair], export, pair.figures(1000), {"installed_now": False})
+    assert "| fm |" in md and "4.00x" in md and "0.7000" in md
+    assert "hist (sequence)" in md and "builtins 1.50 s" in md
+    assert "fm 0.4x" in md  # FuxiCTR's train_step alone (0.2 s) / recframe's epoch (0.5 s)
 
 
 @pytest.mark.slow

@@ -378,6 +378,7 @@ def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
         rows.append([pair.protocol.model, f"{epoch:.2f}",
                      f"{pair.fuxictr_median('loader_wait_seconds'):.2f} "
                      f"({pair.fuxictr_median('loader_wait_seconds') / epoch:.0%})",
+                     f"{pair.fuxictr_median('loader_iter_seconds'):.2f}",
                      f"{pair.breakdown('loader_alone_seconds'):.2f}",
                      f"{pair.breakdown('train_steps_alone_seconds'):.2f}",
                      f"{pair.fuxictr_median('cpu_seconds_self'):.2f}",
@@ -387,22 +388,29 @@ def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
     parts.append(
         "Where FuxiCTR's time goes (per epoch, median over seeds; seconds): the epoch "
         "(`train_epoch`), the part of it spent waiting on the data loader (`iter()` and "
-        "`next()` of its `ParquetDataLoader`: Ray Data re-reads the parquet file, "
-        "materializes and shuffles it, then `iter_torch_batches`), one pass of the loader "
+        "`next()` of its `ParquetDataLoader`), of which in `iter()` (where Ray Data "
+        "re-reads the parquet file, materializes and shuffles it; `next()` then "
+        "serves `iter_torch_batches`), one pass of the loader "
         "alone (no model), the `train_step` calls alone over the same number of batches "
         "collected beforehand (forward, loss, backward, clipping, Adam), the CPU seconds of "
         "the driver process and of the driver plus Ray's processes (raylet, GCS, workers; "
         "live ones only), and FuxiCTR's preprocessing (`build_dataset`: polars fit, Ray "
         "Data transform to parquet; once per run, not in any epoch). recframe's epoch is "
         "in the last column.\n\n"
-        + common.md_table(["model", "epoch", "waiting on loader", "loader alone",
+        + common.md_table(["model", "epoch", "waiting on loader", "of which iter()",
+                           "loader alone",
                            "train_step alone", "CPU driver", "CPU driver + Ray",
                            "preprocess (once)", "recframe epoch"], rows))
-    profiled = next((r["profile"] for pair in pairs for r in pair.fuxictr_runs
-                     if "profile" in r), None)
-    if profiled:
-        model = next(pair.protocol.model for pair in pairs
-                     if any("profile" in r for r in pair.fuxictr_runs))
+    steps = [f"{pair.protocol.model} "
+             f"{pair.breakdown('train_steps_alone_seconds') / pair.recframe_epoch_s:.1f}x"
+             for pair in pairs]
+    parts.append("FuxiCTR's `train_step` calls alone (no data loading) against recframe's "
+                 "whole epoch (its batching included): " + ", ".join(steps) + ".")
+    profiles = {pair.protocol.model: r["profile"] for pair in pairs for r in pair.fuxictr_runs
+                if "profile" in r}
+    model = "deepfm" if "deepfm" in profiles else next(iter(profiles), None)
+    if model is not None:
+        profiled = profiles[model]
         top = ", ".join(f"{k} {v:.2f} s" for k, v in
                         list(profiled["tottime_by_package"].items())[:6])
         parts.append(f"cProfile of one more FuxiCTR {model} epoch ({profiled['wall_seconds']:.2f}"
