@@ -479,33 +479,44 @@ CONFORMANCE: dict[str, list[str]] = {
 SEQ_FIELD = {"name": "hist", "kind": "sequence", "shares": "item_id", "max_len": 5}
 
 
-def _synthetic_with_history(tmp_path):
-    """A plugin with dataset ``synthetic_seq``: the synthetic data plus a declared
-    sequence field ``hist`` (the user's earlier items), which DIN needs."""
+def _synthetic_plugin(tmp_path, name: str, labeled: bool = False, history: bool = False):
+    """A plugin with dataset ``name``: the synthetic data, plus a declared sequence field
+    ``hist`` (the user's earlier items, which DIN needs) when ``history``, and as labeled
+    impressions (each interaction clicked, plus as many unclicked rows pairing users
+    with shuffled items) when ``labeled``."""
     import dataclasses
     import types
 
+    import pandas as pd
     from omegaconf import OmegaConf
 
-    from recframe.api import DatasetSpec, hookimpl
+    from recframe.api import LABEL, DatasetSpec, hookimpl
     from recframe.plugin import default_manager
     from recframe.testing import compose
 
     conf = tmp_path / "conf" / "dataset"
     conf.mkdir(parents=True)
     node = OmegaConf.to_container(compose("dataset=synthetic").dataset)
-    OmegaConf.save({**node, "name": "synthetic_seq"}, conf / "synthetic_seq.yaml")
+    OmegaConf.save({**node, "name": name}, conf / f"{name}.yaml")
     synthetic = default_manager().datasets.get("synthetic")
 
     def load(cfg):
         ds = synthetic.load({**OmegaConf.to_container(cfg), "name": "synthetic"})
-        return dataclasses.replace(ds, meta={**ds.meta, "fields": [SEQ_FIELD]})
+        if history:
+            ds = dataclasses.replace(ds, meta={**ds.meta, "fields": [SEQ_FIELD]})
+        if labeled:
+            pos = ds.interactions.drop(columns=["rating"], errors="ignore").assign(
+                **{LABEL: 1})
+            neg = pos.assign(**{LABEL: 0, "item_id": np.random.default_rng(0).permutation(
+                pos["item_id"].to_numpy())})
+            ds = ds.with_interactions(pd.concat([pos, neg], ignore_index=True))
+        return ds
 
     plugin = types.SimpleNamespace(
         recframe_register_datasets=hookimpl(lambda registry: registry.add(
-            DatasetSpec(name="synthetic_seq", load=load))),
+            DatasetSpec(name=name, load=load))),
         recframe_config_searchpath=hookimpl(lambda: f"file://{tmp_path / 'conf'}"))
-    plugin.__name__ = "synthetic_seq_plugin"
+    plugin.__name__ = f"{name}_plugin"
     return plugin
 
 
@@ -513,6 +524,33 @@ def _synthetic_with_history(tmp_path):
 def test_model_conforms(name, tmp_path):
     from recframe.testing import check_model, plugin_manager
 
-    pm = plugin_manager(_synthetic_with_history(tmp_path)) if name == "din" else None
+    pm = (plugin_manager(_synthetic_plugin(tmp_path, "synthetic_seq", history=True))
+          if name == "din" else None)
     report = check_model(name, pm=pm, overrides=["trainer.max_epochs=1", *CONFORMANCE[name]])
     assert report.checked[-1] == "sampled"
+
+
+@pytest.mark.parametrize("name", ["fm", "din"])
+def test_labeled_training_conforms_under_the_ranking_protocol(name, tmp_path):
+    """TrainFormat.LABELED end to end through the kit. The kit evaluates by ranking,
+    so the run is told to rank (evaluation.protocol=ranking)."""
+    from recframe.testing import check_model, plugin_manager
+
+    pm = plugin_manager(_synthetic_plugin(tmp_path, "synthetic_labeled", labeled=True,
+                                          history=True))
+    overrides = [o for o in CONFORMANCE[name] if not o.startswith("dataset=")]
+    report = check_model(name, pm=pm, overrides=[
+        "trainer.max_epochs=1", "dataset=synthetic_labeled", "evaluation.protocol=ranking",
+        *overrides])
+    assert report.checked[-1] == "sampled"
+
+
+def test_ctr_protocol_run_reports_click_metrics(tmp_path):
+    from recframe.testing import plugin_manager, run
+
+    pm = plugin_manager(_synthetic_plugin(tmp_path, "synthetic_labeled", labeled=True))
+    results = run("model=fm", "dataset=synthetic_labeled", "preprocess=none",
+                  "logger=none", "trainer.max_epochs=3", "model.batch_size=512",
+                  "model.lr=0.01", pm=pm)
+    test = results["metrics"]["test"]
+    assert 0.55 < test["auc"] <= 1.0 and np.isfinite(test["logloss"]), test
