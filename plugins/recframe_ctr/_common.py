@@ -96,7 +96,7 @@ def tower(in_dim: int, hidden: list[int], dropout: float = 0.0, act: str = "relu
 
 class Dice(nn.Module):
     """Dice, the data-adaptive activation of DIN (Zhou et al., "Deep Interest Network
-    for Click-Through Rate Prediction", KDD 2018, eq. 5):
+    for Click-Through Rate Prediction", KDD 2018):
     ``f(s) = p(s) s + (1 - p(s)) alpha s`` with ``p(s) = sigmoid((s - E[s]) /
     sqrt(Var[s] + eps))``, mean and variance over the mini-batch in training and
     their running averages at inference (batch normalization without affine terms),

@@ -22,7 +22,7 @@ from recframe_ctr._common import Common, common_params, tower
 
 
 class InteractingLayer(nn.Module):
-    """One interacting layer of AutoInt (Song et al., CIKM 2019, eqs. 5-8): multi-head
+    """One interacting layer of AutoInt (Song et al., CIKM 2019): multi-head
     self-attention across fields, ``e'_m = ReLU(sum_h softmax_k(<W_Q^h e_m, W_K^h e_k>)
     W_V^h e_k  (heads concatenated) + W_Res e_m)``. ``use_scale`` divides the inner
     products by ``sqrt(head_dim)`` (the paper does not); ``W_Res`` is the identity when
@@ -61,8 +61,8 @@ class AutoInt(CTRModel):
     field vectors pass through ``attention_layers`` interacting layers
     (:class:`InteractingLayer`: ``num_heads`` heads, ``attention_dim`` wide in
     all, residual connections); the flattened output feeds a linear logit.
-    ``hidden`` non-empty adds a ReLU MLP over the field vectors (AutoInt+, the
-    paper's Section 5.5), ``use_wide`` a first-order term.
+    ``hidden`` non-empty adds a ReLU MLP over the field vectors (the paper's
+    AutoInt+), ``use_wide`` a first-order term.
     """
 
     def __init__(self, info: DataInfo, common: Common, attention_layers: int,

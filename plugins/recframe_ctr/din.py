@@ -25,7 +25,7 @@ SEQUENCE_HINT = (
 
 
 class ActivationUnit(nn.Module):
-    """DIN's local activation unit (Zhou et al., KDD 2018, Fig. 2 and eq. 3): a weight
+    """DIN's local activation unit (Zhou et al., KDD 2018, Fig. 2): a weight
     ``a(e_j, q) = MLP([q, e_j, q - e_j, q * e_j])`` per behaviour ``e_j`` and target
     ``q``, and the user interest ``sum_j a(e_j, q) e_j``, with NO softmax (the paper
     keeps the intensity of the interest). Padded positions get weight 0 and are not

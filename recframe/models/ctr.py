@@ -42,7 +42,8 @@ class CTRModel(RecModel):
     (``num_negatives`` sampled negatives per positive, labelled 0). The loss is
     the mean binary cross-entropy of the logits against the labels plus
     ``reg`` times the mean (over the batch's rows) squared L2 norm of the rows'
-    field vectors in every :class:`FieldEmbedding` of the model.
+    field vectors in every :class:`FieldEmbedding` of the model (the weights of a
+    :class:`FieldLinear` included).
 
     POINTS batches have no fields: :meth:`point_fields` builds them from the
     user and item tables (:meth:`prepare`); context fields are ``0`` (unknown),
