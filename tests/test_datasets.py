@@ -450,3 +450,26 @@ def test_synthetic_bad_config(key, value):
 def test_synthetic_unknown_key_suggests():
     with pytest.raises(ConfigError, match=r"dataset\.n_user\b.*Did you mean 'n_users'"):
         plugin.load_synthetic(cfg(n_user=10))
+
+
+def test_csv_declares_fields_and_a_label(tmp_path):
+    """A CSV click log: `columns.label` maps the click column, `fields` declares a
+    multi-valued item field and a context field read from the interactions file."""
+    from recframe.data.field_encoding import declared_fields
+    from recframe_datasets.csv_loader import load_csv
+
+    (tmp_path / "log.csv").write_text(
+        "user_id,item_id,clicked,hour,noise\n1,10,1,3,x\n1,11,0,4,y\n2,10,0,3,z\n")
+    (tmp_path / "items.csv").write_text("item_id,genres\n10,Action|Comedy\n11,Drama\n")
+    cfg = OmegaConf.create({
+        "name": "csv", "path": str(tmp_path / "log.csv"),
+        "columns": {"rating": None, "timestamp": None, "label": "clicked"},
+        "item_features": {"path": str(tmp_path / "items.csv")},
+        "fields": {"genres": {"kind": "multi_categorical", "sep": "|"},
+                   "hour": {"kind": "categorical"}}})
+    ds = load_csv(cfg)
+    assert list(ds.interactions.columns) == ["user_id", "item_id", "label", "hour"]
+    assert ds.interactions["label"].tolist() == [1, 0, 0]
+    decls = {d.name: d for d in declared_fields(ds, cfg.fields)}
+    assert decls["genres"].kind == "multi_categorical" and decls["genres"].owner == "item"
+    assert decls["hour"].owner == "context"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from recframe.errors import ConfigError
 from recframe.pipeline import prepare, resolve
@@ -55,8 +56,11 @@ def test_score_all_items_matches_pairwise_logits(name, compose, monkeypatch):
         i = torch.arange(data.info.n_items).repeat(len(users))
         if name == "neumf":
             pairwise = model.logits(u, i)
-        else:
-            pairwise = model.head(model.mlp(model.users(u), model.items(i))).squeeze(-1)
+        else:  # the crossed rows' fields, context unknown (as CTRModel.score builds them)
+            rows = model.owner_fields("user", u)
+            rows.update(model.owner_fields("item", i))
+            rows.update(model.zero_fields(len(u), ("context",), u.device))
+            pairwise = model.logits(rows)
     torch.testing.assert_close(scores, pairwise.reshape(len(users), -1), rtol=1e-4, atol=1e-5)
 
 
@@ -68,26 +72,20 @@ def test_loss_is_finite_and_trains(compose):
         loss = model.loss(batch)
         loss.backward()
         assert torch.isfinite(loss)
-        assert all(p.grad is not None for p in model.mlp.parameters())
+        mlp = model.mlp if name == "neumf" else nn.ModuleList([model.first, model.rest, model.head])
+        assert all(p.grad is not None for p in mlp.parameters())
 
 
-def test_mlp_ctr_feature_columns(compose):
+def test_mlp_ctr_fields(compose):
     model, data = _built(compose, "mlp_ctr")
-    item_cols = {s.name for s in model.items.specs}
-    assert "title" not in item_cols and "category" in item_cols  # free text never used
-    assert {f"genre_{j}" for j in range(8)} <= item_cols
-    assert {s.name for s in model.users.specs} == {"age", "segment"}
-    assert model.users.numeric.shape == (data.info.n_users, 1)
-    assert abs(float(model.users.numeric.mean())) < 1e-4  # z-scored age
-    chosen, _ = _built(compose, "mlp_ctr", "model.item_feature_columns=[category]",
-                       "model.user_feature_columns=[]")
-    assert [s.name for s in chosen.items.specs] == ["category"]
-    assert chosen.users.specs == () and chosen.users.dim == chosen.users.ids.embedding_dim
-
-
-def test_mlp_ctr_skips_high_cardinality_categoricals(compose):
-    model, _ = _built(compose, "mlp_ctr", "model.max_cardinality=5")  # category has 9 codes
-    assert "category" not in {s.name for s in model.items.specs}
+    names = set(model.embedding.field_names)
+    assert {"user_id", "item_id", "category", "age", "segment"} <= names
+    assert {f"genre_{j}" for j in range(8)} <= names
+    assert names == {f.name for f in data.info.fields if f.kind != "text"}
+    chosen, _ = _built(compose, "mlp_ctr", "model.fields=[item_id,category]")
+    assert chosen.embedding.field_names == ("item_id", "category")
+    dropped, _ = _built(compose, "mlp_ctr", "model.exclude_fields=[category,age]")
+    assert not {"category", "age"} & set(dropped.embedding.field_names)
 
 
 @pytest.mark.parametrize(("name", "override", "key"), [
@@ -96,8 +94,8 @@ def test_mlp_ctr_skips_high_cardinality_categoricals(compose):
     ("neumf", "model.num_negatives=0", "model.num_negatives"),
     ("neumf", "model.dropout=1.5", "model.dropout"),
     ("neumf", "model.reg=-1", "model.reg"),
-    ("mlp_ctr", "model.item_feature_columns=[nope]", "model.item_feature_columns"),
-    ("mlp_ctr", "model.user_feature_columns=[title]", "model.user_feature_columns"),
+    ("mlp_ctr", "model.fields=[nope]", "model.fields"),
+    ("mlp_ctr", "model.exclude_fields=[nope]", "model.exclude_fields"),
     ("mlp_ctr", "model.hidden=[64,x]", "model.hidden"),
     ("mlp_ctr", "model.embedding_dim=1.5", "model.embedding_dim"),
 ])

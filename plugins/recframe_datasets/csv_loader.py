@@ -11,7 +11,16 @@ from typing import Any
 
 import pandas as pd
 
-from recframe.api import ITEM, RATING, TIMESTAMP, USER, ConfigError, DataError, Dataset
+from recframe.api import (
+    ITEM,
+    LABEL,
+    RATING,
+    TIMESTAMP,
+    USER,
+    ConfigError,
+    DataError,
+    Dataset,
+)
 
 from .config import check_keys, existing_file, opt, plain, require, suggest
 from .fingerprint import combine, file_digests
@@ -25,9 +34,9 @@ from .tabular import (
 )
 
 CONFIG_KEYS = ("name", "path", "format", "sep", "header", "names", "encoding", "columns",
-               "item_features", "user_features")
+               "item_features", "user_features", "fields")
 FEATURE_KEYS = ("path", "key", "format", "sep", "header", "names", "encoding")
-DEFAULT_COLUMNS = {USER: USER, ITEM: ITEM, RATING: RATING, TIMESTAMP: TIMESTAMP}
+DEFAULT_COLUMNS = {USER: USER, ITEM: ITEM, RATING: RATING, TIMESTAMP: TIMESTAMP, LABEL: None}
 REQUIRED = (USER, ITEM)
 FORMATS = {".csv": "csv", ".txt": "csv", ".dat": "csv", ".tsv": "tsv", ".tab": "tsv",
            ".parquet": "parquet", ".pq": "parquet"}
@@ -45,8 +54,13 @@ def load_csv(cfg: Any) -> Dataset:
     check_keys(cfg, CONFIG_KEYS)
     path = existing_file(require(cfg, "path", "the interactions file"), "dataset.path")
     mapping = column_mapping(opt(cfg, "columns"))
-    table = read_table(path, cfg, "dataset", needed=mapping, only_needed=True)
+    context = _declared_context_columns(opt(cfg, "fields"), mapping)
+    table = read_table(path, cfg, "dataset", needed=mapping, only_needed=True,
+                       optional=context)
     interactions = to_interactions(table, mapping, path, unit=table.attrs["unit"])
+    for column in context:  # declared context fields found in the interactions file
+        if column in table.columns:
+            interactions[column] = table[column].to_numpy()
     files = [path]
     features: dict[str, pd.DataFrame | None] = {ITEM: None, USER: None}
     for id_col, key in ((ITEM, "item_features"), (USER, "user_features")):
@@ -62,6 +76,25 @@ def load_csv(cfg: Any) -> Dataset:
         meta={"fingerprint": combine(digests, {"columns": mapping}), "files": digests,
               "format": table.attrs["format"]},
     )
+
+
+def _declared_context_columns(fields: Any, mapping: dict[str, Any]) -> list[str]:
+    """Columns named by ``dataset.fields`` (their ``column``, else their name) that are
+    not canonical: kept from the interactions file when it has them (context fields
+    of each row, e.g. the hour of an impression); the core checks the rest."""
+    fields = plain(fields)
+    if fields is None:
+        return []
+    items = (list(fields.items()) if isinstance(fields, dict)
+             else [(d.get("name"), d) for d in fields if isinstance(d, dict)]
+             if isinstance(fields, list) else [])
+    used = {str(v) for v in mapping.values()}
+    out = []
+    for name, decl in items:
+        column = str((decl or {}).get("column") or name)
+        if column not in used and column not in out:
+            out.append(column)
+    return out
 
 
 def column_mapping(columns: Any) -> dict[str, Any]:
@@ -99,7 +132,7 @@ def detect_format(path: Path, fmt: Any, key: str) -> str:
 
 
 def read_table(path: Path, cfg: Any, key: str, needed: dict[str, Any] | None = None,
-               only_needed: bool = False) -> pd.DataFrame:
+               only_needed: bool = False, optional: list[str] | None = None) -> pd.DataFrame:
     """Read a whole table; index = line number (text) or 1-based row (Parquet).
 
     ``needed`` (canonical -> column) is checked against the header before the
@@ -112,7 +145,9 @@ def read_table(path: Path, cfg: Any, key: str, needed: dict[str, Any] | None = N
         columns = _parquet_columns(path)
         _check_columns(path, columns, needed or {}, key, sep=None)
         try:
-            wanted = [str(c) for c in needed.values()] if needed and only_needed else None
+            wanted = ([str(c) for c in needed.values()]
+                      + [c for c in optional or [] if c in columns]
+                      if needed and only_needed else None)
             frame = pd.read_parquet(path, columns=wanted, **_PARQUET_OPTIONS)
         except Exception as err:  # pyarrow raises several types for corrupt input
             raise DataError(f"{path}: cannot read it as Parquet ({type(err).__name__}: "
@@ -266,6 +301,9 @@ def to_interactions(frame: pd.DataFrame, mapping: dict[str, Any], path: Path, un
         elif canonical == RATING:
             out[canonical] = parse_numeric(values, path=path, column=str(column),
                                            role="rating", unit=unit).astype("float64")
+        elif canonical == LABEL:  # 0/1 checked (with the row) by the core
+            out[canonical] = parse_numeric(values, path=path, column=str(column),
+                                           role="label", unit=unit)
         else:
             out[canonical] = _timestamps(values, path, str(column), unit)
     if not out:

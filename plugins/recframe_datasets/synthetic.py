@@ -62,7 +62,7 @@ class SyntheticParams:
     def from_cfg(cls, cfg: Any) -> SyntheticParams:
         """Read and validate the settings; unknown keys are a :class:`ConfigError`."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        check_keys(cfg, {"name", *fields})
+        check_keys(cfg, {"name", "fields", *fields})  # `fields` is read by the core
         values = {}
         for name, f in fields.items():
             raw = opt(cfg, name, f.default)
