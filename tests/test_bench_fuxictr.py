@@ -117,7 +117,10 @@ def _pair(compare):
                               "breakdown": {"loader_alone_seconds": 1.5,
                                             "train_steps_alone_seconds": 0.2},
                               "profile": {"wall_seconds": 2.0,
-                                          "tottime_by_package": {"builtins": 1.5}}})
+                                          "tottime_by_package": {"builtins": 1.5, "ray": 0.1},
+                                          "top_cumulative": [
+                                              {"function": "ray:dataset.py:1(materialize)",
+                                               "cumtime": 1.25}]}})
     return pair
 
 
@@ -135,7 +138,8 @@ def test_markdown_reports_both_sides_and_the_breakdown(compare):
               "left_out": ["hist (sequence)"]}
     md = compare.markdown([pair], export, pair.figures(1000), {"installed_now": False})
     assert "| fm |" in md and "4.00x" in md and "0.7000" in md
-    assert "hist (sequence)" in md and "builtins 1.50 s" in md
+    assert "hist (sequence)" in md and "builtins 1.50 s, ray 0.10 s" in md
+    assert "`Dataset.materialize` took 1.25 s" in md
     assert "fm 0.4x" in md  # FuxiCTR's train_step alone (0.2 s) / recframe's epoch (0.5 s)
 
 

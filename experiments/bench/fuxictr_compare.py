@@ -401,6 +401,21 @@ def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
                            "loader alone",
                            "train_step alone", "CPU driver", "CPU driver + Ray",
                            "preprocess (once)", "recframe epoch"], rows))
+    shares = [pair.fuxictr_median("loader_wait_seconds") / pair.fuxictr_epoch_s
+              for pair in pairs]
+    in_iter = [pair.fuxictr_median("loader_iter_seconds")
+               / pair.fuxictr_median("loader_wait_seconds") for pair in pairs]
+    busy = [pair.fuxictr_median("cpu_seconds_tree") / pair.fuxictr_epoch_s for pair in pairs]
+    parts.append(
+        f"Reading it: FuxiCTR's epochs spend {min(shares):.0%}-{max(shares):.0%} of their time "
+        f"waiting on the data loader ({min(in_iter):.0%}-{max(in_iter):.0%} of that in "
+        "`iter()`, Ray Data materializing and shuffling the training set again each epoch), "
+        "the larger share the smaller the model. The CPU seconds of the driver and all of "
+        f"Ray's processes together come to {min(busy):.0%}-{max(busy):.0%} of the epoch's "
+        "wall time: the loader waits on Ray's task scheduling (the driver polls its "
+        "streaming executor with `time.sleep`, the largest item of the profile below) more "
+        "than it computes. recframe's gain is that part: its whole epoch takes about as long "
+        "as FuxiCTR's `train_step` calls alone.")
     steps = [f"{pair.protocol.model} "
              f"{pair.breakdown('train_steps_alone_seconds') / pair.recframe_epoch_s:.1f}x"
              for pair in pairs]
@@ -411,11 +426,19 @@ def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
     model = "deepfm" if "deepfm" in profiles else next(iter(profiles), None)
     if model is not None:
         profiled = profiles[model]
-        top = ", ".join(f"{k} {v:.2f} s" for k, v in
-                        list(profiled["tottime_by_package"].items())[:6])
+        ranked = sorted(profiled["tottime_by_package"].items(), key=lambda kv: -kv[1])
+        top = ", ".join(f"{k} {v:.2f} s" for k, v in ranked[:5])
+        def cum(needle: str) -> float:
+            return max((r["cumtime"] for r in profiled["top_cumulative"]
+                        if needle in r["function"]), default=0.0)
+
         parts.append(f"cProfile of one more FuxiCTR {model} epoch ({profiled['wall_seconds']:.2f}"
                      f" s; the driver's own time by package, builtins being C calls such as "
-                     f"`time.sleep` and torch kernels): {top}.")
+                     f"`time.sleep` and torch kernels): {top}. `ParquetDataLoader.__iter__` -> "
+                     f"Ray's `Dataset.materialize` took {cum('(materialize)'):.2f} s; "
+                     f"`time.sleep` {cum('time.sleep'):.2f} s in all (Ray Data's streaming "
+                     f"executor, `get_output_blocking`, polling for its tasks); the "
+                     f"`train_step` calls {cum('(train_step)'):.2f} s.")
     parts.append(
         "What differs between the implementations (the models are the same architecture; "
         "FuxiCTR's pip package ships none of its zoo's models, so `fuxictr_models.py` rebuilds "
@@ -439,6 +462,30 @@ def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
         parts.append(f"FuxiCTR's environment was installed by this run in "
                      f"{install['install_seconds']:.0f} s (not part of any timing).")
     return "\n\n".join(parts)
+
+
+def pairs_from_details(details: dict[str, Any]) -> list[Pair]:
+    """The pairs recorded in a fragment's ``details`` (for ``--rerender``)."""
+    pairs = []
+    for run in details["runs"]:
+        proto = dict(run["protocol"])
+        proto["hidden"], proto["seeds"] = tuple(proto["hidden"]), tuple(proto["seeds"])
+        pairs.append(Pair(Protocol(**proto), list(run["recframe"]), list(run["fuxictr"])))
+    return pairs
+
+
+def rerender(out: Path) -> None:
+    """Rebuild the figures and markdown of ``out/fuxictr_compare.json`` from its recorded
+    runs (after a text change; nothing is rerun)."""
+    frag = json.loads((out / f"{NAME}.json").read_text())
+    details = frag["details"]
+    pairs = pairs_from_details(details)
+    n_train = details["export"]["counts"]["train"]["rows"]
+    figures: dict[str, Any] = {"fuxictr_compare_threads": pairs[0].protocol.threads}
+    for pair in pairs:
+        figures.update(pair.figures(n_train))
+    md = markdown(pairs, details["export"], figures, details["install"])
+    common.write_fragment(NAME, out, figures, md, details, recorded=frag)
 
 
 def _layers(text: str) -> tuple[int, ...]:
@@ -471,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cross-layers", type=int, default=3, help="DCNv2 cross layers")
     p.add_argument("--structure", default="parallel", help="DCNv2 structure")
     p.add_argument("--threads", type=int, default=1, help="torch threads of every run")
-    p.add_argument("--seeds", default="0", help="training seeds (one run of each framework "
+    p.add_argument("--seeds", default="0,1,2", help="training seeds (one run of each framework "
                    "per seed; the split stays the one of seed 0)")
     p.add_argument("--no-profile", action="store_true",
                    help="skip the cProfile epoch of each model's first FuxiCTR run")
@@ -479,7 +526,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="the MovieLens-100K folder (u.data, u.item, u.user)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="keep exported CSVs, logs and run dirs here (default: a temp dir)")
+    p.add_argument("--rerender", action="store_true",
+                   help="only rebuild the markdown of the fragment in --out from its recorded "
+                   "runs (after a text change; nothing is rerun)")
     args = p.parse_args(argv)
+    if args.rerender:
+        rerender(args.out)
+        return 0
     models = [m for m in args.models.split(",") if m]
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
