@@ -455,9 +455,12 @@ def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
         "- **Batching.** FuxiCTR: Ray Data over a parquet file, reshuffled each epoch; "
         "recframe: in-memory tensors, a permutation per epoch, several optimizer steps per "
         "batch of Lightning's loop (`steps_per_execution`, same updates).\n"
-        "- **Multi-valued fields.** FuxiCTR's mean pooling finds padding by zero embedding "
-        "vectors (`MaskedAveragePooling`), recframe by zero codes; the same for trained "
-        "embeddings.")
+        "- **Multi-valued fields (genres).** FuxiCTR's first-order term (the "
+        "`LogisticRegression` block, also inside FM and DeepFM) sums a multi-valued field's "
+        "weights, its embeddings are mean-pooled (`MaskedAveragePooling`, padding found by "
+        "zero vectors). recframe pools both as the field declares: mean, except in the LR "
+        "runs, which declare `pooling: sum` to match; FM and DeepFM therefore differ in the "
+        "first-order genre term (mean on recframe's side, sum on FuxiCTR's).")
     if install.get("installed_now"):
         parts.append(f"FuxiCTR's environment was installed by this run in "
                      f"{install['install_seconds']:.0f} s (not part of any timing).")
