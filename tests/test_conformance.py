@@ -4,6 +4,7 @@ catches broken components."""
 from __future__ import annotations
 
 import logging
+import os
 import types
 
 import numpy as np
@@ -132,9 +133,34 @@ def test_ml100k_dataset_conforms():
     assert len(check_dataset("ml-100k", cfg.dataset)) == 100_000
 
 
+def test_synthetic_ctr_dataset_conforms():
+    ds = check_dataset("synthetic_ctr", compose("dataset=synthetic_ctr",
+                                                "dataset.n_rows=3000").dataset)
+    assert set(ds.interactions["label"].unique()) == {0, 1}
+
+
+@pytest.mark.parametrize("name", ["criteo", "avazu"])
+def test_click_log_presets_conform(name):
+    cfg = compose(f"dataset={name}").dataset
+    if not os.path.exists(str(cfg.path)):
+        pytest.skip(f"the {name} sample is not at {cfg.path}")
+    ds = check_dataset(name, cfg)
+    assert "label" in ds.interactions.columns
+
+
+@pytest.mark.slow
+def test_ml100k_ctr_dataset_conforms():
+    if not (ML100K / "u.data").exists():
+        pytest.skip(f"MovieLens-100K not found at {ML100K}")
+    cfg = compose("dataset=ml-100k-ctr", f"dataset.path={ML100K}", "dataset.download=false")
+    assert len(check_dataset("ml-100k-ctr", cfg.dataset)) == 100_000
+
+
 def test_every_registered_name_is_covered():
-    """A new built-in dataset needs a config here; the other kinds are parametrized."""
-    assert set(PM.datasets.names()) <= {"synthetic", "csv", "ml-100k"}
+    """A new built-in dataset needs a conformance test here (`ctr_log` is the loader
+    behind the criteo and avazu presets); the other kinds are parametrized."""
+    assert set(PM.datasets.names()) <= {"synthetic", "csv", "ml-100k", "synthetic_ctr",
+                                        "criteo", "avazu", "ctr_log", "ml-100k-ctr"}
 
 
 # -- the kit catches broken components ---------------------------------------------------
