@@ -78,6 +78,20 @@ def activation(name: str, units: int) -> nn.Module:
 ACTIVATIONS = ("relu", "prelu", "dice", "sigmoid")
 
 
+def glorot_linears(module: nn.Module) -> None:
+    """Every ``nn.Linear`` of ``module``: Xavier-normal weights (Glorot & Bengio,
+    AISTATS 2010) and zero biases, as FuxiCTR's ``BaseModel.reset_parameters``
+    initializes its zoo (fuxictr 2.3.10, fuxictr/pytorch/models/rank_model.py).
+    Measured on ml-100k-ctr (experiments/bench/fuxictr_compare.py): DeepFM's test AUC
+    after 3 epochs rises from 0.7757 (torch's default) to 0.7783 (seed 0).
+    Embeddings keep their own init (``init_std``)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_normal_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
 def tower(in_dim: int, hidden: list[int], dropout: float = 0.0, act: str = "relu",
           out_dim: int | None = 1) -> nn.Sequential:
     """``[Linear -> activation -> Dropout] * len(hidden)``, then ``Linear(.., out_dim)``

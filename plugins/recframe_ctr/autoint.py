@@ -18,7 +18,7 @@ from recframe.api import (
     int_param,
     layers_param,
 )
-from recframe_ctr._common import Common, common_params, tower
+from recframe_ctr._common import Common, common_params, glorot_linears, tower
 
 
 class InteractingLayer(nn.Module):
@@ -80,6 +80,7 @@ class AutoInt(CTRModel):
         self.head = nn.Linear(n_fields * attention_dim, 1)
         self.mlp = tower(n_fields * d, hidden, dropout) if hidden else None
         self.linear = FieldLinear(info.fields, **kw) if use_wide else None
+        glorot_linears(self)
 
     def logits(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
         emb = self.embedding(fields)

@@ -17,7 +17,7 @@ from recframe.api import (
     int_param,
     layers_param,
 )
-from recframe_ctr._common import Common, common_params, tower
+from recframe_ctr._common import Common, common_params, glorot_linears, tower
 
 STRUCTURES = ("parallel", "stacked", "crossnet_only")
 
@@ -67,6 +67,7 @@ class DCNv2(CTRModel):
         else:
             self.mlp = tower(dim, hidden, dropout, out_dim=None)
             self.head = nn.Linear(dim + hidden[-1], 1)
+        glorot_linears(self)
 
     def logits(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
         x0 = self.embedding(fields).flatten(1)

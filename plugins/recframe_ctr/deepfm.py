@@ -14,7 +14,7 @@ from recframe.api import (
     float_param,
     layers_param,
 )
-from recframe_ctr._common import Common, common_params, tower
+from recframe_ctr._common import Common, common_params, glorot_linears, tower
 from recframe_ctr.fm import fm_interaction
 
 
@@ -37,6 +37,7 @@ class DeepFM(CTRModel):
         self.embedding = FieldEmbedding(info.fields, common.embedding_dim, **kw)
         self.linear = FieldLinear(info.fields, **kw)
         self.mlp = tower(self.embedding.num_fields * common.embedding_dim, hidden, dropout)
+        glorot_linears(self)
 
     def logits(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
         emb = self.embedding(fields)

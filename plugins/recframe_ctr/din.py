@@ -17,7 +17,7 @@ from recframe.api import (
     float_param,
     layers_param,
 )
-from recframe_ctr._common import ACTIVATIONS, Common, common_params, tower
+from recframe_ctr._common import ACTIVATIONS, Common, common_params, glorot_linears, tower
 
 SEQUENCE_HINT = (
     "declare one, e.g. dataset.fields: [{name: hist, kind: sequence, shares: item_id, "
@@ -78,6 +78,7 @@ class DIN(CTRModel):
                                        for _ in sequences)
         self.mlp = tower((self.embedding.num_fields + len(sequences)) * d, hidden, dropout,
                          activation)
+        glorot_linears(self)
 
     def interests(self, fields: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """One interest vector ``[B, d]`` per sequence field."""
