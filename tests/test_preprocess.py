@@ -296,3 +296,23 @@ def test_plugin_manager_registers_the_steps():
         assert name in pm.preprocessors
         assert pm.preprocessors.plugin_of(name) == "preprocess"
         assert pm.preprocessors.get(name).build is BUILDERS[name]
+
+
+def test_dedup_and_binarize_keep_labeled_impressions():
+    """A click log's repeated impressions and unclicked rows are data: both steps keep
+    every row of a labeled dataset (and drop repeats of an unlabeled one)."""
+    import pandas as pd
+    from omegaconf import OmegaConf
+
+    from recframe.api import Dataset
+    from recframe_preprocess.binarize import build_binarize
+    from recframe_preprocess.clean import build_dedup
+
+    rows = pd.DataFrame({"user_id": [1, 1, 1, 2], "item_id": [5, 5, 6, 5],
+                         "label": [0, 1, 0, 1], "rating": [2.0, 5.0, 1.0, 4.0]})
+    ds = Dataset(rows)
+    assert len(build_dedup(OmegaConf.create({}))(ds)) == 4
+    assert len(build_binarize(OmegaConf.create({"threshold": 4.0}))(ds)) == 4
+    unlabeled = Dataset(rows.drop(columns="label"))
+    assert len(build_dedup(OmegaConf.create({}))(unlabeled)) == 3
+    assert len(build_binarize(OmegaConf.create({"threshold": 4.0}))(unlabeled)) == 2

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recframe.api import ITEM, RATING, TIMESTAMP, USER, Dataset, stable_argsort
+from recframe.api import ITEM, LABEL, RATING, TIMESTAMP, USER, Dataset, stable_argsort
 from recframe_preprocess._params import check_keys, report_dropped
 
 log = logging.getLogger(__name__)
@@ -109,11 +109,18 @@ def build_dedup(cfg: Any) -> Any:
     row order; missing timestamps count as oldest); without timestamps the
     last occurrence. Surviving rows keep their original order and index.
     No parameters.
+
+    Labeled impressions (a ``label`` column, the CTR protocol) pass unchanged: a
+    repeated (user, item) impression is data there (shown twice, clicked once), so
+    the step logs that it keeps them rather than drop logged rows.
     """
     check_keys(cfg, "dedup", ())
 
     def dedup(ds: Dataset) -> Dataset:
         df = ds.interactions
+        if LABEL in df.columns:
+            log.info("dedup: labeled impressions are kept as logged (repeats are data)")
+            return ds
         n = len(df)
         drop = _repeated_rows_to_drop(df, ds.has_timestamps)
         if len(drop) == 0:
