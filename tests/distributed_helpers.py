@@ -20,7 +20,10 @@ def assert_same_per_user(got: pd.DataFrame, expected: pd.DataFrame, atol: float 
         raise AssertionError(f"users dropped: {sorted(missing)[:5]}, added: {sorted(extra)[:5]}")
     a = got.sort_values("user").reset_index(drop=True)
     b = expected.sort_values("user").reset_index(drop=True)
-    cols = [c for c in b.columns if "@" in c]
+    # every metric column (ranking: ndcg@10, ...; CTR protocol: gauc, logloss, n_impressions)
+    cols = [c for c in b.columns
+            if c not in ("user", "user_id") and pd.api.types.is_numeric_dtype(b[c])]
+    assert cols, "no per-user metric column to compare"
     np.testing.assert_allclose(a[cols].to_numpy(), b[cols].to_numpy(), atol=atol)
 
 

@@ -78,6 +78,12 @@ class LabeledRows:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def subset(self, rows: np.ndarray) -> LabeledRows:
+        """The rows at positions ``rows``, as labeled rows of their own."""
+        return LabeledRows(self.users[rows], self.items[rows], self.labels[rows],
+                           {k: v[rows] for k, v in self.fields.items()},
+                           None if self.row_index is None else self.row_index[rows])
+
     def take(self, rows: np.ndarray) -> dict[str, Any]:
         """One batch as numpy arrays (``fields`` nested), in the batch layout."""
         return {"label": self.labels[rows], "users": self.users[rows],

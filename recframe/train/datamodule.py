@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import lightning.pytorch as pl
+import numpy as np
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 from torch.utils.data.distributed import DistributedSampler
@@ -156,12 +157,14 @@ class RecDataModule(pl.LightningDataModule):
     def _eval_loader(self, part: str) -> DataLoader:
         if self.protocol != "ctr":
             return self._loader(self.eval_set(part), train=False)
-        # labeled rows in logged order, whole batches; ranks take disjoint batches
-        rows = LabeledBatches(self.data.labeled[part], self.eval_batch_size, self.seed,
-                              shuffle=False)
+        # labeled rows in logged order; under DDP rank r scores rows r, r + world, ...
+        # (every rank gets rows whatever the batch size; metrics see the gathered rows)
+        labeled = self.data.labeled[part]
         world, rank = self._world()
-        sampler = self.eval_sampler(rows, world, rank) if world > 1 else None
-        return DataLoader(rows, batch_size=None, sampler=sampler, num_workers=self.num_workers,
+        if world > 1:
+            labeled = labeled.subset(np.arange(rank, len(labeled), world))
+        rows = LabeledBatches(labeled, self.eval_batch_size, self.seed, shuffle=False)
+        return DataLoader(rows, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, pin_memory=self._on_cuda())
 
     def val_dataloader(self) -> DataLoader:
