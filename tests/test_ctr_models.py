@@ -554,3 +554,20 @@ def test_ctr_protocol_run_reports_click_metrics(tmp_path):
                   "model.lr=0.01", pm=pm)
     test = results["metrics"]["test"]
     assert 0.55 < test["auc"] <= 1.0 and np.isfinite(test["logloss"]), test
+
+
+def test_din_activation_unit_equals_the_mlp_on_the_concatenated_inputs():
+    """The split first layer gives the paper's MLP([q, k, q - k, q * k]) exactly."""
+    import torch
+
+    from recframe_ctr.din import ActivationUnit
+
+    torch.manual_seed(0)
+    unit = ActivationUnit(8, [16, 4], "dice").eval()
+    for p in unit.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    query, keys = torch.randn(5, 8), torch.randn(5, 7, 8)
+    mask = torch.rand(5, 7) > 0.3
+    want = torch.zeros(5, 7)
+    want[mask] = unit.mlp(ActivationUnit.unit_inputs(query, keys)[mask]).squeeze(-1)
+    torch.testing.assert_close(unit.weights(query, keys, mask), want, rtol=1e-5, atol=1e-5)

@@ -130,4 +130,4 @@ class Dice(nn.Module):
                                         training=batch_stats, momentum=self.momentum,
                                         eps=self.eps)
         p = torch.sigmoid(norm)
-        return p * x + (1 - p) * self.alpha * x
+        return x * (self.alpha + p * (1 - self.alpha))  # = p x + (1 - p) alpha x

@@ -37,12 +37,29 @@ class ActivationUnit(nn.Module):
 
     def weights(self, query: torch.Tensor, keys: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
-        """``[B, L]`` attention weights, 0 where ``mask`` is False."""
-        q = query.unsqueeze(1).expand_as(keys)
-        rows = torch.cat([q, keys, q - keys, q * keys], dim=-1)[mask]  # [N valid, 4d]
+        """``[B, L]`` attention weights, 0 where ``mask`` is False.
+
+        The first layer ``W [q, k, q - k, q * k] + b`` is computed as
+        ``(W_q + W_d) q + b`` once per row plus ``(W_k - W_d) k + W_p (q * k)`` per
+        behaviour: the same affine map (``unit_inputs`` builds the concatenation for
+        the tests), without the ``[N, 4d]`` concatenation and with the query's part
+        not repeated for every behaviour."""
+        first = self.mlp[0]
+        w_q, w_k, w_d, w_p = first.weight.split(query.shape[-1], dim=1)
+        row, _ = mask.nonzero(as_tuple=True)
+        k = keys[mask]  # [N valid, d]
+        q = query[row]
+        h = torch.addmm(first.bias, query, (w_q + w_d).t())[row]
+        h = h + k @ (w_k - w_d).t() + (q * k) @ w_p.t()
         out = keys.new_zeros(mask.shape)
-        out[mask] = self.mlp(rows).squeeze(-1).to(out.dtype)
+        out[mask] = self.mlp[1:](h).squeeze(-1).to(out.dtype)
         return out
+
+    @staticmethod
+    def unit_inputs(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """``[q, k, q - k, q * k]`` per behaviour ``[B, L, 4d]`` (the paper's input)."""
+        q = query.unsqueeze(1).expand_as(keys)
+        return torch.cat([q, keys, q - keys, q * keys], dim=-1)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
