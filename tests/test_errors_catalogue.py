@@ -606,6 +606,11 @@ def e711(ctx):
     return resolve_error(ctx, "evaluation=ctr", "metrics=ctr", "metrics.monitor=logloss")
 
 
+def e712(ctx):
+    return run_error(ctx, "model=din", "dataset=synthetic_ctr", "dataset.n_rows=3000",
+                     "dataset.hist_len=0", "logger=none", fast=False)
+
+
 TRIGGERS: dict[str, Callable[[Ctx], str]] = {
     name.upper(): fn for name, fn in dict(globals()).items()
     if re.fullmatch(r"[ew]\d{3}", name) and callable(fn)
