@@ -153,6 +153,7 @@ class Protocol:
     threads: int = 1
     seeds: tuple[int, ...] = (0,)
     profile: bool = True
+    bf16: bool = False  # also run recframe under bf16 autocast (trainer.precision=bf16-mixed)
 
     def recframe_overrides(self, base: list[str], seed: int,
                            multi_fields: list[str]) -> list[str]:
@@ -199,6 +200,8 @@ class Pair:
     protocol: Protocol
     recframe_runs: list[dict[str, Any]] = field(default_factory=list)
     fuxictr_runs: list[dict[str, Any]] = field(default_factory=list)
+    #: recframe under bf16 autocast (``--bf16``), the same rows and settings otherwise
+    recframe_bf16_runs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def recframe_epoch_s(self) -> float:
@@ -213,8 +216,9 @@ class Pair:
 
     def metric(self, framework: str, name: str) -> tuple[float, float]:
         """Test ``auc`` or ``logloss``: mean and sample standard deviation over seeds."""
-        if framework == "recframe":
-            values = [float(r["metrics"]["test"][name]) for r in self.recframe_runs]
+        if framework in ("recframe", "recframe_bf16"):
+            runs = self.recframe_runs if framework == "recframe" else self.recframe_bf16_runs
+            values = [float(r["metrics"]["test"][name]) for r in runs]
         else:
             values = [float(r["test"][name]) for r in self.fuxictr_runs]
         sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
@@ -251,6 +255,16 @@ class Pair:
         if len(self.recframe_runs) > 1:
             for fw in ("recframe", "fuxictr"):
                 out[f"ctr_{m}_auc_{fw}_sd"] = round(self.metric(fw, "auc")[1], 5)
+        if self.recframe_bf16_runs:
+            bf16_epoch = float(np.median([r["timings"]["seconds_per_epoch"]
+                                          for r in self.recframe_bf16_runs]))
+            out.update({
+                f"ctr_{m}_auc_recframe_bf16": round(self.metric("recframe_bf16", "auc")[0], 5),
+                f"ctr_{m}_logloss_recframe_bf16": round(
+                    self.metric("recframe_bf16", "logloss")[0], 5),
+                f"ctr_{m}_epoch_speedup_vs_fuxictr_bf16": round(
+                    (n_train / bf16_epoch) / fx_rows, 3),
+            })
         return out
 
 
@@ -316,11 +330,25 @@ def run_all(protocols: list[Protocol], base: list[str], work: Path) -> tuple[dic
                                  + "; ".join(problems))
             pair.recframe_runs.append(rf)
             pair.fuxictr_runs.append(fx)
+            if p.bf16:  # right after the fp32 pair: the same load on the machine
+                bf16_spec = {**rf_spec, "run_dir": str(work / "runs" / f"{tag}_bf16"),
+                             "overrides": [*rf_spec["overrides"],
+                                           "trainer.precision=bf16-mixed"]}
+                bf = _run_json(rf_cmd, bf16_spec, work, f"{tag}_recframe_bf16", p.threads)
+                problems = check_same_data(export, bf, fx)
+                if problems:
+                    raise SystemExit(f"{tag} (bf16): " + "; ".join(problems))
+                pair.recframe_bf16_runs.append(bf)
         pairs.append(pair)
     return export, pairs
 
 
 # -- report -----------------------------------------------------------------------------
+
+
+def _cell_runs(pair: Pair, fw: str, name: str) -> str:
+    mean, sd = pair.metric(fw, name)
+    return f"{mean:.4f} ± {sd:.4f}" if len(pair.recframe_bf16_runs) > 1 else f"{mean:.4f}"
 
 
 def _cell(pair: Pair, fw: str, name: str) -> str:
@@ -371,6 +399,18 @@ def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
         ["model", "settings (both)", "AUC recframe", "AUC FuxiCTR", "LogLoss recframe",
          "LogLoss FuxiCTR", "train rows/s recframe", "train rows/s FuxiCTR",
          "recframe speed-up"], rows))
+    if any(pair.recframe_bf16_runs for pair in pairs):
+        rows = [[pair.protocol.model, _cell_runs(pair, "recframe_bf16", "auc"),
+                 _cell_runs(pair, "recframe_bf16", "logloss"),
+                 f"{figures[f'ctr_{pair.protocol.model}_epoch_speedup_vs_fuxictr_bf16']:.2f}x"]
+                for pair in pairs if pair.recframe_bf16_runs]
+        parts.append(
+            "recframe with `trainer.precision=bf16-mixed` (bf16 autocast: matrix products "
+            "in bfloat16, on this CPU's AMX units; weights, optimizer and loss in float32), "
+            "run right after each fp32 pair; FuxiCTR has no such switch, so these rows "
+            "compare different precisions and the table above is the like-for-like one:\n\n"
+            + common.md_table(["model", "AUC recframe bf16", "LogLoss recframe bf16",
+                               "speed-up vs FuxiCTR (fp32)"], rows))
     rows = []
     for pair in pairs:
         fx = pair.fuxictr_runs[0]
@@ -473,7 +513,8 @@ def pairs_from_details(details: dict[str, Any]) -> list[Pair]:
     for run in details["runs"]:
         proto = dict(run["protocol"])
         proto["hidden"], proto["seeds"] = tuple(proto["hidden"]), tuple(proto["seeds"])
-        pairs.append(Pair(Protocol(**proto), list(run["recframe"]), list(run["fuxictr"])))
+        pairs.append(Pair(Protocol(**proto), list(run["recframe"]), list(run["fuxictr"]),
+                          list(run.get("recframe_bf16", []))))
     return pairs
 
 
@@ -523,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads of every run")
     p.add_argument("--seeds", default="0,1,2", help="training seeds (one run of each framework "
                    "per seed; the split stays the one of seed 0)")
+    p.add_argument("--bf16", action="store_true",
+                   help="also run recframe under trainer.precision=bf16-mixed (reported apart)")
     p.add_argument("--no-profile", action="store_true",
                    help="skip the cProfile epoch of each model's first FuxiCTR run")
     p.add_argument("--ml100k", type=Path, default=ml100k_path(),
@@ -554,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     protocols = [Protocol(m, args.epochs, args.batch, lrs[m], dim=args.dim,
                           hidden=hidden.get(m, ()), cross_layers=args.cross_layers,
                           structure=args.structure, threads=args.threads, seeds=seeds,
-                          profile=not args.no_profile) for m in models]
+                          profile=not args.no_profile, bf16=args.bf16) for m in models]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fuxictr_compare-") as tmp:
         work = args.work_dir or Path(tmp)
@@ -572,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - start, 1),
         "runs": [{"protocol": {**pair.protocol.__dict__},
                   "recframe": pair.recframe_runs,
+                  "recframe_bf16": pair.recframe_bf16_runs,
                   "fuxictr": [{k: v for k, v in r.items() if k != "spec"}
                               for r in pair.fuxictr_runs]} for pair in pairs],
     }
