@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,12 @@ def test_default_experiment_on_movielens(tmp_path, ml100k_dir):
         "data_fingerprint"]
     pop, bpr = (runs[m]["metrics"]["test"]["ndcg@10"] for m in ("pop", "bpr"))
     assert bpr > 1.15 * pop, (bpr, pop)
+
+
+def test_plugins_lists_the_click_models_and_ctr_metrics():
+    out = subprocess.run([sys.executable, "-m", "recframe.cli", "plugins"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for name in ("lr", "fm", "deepfm", "dcnv2", "autoint", "din", "gauc", "ml-100k-ctr",
+                 "synthetic_ctr", "criteo", "avazu"):
+        assert re.search(rf"\b{re.escape(name)}\b", out.stdout), name
