@@ -151,6 +151,7 @@ def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any
         "data_fingerprint": fingerprint(prepared.data),
         "counts": prepared.counts,
         "masking": {"valid": "train items masked", "test": "train and valid items masked"},
+        "fields": [dataclasses.asdict(f) for f in prepared.data.info.fields],
         "evaluated_users": "users with at least one held-out item in the part",
         "metrics": {
             name: {"description": spec.description, "ks": plan.evaluator.ks,

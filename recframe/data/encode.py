@@ -342,6 +342,11 @@ def encode(split: Split, *, fields: Any = None, with_fields: bool = False) -> Re
     encoder = None
     if labeled or with_fields:
         encoder = FieldEncoder(decls, split.train.source or split.train.name).fit(split.train)
+        log.info("fields (fitted on train): %s", ", ".join(
+            f"{f.name} ({f.kind}, {f.owner}"
+            + (f", {f.vocab_size} codes" if f.vocab_size else "")
+            + (f", max_len {f.max_len}" if f.max_len else "") + ")"
+            for f in encoder.specs()))
     labeled_rows = (_labeled_rows(full_parts, encoder, user_ids, item_ids, has_ts)
                     if labeled and encoder is not None else {})
     info = DataInfo(

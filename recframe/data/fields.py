@@ -13,9 +13,10 @@ Its kind says how it is encoded:
     ``Action|Comedy``); ``int64 [N, max_len]`` codes, right-padded with ``0``.
 ``numeric``
     a number; ``float32`` after normalization fitted on train (``standard``,
-    ``minmax``, ``log`` = ``log1p`` then standard, ``none``); missing -> ``0``
-    after normalization. ``buckets > 0`` turns it into quantile buckets (a
-    ``categorical`` field in the encoded schema).
+    ``minmax``, ``log`` = ``log1p(max(x, 0))`` then standard, as Criteo's
+    integer counts are usually transformed (its few negatives count as 0),
+    ``none``); missing -> ``0`` after normalization. ``buckets > 0`` turns it
+    into quantile buckets (a ``categorical`` field in the encoded schema).
 ``text``
     free text; never put in batches (the text-embedding stage reads it).
 ``sequence``
