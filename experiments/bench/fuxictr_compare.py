@@ -368,7 +368,7 @@ def _hp(p: Protocol) -> str:
 
 
 def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
-             install: dict[str, Any]) -> str:
+             install: dict[str, Any], floors: dict[str, float] | None = None) -> str:
     counts = export["counts"]
     n_train = counts["train"]["rows"]
     seeds = len(pairs[0].recframe_runs) if pairs else 0
@@ -461,6 +461,26 @@ def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
              for pair in pairs]
     parts.append("FuxiCTR's `train_step` calls alone (no data loading) against recframe's "
                  "whole epoch (its batching included): " + ", ".join(steps) + ".")
+    if floors:
+        by_model = {pair.protocol.model: pair for pair in pairs}
+        rows = []
+        for model, floor in floors.items():
+            pair = by_model[model]
+            rows.append([model, f"{pair.fuxictr_epoch_s:.2f}", f"{pair.recframe_epoch_s:.2f}",
+                         f"{floor:.2f}", f"{pair.fuxictr_epoch_s / floor:.1f}x",
+                         f"{pair.fuxictr_epoch_s / 5:.2f}"])
+        parts.append(
+            "The deep models' ceiling: the dense arithmetic of one epoch alone (forward and "
+            "backward of the same MLP, plus DCNv2's cross network, on random inputs of the "
+            "same shape, float32, the same threads; no embeddings, loss, optimizer or data: "
+            "`dense_floor_seconds`, measured by `python experiments/bench/fuxictr_compare.py "
+            "--floors` after the runs above) bounds any framework's epoch from below, so "
+            "no float32 "
+            "implementation can be more than `FuxiCTR epoch / floor` times faster than "
+            "FuxiCTR here:\n\n"
+            + common.md_table(["model", "FuxiCTR epoch", "recframe epoch", "dense floor",
+                               "largest possible speed-up", "epoch a 5x speed-up needs"],
+                              rows))
     profiles = {pair.protocol.model: r["profile"] for pair in pairs for r in pair.fuxictr_runs
                 if "profile" in r}
     model = "deepfm" if "deepfm" in profiles else next(iter(profiles), None)
@@ -507,6 +527,53 @@ def markdown(pairs: list[Pair], export: dict[str, Any], figures: dict[str, Any],
     return "\n\n".join(parts)
 
 
+def dense_floor_seconds(p: Protocol, n_fields: int, n_train: int, repeats: int = 3) -> float:
+    """The dense arithmetic every framework must do for one epoch of ``p``'s deep part:
+    forward and backward of the same MLP (and, for DCNv2, cross network) on random
+    ``[batch, n_fields * dim]`` inputs for ``ceil(n_train / batch)`` steps, float32, in
+    ``p.threads`` threads; no embeddings, loss, optimizer or data. Best of ``repeats``.
+    A ratio to FuxiCTR above ``FuxiCTR epoch / floor`` is out of reach at this precision."""
+    import torch
+
+    from recframe_ctr._common import glorot_linears, tower
+    from recframe_ctr.dcnv2 import CrossNetV2
+
+    torch.set_num_threads(p.threads)
+    width = n_fields * p.dim
+    parts: list[torch.nn.Module] = [tower(width, list(p.hidden), 0.0)]
+    if p.model == "dcnv2":
+        parts.append(CrossNetV2(width, p.cross_layers))
+    net = torch.nn.ModuleList(parts)
+    glorot_linears(net)
+    steps = -(-n_train // p.batch_size)
+    x = torch.randn(p.batch_size, width)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            net.zero_grad(set_to_none=True)
+            sum(m(x).sum() for m in net).backward()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def add_floors(out: Path) -> None:
+    """Measure :func:`dense_floor_seconds` for the recorded DeepFM/DCNv2 protocols and
+    rebuild the fragment with them (the frameworks' runs are not repeated)."""
+    frag = json.loads((out / f"{NAME}.json").read_text())
+    details = frag["details"]
+    pairs = pairs_from_details(details)
+    n_train = details["export"]["counts"]["train"]["rows"]
+    n_fields = len(details["export"]["fields"])
+    details["dense_floor_seconds"] = {
+        pair.protocol.model: round(dense_floor_seconds(pair.protocol, n_fields, n_train), 3)
+        for pair in pairs if pair.protocol.model in ("deepfm", "dcnv2")}
+    frag["details"] = details
+    (out / f"{NAME}.json").write_text(json.dumps(frag, indent=2, sort_keys=True,
+                                                 default=str) + "\n")
+    rerender(out)
+
+
 def pairs_from_details(details: dict[str, Any]) -> list[Pair]:
     """The pairs recorded in a fragment's ``details`` (for ``--rerender``)."""
     pairs = []
@@ -528,7 +595,10 @@ def rerender(out: Path) -> None:
     figures: dict[str, Any] = {"fuxictr_compare_threads": pairs[0].protocol.threads}
     for pair in pairs:
         figures.update(pair.figures(n_train))
-    md = markdown(pairs, details["export"], figures, details["install"])
+    floors = details.get("dense_floor_seconds", {})
+    for model, seconds in floors.items():
+        figures[f"ctr_{model}_dense_floor_seconds"] = seconds
+    md = markdown(pairs, details["export"], figures, details["install"], floors)
     common.write_fragment(NAME, out, figures, md, details, recorded=frag)
 
 
@@ -572,12 +642,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="the MovieLens-100K folder (u.data, u.item, u.user)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="keep exported CSVs, logs and run dirs here (default: a temp dir)")
+    p.add_argument("--floors", action="store_true",
+                   help="measure the dense-arithmetic floor of the recorded DeepFM/DCNv2 "
+                   "runs and rebuild the fragment in --out (the frameworks are not rerun)")
     p.add_argument("--rerender", action="store_true",
                    help="only rebuild the markdown of the fragment in --out from its recorded "
                    "runs (after a text change; nothing is rerun)")
     args = p.parse_args(argv)
     if args.rerender:
         rerender(args.out)
+        return 0
+    if args.floors:
+        add_floors(args.out)
         return 0
     models = [m for m in args.models.split(",") if m]
     unknown = sorted(set(models) - set(MODELS))
