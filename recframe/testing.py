@@ -542,6 +542,103 @@ def _check_values(name: str, values: Mapping[str, torch.Tensor], bounded: bool,
                   f"the metric is not bounded")
 
 
+#: The small click log of :func:`check_click_model` (the CTR protocol).
+SMALL_CTR_RUN: tuple[str, ...] = (
+    "dataset=synthetic_ctr",
+    "dataset.n_users=60",
+    "dataset.n_items=40",
+    "dataset.n_rows=3000",
+    "dataset.hist_len=5",
+    "preprocess=none",
+    "trainer.max_epochs=2",
+    "logger=none",
+    "callbacks=default",
+    "evaluation=ctr",
+    "metrics=ctr",
+    "evaluation.row_batch_size=256",
+    "seed=0",
+)
+
+
+def _labeled_batch(rows: Any, n: int) -> dict[str, Any]:
+    idx = np.arange(min(n, len(rows)))
+    out = rows.take(idx)
+    return {"label": torch.from_numpy(out["label"]), "users": torch.from_numpy(out["users"]),
+            "items": torch.from_numpy(out["items"]),
+            "fields": {k: torch.from_numpy(v) for k, v in out["fields"].items()}}
+
+
+def check_click_model(name_or_spec: str | ModelSpec, *, overrides: Sequence[str] = (),
+                      pm: PluginManager | None = None) -> ModelReport:
+    """Check a click model under the CTR protocol, as :func:`check_model` does for ranking.
+
+    Two runs of ``recframe run model=NAME`` on :data:`SMALL_CTR_RUN` (a small
+    ``synthetic_ctr`` click log with a ``hist`` sequence field; then
+    ``overrides``), then: both finish ``ok`` with finite AUC/GAUC/LogLoss; the
+    model trains on labeled rows (``TrainFormat.LABELED``); the best checkpoint
+    loads (``weights_only=True``) into a freshly built, prepared model whose
+    ``predict`` returns finite ``[B]`` logits that do not depend on the batch they
+    are computed in, and over every test impression reproduces the run's AUC and
+    LogLoss; the same seed gives the same logits.
+    """
+    from recframe.models.base import TrainFormat as Format
+    from recframe.runner import build_experiment
+
+    name, pm = _manager_with(name_or_spec, pm)
+    if name not in pm.models:
+        _fail(f"model {name!r} is not registered; registered models: {pm.models.names()}")
+    try:
+        cfg = compose(f"model={name}", *SMALL_CTR_RUN, *overrides, pm=pm)
+    except Exception as exc:
+        raise AssertionError(f"model {name!r}: composing the CTR run config failed: "
+                             f"{exc}") from None
+    checked = ["config", "runs"]
+    with tempfile.TemporaryDirectory(prefix="recframe-check-ctr-") as tmp:
+        results, ckpt1 = _run(cfg, Path(tmp) / "run1", pm, name)
+        _, ckpt2 = _run(cfg, Path(tmp) / "run2", pm, name)
+        if results.get("protocol", {}).get("kind") != "ctr":
+            _fail(f"model {name!r}: the run on a click log did not use the CTR protocol")
+        exp = build_experiment(cfg, pm)
+        model1 = _fresh_model(exp, cfg, _checkpoint_state(ckpt1, name), name,
+                              "the run's checkpoint")
+        model2 = _fresh_model(exp, cfg, _checkpoint_state(ckpt2, name), name,
+                              "the second run's checkpoint")
+        if model1.train_format is not Format.LABELED:
+            _fail(f"model {name!r}: on labeled data it trains as "
+                  f"{model1.train_format.value!r}; a click model trains on the logged rows "
+                  f"(TrainFormat.LABELED: extend recframe.api.CTRModel)")
+        rows = exp.data.labeled["test"]
+        model1.eval()
+        model2.eval()
+        with torch.no_grad():
+            batch = _labeled_batch(rows, len(rows))
+            logits = model1.predict(batch)
+            if logits.shape != (len(rows),) or not torch.isfinite(logits).all():
+                _fail(f"model {name!r}: predict must return finite logits of shape "
+                      f"[{len(rows)}], got {tuple(logits.shape)}")
+            checked.append("predict")
+            half = _labeled_batch(rows, len(rows) // 2)
+            if not torch.allclose(model1.predict(half), logits[: len(rows) // 2],
+                                  rtol=1e-4, atol=1e-5):
+                _fail(f"model {name!r}: a row's logit depends on the batch it is predicted "
+                      f"in (eval mode)")
+            checked.append("batch-independent")
+            values, _, _ = exp.plan.pointwise.compute(batch["users"], logits.double(),
+                                                      batch["label"].double())
+            for key in ("auc", "logloss"):
+                reported = results["metrics"]["test"].get(key)
+                got = float(values[key])
+                if reported is not None and not math.isclose(got, reported, rel_tol=1e-4,
+                                                             abs_tol=1e-6):
+                    _fail(f"model {name!r}: the run reported test {key}={reported:.6f} but "
+                          f"the model restored from its checkpoint gives {got:.6f}")
+            checked.append("restored")
+            if not torch.allclose(model2.predict(batch), logits, rtol=1e-4, atol=1e-5):
+                _fail(f"model {name!r}: two runs with the same seed predict different logits")
+            checked.append("deterministic")
+    return ModelReport(name, results, logits, checked)
+
+
 def check_metric(spec_or_name: str | MetricSpec, *, pm: PluginManager | None = None,
                  bounded: bool = True, n_users: int = 37, n_items: int = 30) -> None:
     """Check a metric on random rankings with every edge case the evaluator produces.

@@ -296,3 +296,54 @@ def test_plugin_manager_reuses_the_default_when_installed():
     pm = plugin_manager(installed, extra)
     assert pm is not default_manager() and "toy_only_here" in pm.metrics
     check_metric("toy_only_here", pm=pm)
+
+
+# -- click models under the CTR protocol --------------------------------------------------
+
+CLICK_MODELS = ["lr", "fm", "deepfm", "dcnv2", "autoint", "din", "mlp_ctr"]
+CLICK_OVERRIDES = {
+    "deepfm": ["model.hidden=[16]"], "dcnv2": ["model.hidden=[16]", "model.cross_layers=1"],
+    "autoint": ["model.attention_dim=8", "model.attention_layers=1"],
+    "din": ["model.hidden=[16]", "model.attention_hidden=[8]"], "mlp_ctr": ["model.hidden=[16]"],
+}
+
+
+@pytest.mark.parametrize("name", [n for n in CLICK_MODELS if n in PM.models])
+def test_builtin_click_model_conforms(name):
+    from recframe.testing import check_click_model
+
+    report = check_click_model(name, overrides=["model.embedding_dim=8", "model.batch_size=256",
+                                                *CLICK_OVERRIDES.get(name, [])]
+                               if name != "lr" else ["model.batch_size=256"])
+    assert report.checked[-1] == "deterministic"
+    assert 0 <= report.results["metrics"]["test"]["auc"] <= 1  # mechanics, not quality
+
+
+def test_check_click_model_catches_batch_dependent_logits(tmp_path):
+    from recframe.api import CTRModel, FieldLinear
+    from recframe.testing import check_click_model
+
+    class BatchNormalized(CTRModel):
+        """Logits centred on the batch mean: a row's score depends on its batch."""
+
+        def __init__(self, info):
+            super().__init__(info)
+            self.linear = FieldLinear(info.fields, init_std=0.01)
+
+        def logits(self, fields):
+            z = self.linear(fields)
+            return z - z.mean() if not self.training else z
+
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "batch_normalized.yaml").write_text("name: batch_normalized\nbatch_size: 256\n"
+                                                "lr: 0.01\n")
+    plugin = _plugin(
+        recframe_register_models=lambda registry: registry.add(ModelSpec(
+            name="batch_normalized", build=lambda info, cfg: BatchNormalized(info),
+            needs=frozenset({"fields"}))),
+        recframe_config_searchpath=lambda: f"file://{tmp_path / 'conf'}",
+    )
+    pm = PluginManager([plugin])
+    with pytest.raises(AssertionError, match="depends on the batch"):
+        check_click_model("batch_normalized", pm=pm)
