@@ -114,8 +114,10 @@ def parser(description: str,
 def command_line() -> str:
     """The command that is running now, relative to the repository root where possible."""
     argv = list(sys.argv)
-    with suppress(ValueError):
-        argv[0] = str(Path(argv[0]).resolve().relative_to(ROOT))
+    for i, arg in enumerate(argv):  # paths inside the repository, relative to it
+        if i == 0 or arg.startswith("/"):
+            with suppress(ValueError, OSError):
+                argv[i] = str(Path(arg).resolve().relative_to(ROOT))
     return "python " + shlex.join(argv)
 
 
