@@ -137,11 +137,9 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
-def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any]:
-    if plan.protocol == "ctr":
-        return ctr_protocol_record(cfg, plan, prepared)
+def _data_record(cfg: DictConfig, prepared: Any) -> dict[str, Any]:
+    """What both protocols record about the data: source, preprocessing, split, fields."""
     return {
-        "kind": "ranking",
         "dataset": {
             "name": cfg.dataset.name,
             "raw_fingerprint": prepared.raw_meta.get("fingerprint"),
@@ -150,8 +148,17 @@ def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any
         "split": OmegaConf.to_container(cfg.split, resolve=True),
         "data_fingerprint": fingerprint(prepared.data),
         "counts": prepared.counts,
-        "masking": {"valid": "train items masked", "test": "train and valid items masked"},
         "fields": [dataclasses.asdict(f) for f in prepared.data.info.fields],
+    }
+
+
+def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any]:
+    if plan.protocol == "ctr":
+        return ctr_protocol_record(cfg, plan, prepared)
+    return {
+        "kind": "ranking",
+        **_data_record(cfg, prepared),
+        "masking": {"valid": "train items masked", "test": "train and valid items masked"},
         "evaluated_users": "users with at least one held-out item in the part",
         "metrics": {
             name: {"description": spec.description, "ks": plan.evaluator.ks,
@@ -165,18 +172,9 @@ def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any
 def ctr_protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any]:
     """What a CTR run measured: labeled rows scored pointwise, fields fitted on train."""
     plan_metrics = plan.pointwise.metrics if plan.pointwise is not None else {}
-    data = prepared.data
     return {
         "kind": "ctr",
-        "dataset": {
-            "name": cfg.dataset.name,
-            "raw_fingerprint": prepared.raw_meta.get("fingerprint"),
-        },
-        "preprocess": _plain(cfg.get("preprocess")) or [],
-        "split": OmegaConf.to_container(cfg.split, resolve=True),
-        "data_fingerprint": fingerprint(data),
-        "counts": prepared.counts,
-        "fields": [dataclasses.asdict(f) for f in data.info.fields],
+        **_data_record(cfg, prepared),
         "scored": "every labeled row (impression) of the part, pointwise",
         "fitted_on": "vocabularies and normalization statistics from the train rows only",
         "metrics": {
