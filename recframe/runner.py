@@ -301,8 +301,9 @@ def per_user_frame(exp: Experiment) -> Any:
     frame = exp.task.test_per_user.copy()
     index = frame["user"].to_numpy()
     known = index < len(exp.data.user_ids)
-    ids = np.array([f"unseen-{k - len(exp.data.user_ids)}" for k in index], dtype=object)
+    ids = np.empty(len(index), dtype=object)
     ids[known] = exp.data.user_ids[index[known]].astype(str)
+    ids[~known] = np.char.add("unseen-", (index[~known] - len(exp.data.user_ids)).astype(str))
     frame.insert(1, "user_id", ids)
     return frame
 

@@ -185,3 +185,31 @@ def test_pointwise_only_metrics_are_rejected_when_ranking(tmp_path):
     cfg = compose_config([*FAST, "model=pop", "metrics.names=[ndcg,gauc]"])
     with pytest.raises(ConfigError, match="exist only under the CTR protocol"):
         run_experiment(cfg, tmp_path)
+
+
+def test_users_without_train_rows_are_scored_and_kept(tmp_path):
+    """Rows split as one pool: some test users have no train row. Their impressions are
+    still scored (their user_id field is out of vocabulary) and they appear in the
+    per-user values under an id of their own."""
+    from recframe.hydra_app import compose_config
+
+    @hookimpl
+    def recframe_register_datasets(registry):
+        registry.add(DatasetSpec(name="planted", load=lambda cfg: planted_log(
+            cfg, n_users=4000)))
+
+    @hookimpl
+    def recframe_register_models(registry):
+        registry.add(ModelSpec(name="toy_lr", build=lambda info, cfg: ToyLR(info),
+                               needs=frozenset({"fields"})))
+
+    plugin = types.SimpleNamespace(recframe_register_datasets=recframe_register_datasets,
+                                   recframe_register_models=recframe_register_models)
+    plugin.__name__ = "sparse_users_plugin"
+    cfg = compose_config([*CTR, "split=random", "split.per_user=false",
+                          "trainer.max_epochs=1"])
+    results = run_experiment(cfg, tmp_path, pm=PluginManager([plugin]))
+    frame = pd.read_parquet(tmp_path / "per_user.parquet")
+    unseen = frame["user_id"].str.startswith("unseen-")
+    assert unseen.any() and frame["user_id"].is_unique
+    assert frame["n_impressions"].sum() == results["protocol"]["counts"]["n_test_impressions"]
