@@ -43,3 +43,25 @@ def test_small_benchmarks_write_fragments_that_merge(tmp_path):
     md = (tmp_path / "bench.md").read_text()
     assert all(f"## {name}" in md for name in LOCAL)
     assert "Not run yet" in md  # recbole_compare was not asked for
+
+
+def test_fragments_carry_no_absolute_paths_of_this_machine(tmp_path):
+    """write_fragment makes repository paths relative and temporary work dirs `<tmp>`;
+    every committed fragment is already in that form."""
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "bench"))
+    import common
+
+    work = Path(tempfile.gettempdir()) / "recbole_compare-abc123" / "data" / "x.inter"
+    details = {"files": [str(work)], "out": str(common.ROOT / "experiments" / "results"),
+               "data": str(common.ROOT.parent / "shared" / "data"), "n": 3}
+    common.write_fragment("portable_check", tmp_path, {"f": 1.0}, "text", details)
+    text = (tmp_path / "portable_check.json").read_text()
+    assert str(common.ROOT) not in text and tempfile.gettempdir() + "/" not in text
+    payload = json.loads(text)["details"]
+    assert payload == {"files": ["<tmp>/data/x.inter"], "out": "experiments/results",
+                       "data": "../shared/data", "n": 3}
+    for path in (common.ROOT / "experiments" / "results" / "bench").glob("*.json"):
+        assert common.portable(json.loads(path.read_text())) == json.loads(path.read_text()), \
+            path.name

@@ -21,10 +21,12 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -121,6 +123,23 @@ def command_line() -> str:
     return "python " + shlex.join(argv)
 
 
+_TEMP_RUN = re.compile(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^/\s\"']+")
+
+
+def portable(value: Any) -> Any:
+    """``value`` with this machine's paths removed from every string: the repository
+    root becomes relative (``experiments/...``) and a temporary work dir becomes
+    ``<tmp>``, so committed fragments carry no absolute paths."""
+    if isinstance(value, str):
+        value = value.replace(str(ROOT) + "/", "").replace(str(ROOT.parent) + "/", "../")
+        return _TEMP_RUN.sub("<tmp>", value)
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    return value
+
+
 def write_fragment(name: str, out: Path, figures: dict[str, Any], markdown: str,
                    details: dict[str, Any] | None = None,
                    recorded: dict[str, Any] | None = None) -> Path:
@@ -130,9 +149,10 @@ def write_fragment(name: str, out: Path, figures: dict[str, Any], markdown: str,
     provenance of figures that were measured before, when only the text is rebuilt.
     """
     recorded = recorded or {}
-    payload = {"name": name, "figures": figures, "markdown": markdown.strip() + "\n",
-               "command": recorded.get("command", command_line()),
-               "machine": recorded.get("machine", machine()), "details": details or {}}
+    payload = portable({"name": name, "figures": figures, "markdown": markdown.strip() + "\n",
+                        "command": recorded.get("command", command_line()),
+                        "machine": recorded.get("machine", machine()),
+                        "details": details or {}})
     text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
     path = out / f"{name}.json"
     atomic_write(path, lambda tmp: tmp.write_text(text))
