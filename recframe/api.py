@@ -16,6 +16,7 @@ from recframe.data import (
 from recframe.data.sorting import lexsort_stable, stable_argsort
 from recframe.errors import ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput, PointwiseInput
+from recframe.eval.ctr import calibration_bins, reliability_table
 from recframe.models import (
     SEQUENCE_ROWS,
     CTRModel,
@@ -33,6 +34,7 @@ from recframe.params import (
     choice_param,
     columns_param,
     feature_specs,
+    field_names_param,
     float_param,
     int_param,
     is_finite_number,
@@ -52,11 +54,13 @@ from recframe.train.standalone import build_model, fit_model
 __all__ = [
     "ITEM", "LABEL", "RATING", "TIMESTAMP", "USER",
     "ConfigError", "DataError", "DataInfo", "Dataset", "DatasetSpec", "FeatureSpec", "FieldSpec",
-    "GlobalInput", "MetricInput", "PointwiseInput", "MetricSpec", "ModelSpec",
+    "GlobalInput", "MetricInput", "PointwiseInput", "calibration_bins", "reliability_table",
+    "MetricSpec", "ModelSpec",
     "PreprocessorSpec", "RecData",
     "RecModel", "RecframeError", "Split", "SplitterSpec", "TrainFormat", "build_model",
     "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",
-    "bool_param", "choice_param", "columns_param", "feature_specs", "float_param", "int_param",
+    "bool_param", "choice_param", "columns_param", "feature_specs", "field_names_param",
+    "float_param", "int_param",
     "layers_param", "lexsort_stable", "stable_argsort", "check_known_keys", "read_key",
     "is_finite_number", "SEQUENCE_ROWS", "CTRModel", "FieldEmbedding", "FieldLinear",
 ]

@@ -55,6 +55,18 @@ def layers_param(cfg: Any, key: str, default: Sequence[int], allow_empty: bool =
     return [int(v) for v in value]
 
 
+def field_names_param(cfg: Any, key: str, default: Any = None) -> tuple[str, ...] | None:
+    """``model.<key>``: ``null`` or a list of field names (e.g. ``fields`` and
+    ``exclude_fields``, the ``include``/``exclude`` of ``recframe.api.FieldEmbedding``)."""
+    value = cfg.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(
+            isinstance(v, str) for v in value):
+        raise ConfigError(f"model.{key} must be null or a list of field names, got {value!r}")
+    return tuple(value)
+
+
 def columns_param(cfg: Any, key: str, specs: tuple[FeatureSpec, ...],
                   max_cardinality: int) -> tuple[FeatureSpec, ...]:
     """The feature columns a model uses.

@@ -34,7 +34,13 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from recframe.api import ConfigError, DataError, PointwiseInput
+from recframe.api import (
+    ConfigError,
+    DataError,
+    PointwiseInput,
+    calibration_bins,
+    reliability_table,
+)
 
 __all__ = ["N_BINS", "auc", "calibration_gap", "ece", "gauc", "logloss", "pcoc",
            "pointwise_only", "reliability_bins"]
@@ -168,24 +174,6 @@ def logloss(inp: PointwiseInput) -> Result:
     return value, per_user
 
 
-def _bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Bin edges ``[n_bins + 1]``, and per bin: count, sum of probabilities, sum of labels.
-
-    Bins are right-closed, ``(lower, upper]`` (as in Guo et al.'s code), except
-    that the first one also holds probability 0: ``[0, 1/M]``.
-    """
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-        raise ConfigError(f"n_bins must be a positive integer; got {n_bins!r}")
-    device = probs.device
-    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=device)
-    idx = torch.bucketize(probs, edges[1:-1], right=False).clamp(max=n_bins - 1)
-    count = torch.bincount(idx, minlength=n_bins).to(torch.float64)
-    zeros = torch.zeros(n_bins, dtype=torch.float64, device=device)
-    return (edges, count, zeros.clone().index_add_(0, idx, probs),
-            zeros.clone().index_add_(0, idx, labels))
-
-
 def ece(inp: PointwiseInput, n_bins: int = N_BINS) -> Result:
     r"""Expected calibration error of the click probability; lower is better.
 
@@ -205,7 +193,7 @@ def ece(inp: PointwiseInput, n_bins: int = N_BINS) -> Result:
     form. ``NaN`` for an empty part.
     """
     _check(inp, "ece")
-    _, count, prob_sum, label_sum = _bins(inp.probabilities, inp.labels, n_bins)
+    _, count, prob_sum, label_sum = calibration_bins(inp.probabilities, inp.labels, n_bins)
     n = count.sum()
     value = (prob_sum - label_sum).abs().sum()  # |B_m| * |gap| summed
     return torch.where(n > 0, value / n.clamp(min=1.0), _nan(n.device)), None
@@ -239,33 +227,17 @@ def calibration_gap(inp: PointwiseInput) -> Result:
 
 
 def reliability_bins(inp: PointwiseInput, n_bins: int = N_BINS) -> dict[str, Any]:
-    """The data of a reliability diagram (Guo et al., ICML 2017, Fig. 1), as plain Python.
-
-    ``{"lower": [...], "upper": [...], "count": [...], "mean_predicted": [...],
-    "observed": [...], "ece": float, "pcoc": float}``: the ``n_bins`` bin edges
-    (the bins of :func:`ece`), each bin's number of rows, mean predicted click
-    probability and observed click rate (``None`` for an empty bin, so the dict
-    is valid JSON), the part's ECE and its PCOC (:func:`pcoc`; ``None`` when the
-    part holds no click).
+    """The data of a reliability diagram (Guo et al., ICML 2017, Fig. 1), as plain Python:
+    the run's calibration table (``recframe.api.reliability_table``: bin edges, each
+    bin's row count, mean predicted click probability and observed click rate,
+    ``None`` for an empty bin) plus the part's ``ece`` (:func:`ece`) and ``pcoc``
+    (:func:`pcoc`; ``None`` when undefined).
     """
     _check(inp, "reliability_bins")
-    edges, count, prob_sum, label_sum = _bins(inp.probabilities, inp.labels, n_bins)
-    safe = count.clamp(min=1.0)
-    n = count.sum()
-    ece_value = float((prob_sum - label_sum).abs().sum() / n) if n > 0 else None
-    ratio = float(pcoc(inp))
-    counts = [int(c) for c in count.tolist()]
-    return {
-        "lower": edges[:-1].tolist(),
-        "upper": edges[1:].tolist(),
-        "count": counts,
-        "mean_predicted": [p if c else None for p, c in zip((prob_sum / safe).tolist(), counts,
-                                                            strict=True)],
-        "observed": [o if c else None for o, c in zip((label_sum / safe).tolist(), counts,
-                                                      strict=True)],
-        "ece": ece_value,
-        "pcoc": ratio if ratio == ratio else None,
-    }
+    table = reliability_table(inp.probabilities, inp.labels, n_bins)
+    ece_value, ratio = float(ece(inp, n_bins)[0]), float(pcoc(inp))
+    return {**table, "ece": ece_value if ece_value == ece_value else None,
+            "pcoc": ratio if ratio == ratio else None}
 
 
 def pointwise_only(name: str) -> Callable[[Any, int], torch.Tensor]:

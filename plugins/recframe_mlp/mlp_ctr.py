@@ -9,10 +9,10 @@ from torch import nn
 
 import recframe_mlp._tower as tower
 from recframe.api import (
-    ConfigError,
     CTRModel,
     DataInfo,
     FieldEmbedding,
+    field_names_param,
     float_param,
     int_param,
     layers_param,
@@ -87,15 +87,6 @@ class MLPCTR(CTRModel):
         return torch.cat(out, dim=1) + self.head.bias
 
 
-def _names(cfg: Any, key: str, default: Any) -> tuple[str, ...] | None:
-    value = cfg.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"model.{key} must be null or a list of field names, got {value!r}")
-    return tuple(value)
-
-
 def build_mlp_ctr(info: DataInfo, cfg: Any) -> MLPCTR:
     return MLPCTR(
         info,
@@ -105,6 +96,6 @@ def build_mlp_ctr(info: DataInfo, cfg: Any) -> MLPCTR:
         reg=float_param(cfg, "reg", 0.001),
         num_negatives=int_param(cfg, "num_negatives", 4),
         init_std=float_param(cfg, "init_std", 0.01, strict=True),
-        include=_names(cfg, "fields", None),
-        exclude=_names(cfg, "exclude_fields", []) or (),
+        include=field_names_param(cfg, "fields", None),
+        exclude=field_names_param(cfg, "exclude_fields", []) or (),
     )

@@ -28,32 +28,45 @@ DEFAULT_CTR_METRICS: tuple[str, ...] = ("auc", "gauc", "logloss", "ece")
 DEFAULT_CTR_MONITOR = "auc"
 
 
-def reliability_table(probabilities: torch.Tensor, labels: torch.Tensor,
-                      n_bins: int = 15) -> dict[str, Any]:
-    """Equal-width probability bins: edges, row count, mean prediction, click rate.
+def calibration_bins(probabilities: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Equal-width probability bins: edges ``[n_bins + 1]`` and, per bin, the row count,
+    the sum of predicted probabilities and the sum of labels (float64).
 
-    The data of a reliability diagram (DeGroot & Fienberg 1983; Guo et al., ICML
-    2017); empty bins have count 0 and ``None`` rates (JSON ``null``).
+    Bins are right-closed, ``(lower, upper]`` as in Guo et al.'s code (ICML 2017),
+    except that the first also holds probability 0. The one binning behind the
+    ECE metric and the reliability table.
     """
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+        raise ConfigError(f"n_bins must be a positive integer; got {n_bins!r}")
     p = probabilities.double().flatten()
     y = labels.double().flatten()
-    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
-    # bins (lower, upper], probability 0 in the first: the bins of ECE (Guo et al. 2017)
-    index = torch.clamp(torch.bucketize(p, edges[1:-1], right=False), 0, n_bins - 1)
+    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64, device=p.device)
+    index = torch.bucketize(p, edges[1:-1], right=False).clamp(max=n_bins - 1)
+    zeros = torch.zeros(n_bins, dtype=torch.float64, device=p.device)
     count = torch.bincount(index, minlength=n_bins).double()
-    pred = torch.bincount(index, weights=p, minlength=n_bins)
-    obs = torch.bincount(index, weights=y, minlength=n_bins)
+    return edges, count, zeros.index_add(0, index, p), zeros.index_add(0, index, y)
+
+
+def reliability_table(probabilities: torch.Tensor, labels: torch.Tensor,
+                      n_bins: int = 15) -> dict[str, Any]:
+    """The data of a reliability diagram (DeGroot & Fienberg 1983; Guo et al., ICML
+    2017) as plain JSON: bin edges, row count, mean prediction and click rate per bin
+    of :func:`calibration_bins` (``None`` where a bin is empty), and the part's mean
+    predicted and observed click rates (``None`` for an empty part)."""
+    edges, count, pred, obs = calibration_bins(probabilities, labels, n_bins)
     safe = count.clamp(min=1.0)
 
-    def rates(total: torch.Tensor) -> list[float | None]:  # None (JSON null) where empty
+    def rates(total: torch.Tensor) -> list[float | None]:
         return [float(v) if c > 0 else None for v, c in zip(total / safe, count, strict=True)]
 
+    n = int(count.sum())
     return {
         "lower": edges[:-1].tolist(), "upper": edges[1:].tolist(),
         "count": count.long().tolist(),
         "mean_predicted": rates(pred), "observed": rates(obs),
-        "predicted_rate": float(p.mean()) if len(p) else None,
-        "observed_rate": float(y.mean()) if len(y) else None,
+        "predicted_rate": float(pred.sum()) / n if n else None,
+        "observed_rate": float(obs.sum()) / n if n else None,
     }
 
 
