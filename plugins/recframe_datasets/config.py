@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -71,3 +72,33 @@ def existing_file(value: Any, key: str, *, also_under: Path | None = None) -> Pa
     tried = " or ".join(str(c) for c in candidates)
     hint = " (it is a directory)" if candidates[0].is_dir() else ""
     raise DataError(f"file not found: {tried}{hint} (config key `{key}`={str(value)!r}).")
+
+
+def settings_from_cfg(cls: type, cfg: Any) -> Any:
+    """An instance of the settings dataclass ``cls`` from ``dataset.*`` (generators).
+
+    Unknown keys are a :class:`ConfigError` (``name`` and ``fields``, which the core
+    reads, are allowed); each value takes its field's default type: a bool field
+    ``bool(value)``, a number field a number (a bool, or a fractional value for an
+    int field, is an error); then ``cls.validate()`` checks the combination.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    check_keys(cfg, {"name", "fields", *fields})
+    values = {}
+    for name, f in fields.items():
+        raw = opt(cfg, name, f.default)
+        kind = type(f.default)
+        if kind is bool:
+            values[name] = bool(raw)
+            continue
+        if isinstance(raw, bool) or (kind is int and isinstance(raw, float)
+                                     and not raw.is_integer()):
+            raise ConfigError(f"`dataset.{name}` must be a {kind.__name__}, got {raw!r}")
+        try:
+            values[name] = kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"`dataset.{name}` must be a {kind.__name__}, "
+                              f"got {raw!r}") from None
+    params = cls(**values)
+    params.validate()
+    return params

@@ -25,7 +25,7 @@ import pandas as pd
 
 from recframe.api import ITEM, RATING, TIMESTAMP, USER, ConfigError, Dataset
 
-from .config import check_keys, opt
+from .config import settings_from_cfg
 from .fingerprint import params_fingerprint
 
 GENERATOR_VERSION = 1
@@ -61,20 +61,7 @@ class SyntheticParams:
     @classmethod
     def from_cfg(cls, cfg: Any) -> SyntheticParams:
         """Read and validate the settings; unknown keys are a :class:`ConfigError`."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        check_keys(cfg, {"name", "fields", *fields})  # `fields` is read by the core
-        values = {}
-        for name, f in fields.items():
-            raw = opt(cfg, name, f.default)
-            kind = type(f.default)
-            try:
-                values[name] = bool(raw) if kind is bool else kind(raw)
-            except (TypeError, ValueError):
-                raise ConfigError(f"`dataset.{name}` must be a {kind.__name__}, "
-                                  f"got {raw!r}") from None
-        params = cls(**values)
-        params.validate()
-        return params
+        return settings_from_cfg(cls, cfg)
 
     def validate(self) -> None:
         """Raise a :class:`ConfigError` for impossible settings."""

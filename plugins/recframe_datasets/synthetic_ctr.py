@@ -45,7 +45,7 @@ from scipy.stats import rankdata
 
 from recframe.api import ITEM, LABEL, TIMESTAMP, USER, ConfigError, Dataset
 
-from .config import check_keys, opt
+from .config import settings_from_cfg
 from .fingerprint import params_fingerprint
 
 NAME = "synthetic_ctr"
@@ -80,23 +80,7 @@ class SyntheticCTRParams:
     @classmethod
     def from_cfg(cls, cfg: Any) -> SyntheticCTRParams:
         """Read and validate the settings; unknown keys are a :class:`ConfigError`."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        check_keys(cfg, {"name", "fields", *fields})
-        values = {}
-        for name, f in fields.items():
-            raw = opt(cfg, name, f.default)
-            kind = type(f.default)
-            if isinstance(raw, bool) or (kind is int and isinstance(raw, float)
-                                         and not raw.is_integer()):
-                raise ConfigError(f"`dataset.{name}` must be a {kind.__name__}, got {raw!r}")
-            try:
-                values[name] = kind(raw)
-            except (TypeError, ValueError):
-                raise ConfigError(f"`dataset.{name}` must be a {kind.__name__}, "
-                                  f"got {raw!r}") from None
-        params = cls(**values)
-        params.validate()
-        return params
+        return settings_from_cfg(cls, cfg)
 
     def validate(self) -> None:
         """Raise a :class:`ConfigError` for impossible settings."""
