@@ -184,3 +184,19 @@ def test_non_numeric_values_in_a_numeric_field_name_the_row():
     items.loc[3, "price"] = "cheap"
     with pytest.raises(DataError, match="'cheap'"):
         encode(_split(rows, items, users))
+
+
+def test_list_columns_with_missing_values_keep_each_value_on_its_row():
+    """A list-valued column with None inside a list, empty lists and missing rows: every
+    value stays on its own row (a misaligned flat index would shift codes across rows)."""
+    from recframe.data.field_encoding import FieldEncoder
+
+    items = pd.DataFrame({"tags": [["a", None, "b"], [], None, ["c"], ["a"]]},
+                         index=pd.Index(range(5), name="item_id"))
+    rows = pd.DataFrame({"user_id": [0] * 5, "item_id": range(5), "label": [1, 0, 1, 0, 1]})
+    ds = Dataset(rows, items=items, meta={"fields": [{"name": "tags",
+                                                       "kind": "multi_categorical"}]})
+    enc = FieldEncoder(declared_fields(ds), "toy").fit(ds)
+    codes = enc.encode_values("tags", items["tags"])
+    a, b, c = (enc.fitted["tags"].vocab.get_loc(v) + 2 for v in ("a", "b", "c"))
+    np.testing.assert_array_equal(codes, [[a, b], [0, 0], [0, 0], [c, 0], [a, 0]])

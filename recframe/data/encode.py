@@ -214,6 +214,8 @@ class RecData:
         return matrix, [f.name for f in specs]
 
     def _train_sequences(self) -> dict[str, np.ndarray]:
+        """Each sequence field as of the end of the train part: every user's last
+        ``max_len`` train events (clicked rows for labeled data), left-padded with 0."""
         encoder = self.field_encoder
         seqs = [d for d in encoder.decls if d.kind == "sequence"] if encoder else []
         if not seqs:
@@ -222,18 +224,13 @@ class RecData:
         out = {}
         for d in seqs:
             length = encoder.fitted[d.name].max_len
-            codes = encoder.encode_values(d.shares, pd.Series(np.asarray(self.item_ids)[items]))
-            users = np.repeat(np.arange(self.info.n_users), np.diff(indptr))
-            # every train event is "before" a virtual row at the end of the user's history
-            times = np.arange(len(items), dtype=np.int64)
-            virtual = np.ones(self.info.n_users, dtype=bool)  # one query row per user
-            all_users = np.concatenate([users, np.arange(self.info.n_users)])
-            all_times = np.concatenate([times, np.full(self.info.n_users, len(items) + 1)])
-            all_codes = np.concatenate([codes, np.zeros(self.info.n_users, dtype=np.int64)])
-            positive = np.concatenate([np.ones(len(items), bool), ~virtual])
-            target = np.concatenate([np.zeros(len(items), bool), virtual])
-            out[d.name] = history_before(all_users, all_times, all_codes, positive, target,
-                                         length)
+            item_table = self.field_table("item")
+            codes = (item_table[d.shares][items] if d.shares in item_table else
+                     encoder.encode_values(d.shares, pd.Series(np.asarray(self.item_ids)[items])))
+            idx = indptr[1:, None] - length + np.arange(length)[None, :]
+            valid = idx >= indptr[:-1, None]
+            out[d.name] = np.where(valid, codes[np.clip(idx, 0, max(len(codes) - 1, 0))]
+                                   if len(codes) else 0, 0)
         return out
 
     def item_popularity(self) -> np.ndarray:
@@ -404,9 +401,7 @@ def _labeled_rows(parts: dict[str, Any], encoder: FieldEncoder, user_ids: pd.Ind
                  else np.asarray(all_rows.index, dtype=np.int64))
         positive = labels == 1
         for d in seq_decls:
-            codes = encoder.encode_values(d.shares, encoder.column(
-                next(x for x in encoder.decls if x.name == d.shares),
-                all_rows.reset_index(drop=True), train.users, train.items))
+            codes = row_fields[d.shares]  # the shared field's codes, already encoded
             length = encoder.fitted[d.name].max_len
             seq = np.zeros((len(all_rows), length), dtype=np.int64)
             for p in range(len(names)):

@@ -131,6 +131,11 @@ def declared_fields(ds: Dataset, cfg_fields: Any = None, *, infer: bool = True
                 raise ConfigError(
                     f"field {d.name!r}: a sequence field shares the codes of another field, "
                     f"but {d.shares!r} is not a field (fields: {sorted(names)}).")
+            shared = next(x for x in decls if x.name == d.shares)
+            if shared.kind != "categorical":
+                raise ConfigError(
+                    f"field {d.name!r}: a sequence field shares the codes of a categorical "
+                    f"field (e.g. item_id), but {d.shares!r} is {shared.kind}.")
             if not ds.has_timestamps and not ds.meta.get("ordered", False):
                 raise DataError(
                     f"field {d.name!r}: a sequence field needs the order of events, but "
@@ -175,16 +180,13 @@ def _lists(values: pd.Series, decl: FieldDecl) -> tuple[np.ndarray, np.ndarray]:
                 f"dataset.fields.{decl.name}.sep='|'.")
         text = values.astype("string").fillna("")
         lists = text.str.split(decl.sep, regex=False)
-    lengths = lists.map(len).to_numpy(dtype=np.int64)
-    flat = lists.explode()
+    # one row per value, labelled by its row's position (explode keeps the index)
+    flat = lists.reset_index(drop=True).explode()
     flat = flat[flat.notna()]
     flat_s = flat.astype("string").str.strip()
-    # empty pieces ("a||b", "") are missing, not values
-    keep = (flat_s != "").to_numpy()
-    row = np.repeat(np.arange(len(values)), lengths)
-    if len(row) != len(flat_s):  # explode keeps one NaN row for an empty list
-        row = np.repeat(np.arange(len(values)), np.maximum(lengths, 0))
-    row, flat_s = row[keep[: len(row)]], flat_s[keep]
+    keep = (flat_s != "").to_numpy()  # empty pieces ("a||b", "") are missing, not values
+    row = flat.index.to_numpy(dtype=np.int64)[keep]
+    flat_s = flat_s[keep]
     lengths = np.bincount(row, minlength=len(values)).astype(np.int64)
     return lengths, flat_s.to_numpy(dtype=object)
 
