@@ -55,11 +55,11 @@ class ToyLR(CTRModel):
         return self.linear(fields)
 
 
-def _manager(labels=None) -> PluginManager:
+def _manager(labels=None, n_users: int = 150) -> PluginManager:
     @hookimpl
     def recframe_register_datasets(registry):
-        registry.add(DatasetSpec(name="planted", load=lambda cfg: planted_log(cfg,
-                                                                              labels=labels)))
+        registry.add(DatasetSpec(name="planted", load=lambda cfg: planted_log(
+            cfg, n_users=n_users, labels=labels)))
 
     @hookimpl
     def recframe_register_models(registry):
@@ -193,22 +193,9 @@ def test_users_without_train_rows_are_scored_and_kept(tmp_path):
     per-user values under an id of their own."""
     from recframe.hydra_app import compose_config
 
-    @hookimpl
-    def recframe_register_datasets(registry):
-        registry.add(DatasetSpec(name="planted", load=lambda cfg: planted_log(
-            cfg, n_users=4000)))
-
-    @hookimpl
-    def recframe_register_models(registry):
-        registry.add(ModelSpec(name="toy_lr", build=lambda info, cfg: ToyLR(info),
-                               needs=frozenset({"fields"})))
-
-    plugin = types.SimpleNamespace(recframe_register_datasets=recframe_register_datasets,
-                                   recframe_register_models=recframe_register_models)
-    plugin.__name__ = "sparse_users_plugin"
     cfg = compose_config([*CTR, "split=random", "split.per_user=false",
                           "trainer.max_epochs=1"])
-    results = run_experiment(cfg, tmp_path, pm=PluginManager([plugin]))
+    results = run_experiment(cfg, tmp_path, pm=_manager(n_users=4000))
     frame = pd.read_parquet(tmp_path / "per_user.parquet")
     unseen = frame["user_id"].str.startswith("unseen-")
     assert unseen.any() and frame["user_id"].is_unique

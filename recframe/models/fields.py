@@ -174,9 +174,9 @@ class FieldEmbedding(nn.Module):
 
     def _embed(self, rows: torch.Tensor) -> torch.Tensor:
         """``table[rows]`` with row 0 (padding) read as zeros: an ``index_select`` (whose
-        backward is one ``index_add``; on CPU about 1.7x cheaper than
-        ``nn.functional.embedding``'s, measured with 6,144 lookups in 2,700 x 16) and a
-        mask, so row 0 never gets a gradient and stays zero as ``padding_idx`` keeps it."""
+        backward is one ``index_add``, cheaper on CPU than ``nn.functional.embedding``'s;
+        the epochs of ``experiments/bench/fuxictr_compare.py`` time it) and a mask, so
+        row 0 never gets a gradient and stays zero as ``padding_idx`` keeps it."""
         weight = self.embedding.weight
         out = weight.index_select(0, rows.reshape(-1)).view(*rows.shape, weight.shape[1])
         return out * (rows > 0).unsqueeze(-1).to(out.dtype)
