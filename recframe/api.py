@@ -13,6 +13,7 @@ from recframe.data import (
     RecData,
     Split,
 )
+from recframe.data.blocks import describe_blocks, feature_blocks
 from recframe.data.sorting import lexsort_stable, stable_argsort
 from recframe.errors import ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput, PointwiseInput
@@ -63,4 +64,5 @@ __all__ = [
     "float_param", "int_param",
     "layers_param", "lexsort_stable", "stable_argsort", "check_known_keys", "read_key",
     "is_finite_number", "SEQUENCE_ROWS", "CTRModel", "FieldEmbedding", "FieldLinear",
+    "describe_blocks", "feature_blocks",
 ]

@@ -11,7 +11,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recframe.api import ConfigError, DataError, DataInfo, RecData, RecModel, TrainFormat
+from recframe.api import (
+    ConfigError,
+    DataError,
+    DataInfo,
+    RecData,
+    RecModel,
+    TrainFormat,
+    describe_blocks,
+    feature_blocks,
+)
 from recframe_content import embeddings
 from recframe_content.features import BLOCK_KIND, BLOCKS, VectorParams, columns_of, item_vectors
 
@@ -190,8 +199,11 @@ _KEYS = {
     "numeric_columns", "categorical_columns", "text_columns", "tfidf_min_df", "tfidf_max_df",
     "tfidf_max_features", "tfidf_sublinear_tf", "encoder", "embedding_batch_size",
     "embedding_cache_dir", "decay_half_life", "decay_unit", "max_seq_len", "popularity_blend",
-    "storage",
+    "storage", "text_block",
 }
+AUTO = "auto"
+#: what ``item_vectors: auto`` builds from text columns (``model.text_block``)
+TEXT_BLOCKS = ("tfidf", "minilm")
 
 
 def _is_int(v: Any) -> bool:
@@ -217,26 +229,68 @@ def _str_list(cfg: Any, key: str, default: Any) -> list[str] | None:
     return items
 
 
-def _columns(info: DataInfo, cfg: Any, key: str, kind: str, needed: bool) -> tuple[str, ...]:
+def _columns(info: DataInfo, cfg: Any, key: str, kind: str) -> tuple[str, ...]:
     """The columns of one feature kind a block reads: all of them by default, or the named
     ones. Text blocks may also name categorical columns (their raw strings, e.g. tags)."""
     available = columns_of(info, kind)
     allowed = available + (columns_of(info, "categorical") if kind == "text" else [])
     chosen = _str_list(cfg, key, None)
     if chosen is None:
-        chosen = available
-    else:
-        unknown = [c for c in chosen if c not in allowed]
-        if unknown:
-            raise ConfigError(
-                f"model.{key}: {unknown} are not {kind} item features of dataset "
-                f"{info.name!r}; available: {allowed}")
-    if needed and not chosen:
-        kinds = {f.name: f.kind for f in info.item_features}
+        return tuple(available)
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown:
         raise ConfigError(
-            f"model.{key}: dataset {info.name!r} has no {kind} item feature for the blocks "
-            f"in model.item_vectors; its item features are {kinds or 'none'}")
+            f"model.{key}: {unknown} are not {kind} item features of dataset "
+            f"{info.name!r}; available: {allowed}")
     return tuple(chosen)
+
+
+def _is_auto(cfg: Any) -> bool:
+    """``model.item_vectors`` is ``auto`` (the default): every block the data has."""
+    return (_str_list(cfg, "item_vectors", AUTO) or []) == [AUTO]
+
+
+def _blocks(info: DataInfo, cfg: Any, columns: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """``model.item_vectors``: ``auto`` = every block whose columns the data has (text
+    through ``model.text_block``); an explicit list must name blocks the data has."""
+    kinds = {f.name: f.kind for f in info.item_features}
+    kinds.update({f.name: f.kind for f in info.fields
+                  if f.owner == "item" and f.kind == "multi_categorical"})
+    if _is_auto(cfg):
+        text_block = cfg.get("text_block", "tfidf")
+        if text_block not in TEXT_BLOCKS:
+            raise ConfigError(f"model.text_block must be one of {list(TEXT_BLOCKS)} (how "
+                              f"item_vectors=auto turns text columns into a block), "
+                              f"got {text_block!r}")
+        blocks = [b for b in ("numeric", "categorical", text_block) if columns[BLOCK_KIND[b]]]
+        if blocks:
+            return blocks
+        if kinds:
+            raise ConfigError(
+                f"model.numeric_columns/categorical_columns/text_columns select none of the "
+                f"item features of dataset {info.name!r} ({kinds}); set them to null (all "
+                f"columns) or name some")
+        raise ConfigError(
+            f"model 'content' ranks items by their features, but dataset {info.name!r} has "
+            f"no item feature at all (numeric, categorical, multi-valued or text). Load some "
+            f"(dataset.item_features={{path: items.csv, key: item_id}}; a column like "
+            f"Action|Comedy as dataset.fields={{genres: {{kind: multi_categorical, sep: "
+            f"'|'}}}}), or use a model that needs no features (e.g. pop, itemknn, bpr, ease, "
+            f"sasrec; lightfm_style and mlp_ctr run on ids alone)")
+    blocks = _str_list(cfg, "item_vectors", None) or []
+    bad = [b for b in blocks if b not in BLOCKS]
+    if not blocks or bad or len(set(blocks)) != len(blocks):
+        raise ConfigError(f"model.item_vectors must be auto (every block the data has) or a "
+                          f"non-empty list of distinct blocks from {list(BLOCKS)}, got "
+                          f"{cfg.get('item_vectors')!r}")
+    for b in blocks:
+        if not columns[BLOCK_KIND[b]]:
+            raise ConfigError(
+                f"model.item_vectors lists {b!r}, but dataset {info.name!r} has no "
+                f"{BLOCK_KIND[b]} item feature for it (or model.{BLOCK_KIND[b]}_columns "
+                f"selects none); its item features are {kinds or 'none'}. Drop {b!r} from "
+                f"the list, or use model.item_vectors=auto (every block the data has)")
+    return blocks
 
 
 def build_content(info: DataInfo, cfg: Any) -> ContentBased:
@@ -245,11 +299,9 @@ def build_content(info: DataInfo, cfg: Any) -> ContentBased:
     if unknown:
         raise ConfigError(f"model: unknown key(s) {unknown} for model 'content'; "
                           f"known: {sorted(_KEYS - {'name'})}")
-    blocks = _str_list(cfg, "item_vectors", ["numeric", "categorical"]) or []
-    bad = [b for b in blocks if b not in BLOCKS]
-    if not blocks or bad or len(set(blocks)) != len(blocks):
-        raise ConfigError(f"model.item_vectors must be a non-empty list of distinct blocks "
-                          f"from {list(BLOCKS)}, got {cfg.get('item_vectors')!r}")
+    columns = {kind: _columns(info, cfg, f"{kind}_columns", kind)
+               for kind in ("numeric", "categorical", "text")}
+    blocks = _blocks(info, cfg, columns)
     raw_weights = cfg.get("block_weights", {"categorical": 2.0})
     weights = [1.0] * len(blocks)
     if raw_weights is not None:
@@ -263,11 +315,7 @@ def build_content(info: DataInfo, cfg: Any) -> ContentBased:
                               f"{{categorical: 2}}; got {raw_weights!r}")
         given = dict(pairs)
         weights = [float(given.get(b, 1.0)) for b in blocks]
-    kinds_needed = {BLOCK_KIND[b] for b in blocks}
-    numeric = _columns(info, cfg, "numeric_columns", "numeric", "numeric" in kinds_needed)
-    categorical = _columns(info, cfg, "categorical_columns", "categorical",
-                           "categorical" in kinds_needed)
-    text = _columns(info, cfg, "text_columns", "text", "text" in kinds_needed)
+    numeric, categorical, text = columns["numeric"], columns["categorical"], columns["text"]
     min_df = cfg.get("tfidf_min_df", 1)
     if not _is_int(min_df) or min_df < 1:
         raise ConfigError(f"model.tfidf_min_df must be an integer >= 1, got {min_df!r}")
@@ -287,7 +335,8 @@ def build_content(info: DataInfo, cfg: Any) -> ContentBased:
     if "minilm" in blocks:
         problem = embeddings.missing_dependency(encoder)
         if problem:
-            raise ConfigError(f"model.encoder: {problem}")
+            key = "text_block" if _is_auto(cfg) else "encoder"
+            raise ConfigError(f"model.{key}: minilm needs the encoder; {problem}")
     emb_batch = cfg.get("embedding_batch_size", 64)
     if not _is_int(emb_batch) or emb_batch < 1:
         raise ConfigError(f"model.embedding_batch_size must be an integer >= 1, got {emb_batch!r}")
@@ -313,6 +362,10 @@ def build_content(info: DataInfo, cfg: Any) -> ContentBased:
     storage = cfg.get("storage", "auto")
     if storage not in STORAGE:
         raise ConfigError(f"model.storage must be one of {list(STORAGE)}, got {storage!r}")
+    if _is_auto(cfg):
+        log.info("content: item_vectors=auto chose blocks %s (weights %s) from the item "
+                 "features of %r: %s", blocks, weights, info.name,
+                 describe_blocks(feature_blocks(info, "item")))
     vectors = VectorParams(
         blocks=tuple(blocks), weights=tuple(float(w) for w in weights),
         numeric_columns=numeric, categorical_columns=categorical, text_columns=text,
@@ -321,7 +374,14 @@ def build_content(info: DataInfo, cfg: Any) -> ContentBased:
         tfidf_sublinear_tf=sublinear, encoder=encoder, embedding_batch_size=int(emb_batch),
         embedding_cache_dir=cache_dir,
     )
-    return ContentBased(info.n_items, vectors,
-                        decay_half_life=None if half_life is None else float(half_life),
-                        decay_unit=unit, max_seq_len=int(max_seq_len),
-                        popularity_blend=float(beta), storage=storage)
+    model = ContentBased(info.n_items, vectors,
+                         decay_half_life=None if half_life is None else float(half_life),
+                         decay_unit=unit, max_seq_len=int(max_seq_len),
+                         popularity_blend=float(beta), storage=storage)
+    if _is_auto(cfg):
+        # recorded in results.json (data_choices) where the runner supports it
+        model.data_choices = {"item_vectors": {
+            "value": list(blocks),
+            "why": f"auto: every block the item features of {info.name!r} provide "
+                   f"({describe_blocks(feature_blocks(info, 'item'))})"}}
+    return model

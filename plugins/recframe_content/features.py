@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recframe.api import DataError, DataInfo, RecData
+from recframe.api import DataError, DataInfo, RecData, feature_blocks
 from recframe_content import embeddings
 from recframe_content.tfidf import tfidf_matrix
 
@@ -57,13 +57,14 @@ class VectorParams:
 
 def multi_valued(info: DataInfo) -> list[str]:
     """Item fields with several values per item (e.g. genres ``Action|Comedy``)."""
-    return [f.name for f in info.fields if f.owner == "item" and f.kind == "multi_categorical"]
+    return list(feature_blocks(info, "item").get("multi_categorical", ()))
 
 
 def columns_of(info: DataInfo, kind: str) -> list[str]:
     """Names of the item feature columns of one kind (``numeric``/``categorical``/``text``);
     ``categorical`` includes the multi-valued item fields (one column per value)."""
-    flat = [f.name for f in info.item_features if f.kind == kind]
+    blocks = feature_blocks(info, "item")
+    flat = list(blocks.get(kind, ()))
     return flat + (multi_valued(info) if kind == "categorical" else [])
 
 
