@@ -117,6 +117,28 @@ def test_synthetic_dataset_conforms():
     assert ds.items is not None and ds.users is not None
 
 
+def test_synthetic_long_dataset_conforms():
+    ds = check_dataset("synthetic_long", compose(
+        "dataset=synthetic_long", "dataset.n_users=30", "dataset.n_items=200",
+        "dataset.min_per_user=20", "dataset.mean_per_user=40", "dataset.max_per_user=60").dataset)
+    assert ds.has_timestamps and ds.name == "synthetic_long"
+
+
+def test_seq_txt_dataset_conforms(tmp_path):
+    path = tmp_path / "seq.txt"
+    path.write_text("".join(f"{u} {i}\n" for u in range(1, 6) for i in range(1, 8)))
+    ds = check_dataset("seq_txt", compose("dataset=seq_txt", f"dataset.path={path}").dataset)
+    assert ds.has_timestamps and not ds.has_ratings
+
+
+def test_amazon_games_dataset_conforms():
+    cfg = compose("dataset=amazon-games").dataset
+    data_dir = os.environ.get("RECFRAME_DATA_DIR")
+    if not data_dir or not os.path.exists(os.path.join(data_dir, "amazon-games", "Video.txt")):
+        pytest.skip("amazon-games/Video.txt not found under $RECFRAME_DATA_DIR")
+    assert len(check_dataset("amazon-games", cfg)) == 287_107
+
+
 def test_csv_dataset_conforms(tmp_path):
     frame = sample_dataset(messy=False).interactions
     path = tmp_path / "ratings.csv"
@@ -160,7 +182,8 @@ def test_every_registered_name_is_covered():
     """A new built-in dataset needs a conformance test here (`ctr_log` is the loader
     behind the criteo and avazu presets); the other kinds are parametrized."""
     assert set(PM.datasets.names()) <= {"synthetic", "csv", "ml-100k", "synthetic_ctr",
-                                        "criteo", "avazu", "ctr_log", "ml-100k-ctr"}
+                                        "criteo", "avazu", "ctr_log", "ml-100k-ctr",
+                                        "seq_txt", "amazon-games", "synthetic_long"}
 
 
 # -- the kit catches broken components ---------------------------------------------------

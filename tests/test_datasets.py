@@ -106,8 +106,9 @@ def test_plugin_registers_the_builtin_datasets():
             specs.append(spec)
 
     plugin.recframe_register_datasets(Collect())
-    assert sorted(s.name for s in specs) == ["avazu", "criteo", "csv", "ctr_log", "ml-100k",
-                                             "ml-100k-ctr", "synthetic", "synthetic_ctr"]
+    assert sorted(s.name for s in specs) == ["amazon-games", "avazu", "criteo", "csv", "ctr_log",
+                                             "ml-100k", "ml-100k-ctr", "seq_txt", "synthetic",
+                                             "synthetic_ctr", "synthetic_long"]
     assert all(isinstance(s, DatasetSpec) and s.description for s in specs)
 
 

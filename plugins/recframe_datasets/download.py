@@ -106,3 +106,41 @@ def _find_dir(root: Path, names: list[str]) -> Path | None:
     candidates = sorted((p.parent for p in root.rglob(names[0])),
                         key=lambda p: len(p.parts))
     return next((c for c in candidates if has_files(c, names)), None)
+
+
+def download_file(url: str, target: Path, md5: str, *, timeout: float = 60.0,
+                  manual_hint: str = "") -> Path:
+    """Make ``target`` a file with md5 ``md5``, downloading ``url`` (a plain file) once.
+
+    Under a file lock next to ``target``: download to a temporary file in the same
+    directory, check its md5, then rename it to ``target`` (atomic); nothing is
+    left behind on failure.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target) + ".lock")
+    try:
+        with lock.acquire(timeout=LOCK_TIMEOUT_S):
+            if target.is_file():
+                return target  # another process finished while we waited
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                log.info("downloading %s to %s", url, target)
+                fetch(url, tmp, timeout=timeout, manual_hint=manual_hint)
+                got = md5_file(tmp)
+                if got != md5:
+                    raise DataError(
+                        f"{url}: checksum mismatch (md5 {got}, expected {md5}): the download "
+                        f"is corrupt or not the expected file. Nothing was installed into "
+                        f"{target}; check `dataset.url` and retry.{manual_hint}")
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except Timeout:
+        raise DataError(
+            f"waited {LOCK_TIMEOUT_S:.0f}s for another process downloading into {target} "
+            f"(lock {lock.lock_file}); if none is running, delete the lock file."
+        ) from None
+    return target

@@ -1,5 +1,6 @@
-"""Entry point of the built-in data sets: ``ml-100k``, ``csv`` and ``synthetic``, and the
-click logs ``ml-100k-ctr``, ``ctr_log`` and ``synthetic_ctr``.
+"""Entry point of the built-in data sets: ``ml-100k``, ``csv``, ``seq_txt``, ``amazon-games``,
+``synthetic`` and ``synthetic_long``, and the click logs ``ml-100k-ctr``, ``ctr_log`` and
+``synthetic_ctr``.
 
 Registering is cheap: the loader modules are imported only when a run loads data.
 """
@@ -21,6 +22,28 @@ def load_ml100k(cfg: Any) -> Dataset:
 def load_csv(cfg: Any) -> Dataset:
     """Load a CSV/TSV/Parquet file (see :func:`recframe_datasets.csv_loader.load_csv`)."""
     from .csv_loader import load_csv as load
+
+    return load(cfg)
+
+
+def load_seq_txt(cfg: Any) -> Dataset:
+    """Load a SASRec-format ``user item`` file (see :mod:`recframe_datasets.seq_txt`)."""
+    from .seq_txt import load_seq_txt as load
+
+    return load(cfg)
+
+
+def load_amazon_games(cfg: Any) -> Dataset:
+    """Load the SASRec paper's Amazon Games (see :mod:`recframe_datasets.amazon_games`)."""
+    from .amazon_games import load_amazon_games as load
+
+    return load(cfg)
+
+
+def load_synthetic_long(cfg: Any) -> Dataset:
+    """Generate long histories with planted sequential structure (see
+    :func:`recframe_datasets.synthetic.load_synthetic_long`)."""
+    from .synthetic import load_synthetic_long as load
 
     return load(cfg)
 
@@ -69,7 +92,7 @@ def load_synthetic_ctr(cfg: Any) -> Dataset:
 
 @hookimpl
 def recframe_register_datasets(registry: Any) -> None:
-    """Register ``ml-100k``, ``csv``, ``synthetic`` and the click logs."""
+    """Register ``ml-100k``, ``csv``, the sequence files, ``synthetic*`` and the click logs."""
     registry.add(DatasetSpec(
         name="ml-100k", load=load_ml100k,
         description="MovieLens 100K ratings with movie genres and user demographics "
@@ -80,6 +103,23 @@ def recframe_register_datasets(registry: Any) -> None:
         name="csv", load=load_csv,
         description="Interactions from any CSV/TSV/Parquet file with a column mapping, "
                     "plus optional item/user feature files",
+    ))
+    registry.add(DatasetSpec(
+        name="seq_txt", load=load_seq_txt,
+        description="Sequences in the SASRec text format (`user item` per line, each user's "
+                    "lines in time order; positions become timestamps), implicit",
+    ))
+    registry.add(DatasetSpec(
+        name="amazon-games", load=load_amazon_games,
+        description="Amazon Video Games as preprocessed for SASRec (Kang & McAuley, ICDM "
+                    "2018): 287,107 interactions, 31,013 users, 23,715 items, short "
+                    "histories; Video.txt via dataset.path or $RECFRAME_DATA_DIR (not "
+                    "downloaded)",
+    ))
+    registry.add(DatasetSpec(
+        name="synthetic_long", load=load_synthetic_long,
+        description="synthetic with long histories (100-500 events per user) and a planted "
+                    "sequential (item-to-successor) structure that sequence models can learn",
     ))
     registry.add(DatasetSpec(
         name="synthetic", load=load_synthetic,

@@ -12,13 +12,21 @@ affinity dominates by default, popularity adds a power-law head. Ratings come fr
 affinity quantiles, timestamps increase per user, and item/user features are
 derived from the latent structure (``category``, ``genre_*``, ``title`` tokens per
 cluster; user ``segment`` and ``age``), so content models find signal too.
+
+Long histories with sequential structure (``sequential_strength > 0``, the
+``synthetic_long`` data set): each item gets ``n_successors`` successors in its own
+cluster (Zipf weights). Each user's events are generated in time order: with
+probability ``sequential_strength`` the next item is a successor of the previous one
+(one the user has not had yet), else (or when every successor was had) the next item
+of the user's Gumbel-perturbed utility ranking, as above. Items stay distinct per user.
+With the new settings at their defaults the output (and fingerprint) is unchanged.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -57,6 +65,17 @@ class SyntheticParams:
     n_genres: int = 8
     string_ids: bool = False
     seed: int = 0
+    max_per_user: int = 0
+    sequential_strength: float = 0.0
+    n_successors: int = 4
+
+    #: the config file documenting these settings (named in errors)
+    CONFIG: ClassVar[str] = "conf/dataset/synthetic.yaml"
+    #: the data set's name (``Dataset.name``)
+    NAME: ClassVar[str] = "synthetic"
+    #: settings added after version 1: left out of the fingerprint at their defaults,
+    #: so data generated before they existed keeps its fingerprint
+    LATER: ClassVar[tuple[str, ...]] = ("max_per_user", "sequential_strength", "n_successors")
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> SyntheticParams:
@@ -79,15 +98,50 @@ class SyntheticParams:
             (self.cluster_std >= 0, "cluster_std must be >= 0"),
             (self.cluster_skew >= 0, "cluster_skew must be >= 0"),
             (0 <= self.n_genres <= self.dim, f"n_genres must be in [0, dim={self.dim}]"),
+            (self.max_per_user == 0 or self.max_per_user >= self.min_per_user,
+             "max_per_user must be 0 (no cap) or >= min_per_user"),
+            (0.0 <= self.sequential_strength <= 1.0, "sequential_strength must be in [0, 1]"),
+            (self.n_successors >= 1, "n_successors must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
-                raise ConfigError(f"synthetic dataset: {message}; see conf/dataset/synthetic.yaml.")
+                raise ConfigError(f"{self.NAME} dataset: {message}; see {self.CONFIG}.")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings recorded in ``meta`` and fingerprinted (see :attr:`LATER`)."""
+        out = dataclasses.asdict(self)
+        defaults = {f.name: f.default for f in dataclasses.fields(SyntheticParams)}
+        for key in self.LATER:
+            if out[key] == defaults[key]:
+                del out[key]
+        return out
+
+
+@dataclass(frozen=True)
+class SyntheticLongParams(SyntheticParams):
+    """``synthetic_long``: 100-500 events per user and planted sequential structure."""
+
+    n_users: int = 2000
+    n_items: int = 1500
+    mean_per_user: float = 250.0
+    min_per_user: int = 100
+    max_per_user: int = 500
+    popularity_exponent: float = 0.8
+    sequential_strength: float = 0.7
+    n_successors: int = 4
+
+    CONFIG: ClassVar[str] = "conf/dataset/synthetic_long.yaml"
+    NAME: ClassVar[str] = "synthetic_long"
 
 
 def load_synthetic(cfg: Any) -> Dataset:
     """The ``synthetic`` dataset: :func:`generate` with settings from ``cfg``."""
     return generate(SyntheticParams.from_cfg(cfg))
+
+
+def load_synthetic_long(cfg: Any) -> Dataset:
+    """The ``synthetic_long`` dataset: :func:`generate` with long-history defaults."""
+    return generate(SyntheticLongParams.from_cfg(cfg))
 
 
 def generate(params: SyntheticParams) -> Dataset:
@@ -113,14 +167,22 @@ def generate(params: SyntheticParams) -> Dataset:
 
     extra = p.mean_per_user - p.min_per_user
     counts = p.min_per_user + rng.geometric(1.0 / (extra + 1.0), size=p.n_users) - 1
+    counts = np.minimum(counts, p.max_per_user or p.n_items)
     counts = np.minimum(counts, p.n_items)
-    users, items = sample_items(U, V, log_pop, counts, mean=mean, scale=scale,
-                                temperature=p.temperature, rng=rng)
-    affinity = (np.einsum("nd,nd->n", U[users], V[items]) - mean) / scale
-
-    # Random order within each user, then strictly increasing timestamps.
-    order = np.lexsort((rng.random(len(users)), users))
-    users, items, affinity = users[order], items[order], affinity[order]
+    if p.sequential_strength > 0:  # generated in time order
+        successors = successor_table(item_cluster, p.n_successors, rng)
+        users, items = sample_sequences(U, V, log_pop, counts, successors, mean=mean,
+                                        scale=scale, temperature=p.temperature,
+                                        strength=p.sequential_strength, rng=rng)
+        affinity = (np.einsum("nd,nd->n", U[users], V[items]) - mean) / scale
+    else:
+        users, items = sample_items(U, V, log_pop, counts, mean=mean, scale=scale,
+                                    temperature=p.temperature, rng=rng)
+        affinity = (np.einsum("nd,nd->n", U[users], V[items]) - mean) / scale
+        # Random order within each user
+        order = np.lexsort((rng.random(len(users)), users))
+        users, items, affinity = users[order], items[order], affinity[order]
+    # then strictly increasing timestamps.
     timestamps = increasing_times(users, counts, rng)
     noisy = affinity + 0.3 * rng.normal(size=len(affinity))
     ratings = 1.0 + np.searchsorted(np.quantile(noisy, _RATING_QUANTILES), noisy)
@@ -137,9 +199,10 @@ def generate(params: SyntheticParams) -> Dataset:
                        ).astype("int64"),
         "segment": pd.array([f"s{c}" for c in range(p.n_clusters)], dtype="str")[user_cluster],
     }, index=pd.Index(user_ids, name=USER))
-    settings = dataclasses.asdict(p)
+    settings = p.settings()
+    meta_seq = {"item_successors": successors} if p.sequential_strength > 0 else {}
     return Dataset(
-        interactions=interactions, items=item_frame, users=user_frame, name="synthetic",
+        interactions=interactions, items=item_frame, users=user_frame, name=p.NAME,
         source=f"synthetic(seed={p.seed})",
         meta={
             "fingerprint": params_fingerprint({**settings, "version": GENERATOR_VERSION}),
@@ -150,6 +213,7 @@ def generate(params: SyntheticParams) -> Dataset:
             "item_log_popularity": log_pop,
             "item_cluster": item_cluster,
             "user_cluster": user_cluster,
+            **meta_seq,
         },
     )
 
@@ -199,6 +263,73 @@ def sample_items(U: np.ndarray, V: np.ndarray, log_pop: np.ndarray, counts: np.n
         users_out.append(np.broadcast_to(np.arange(start, stop)[:, None], top.shape)[keep])
         items_out.append(top[keep])
     return np.concatenate(users_out), np.concatenate(items_out)
+
+
+def successor_table(item_cluster: np.ndarray, k: int, rng: np.random.Generator
+                    ) -> np.ndarray:
+    """``[n_items, k]`` successors of each item: distinct other items of its cluster
+    (any other items when the cluster is too small), most likely first."""
+    n_items = len(item_cluster)
+    k = min(k, n_items - 1)
+    out = np.empty((n_items, k), dtype=np.int64)
+    for c in np.unique(item_cluster):
+        members = np.flatnonzero(item_cluster == c)
+        pool = members if len(members) > k else np.arange(n_items)
+        keys = rng.random((len(members), len(pool)))
+        keys[pool[None, :] == members[:, None]] = 2.0  # never the item itself
+        out[members] = pool[np.argsort(keys, axis=1)[:, :k]]
+    return out
+
+
+def sample_sequences(U: np.ndarray, V: np.ndarray, log_pop: np.ndarray, counts: np.ndarray,
+                     successors: np.ndarray, *, mean: float, scale: float,
+                     temperature: float, strength: float, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[u]`` distinct items per user, in time order (see the module docstring).
+
+    Returns flat ``(user index, item index)`` arrays grouped by user, each user's
+    items in the order they were chosen.
+    """
+    n_users, n_items = len(U), len(V)
+    k = successors.shape[1]
+    log_w = -np.log(np.arange(1, k + 1, dtype=np.float64))  # Zipf weights of successors
+    ranking = np.empty((n_users, n_items), dtype=np.int32)  # affinity draws, in order
+    chunk = max(1, _CELLS_PER_CHUNK // n_items)
+    for start in range(0, n_users, chunk):
+        stop = min(start + chunk, n_users)
+        logits = utility(U[start:stop], V, log_pop, mean=mean, scale=scale,
+                         temperature=temperature)
+        ranking[start:stop] = np.argsort(-(logits + rng.gumbel(size=logits.shape)), axis=1)
+    used = np.zeros((n_users, n_items), dtype=bool)
+    pointer = np.zeros(n_users, dtype=np.int64)
+    steps = int(counts.max())
+    chosen = np.full((n_users, steps), -1, dtype=np.int64)
+    prev = np.full(n_users, -1, dtype=np.int64)
+    for t in range(steps):
+        active = np.flatnonzero(counts > t)
+        pick = np.full(len(active), -1, dtype=np.int64)
+        if t > 0:
+            follow = rng.random(len(active)) < strength
+            cand = successors[prev[active]]  # [active, k]
+            keys = log_w + rng.gumbel(size=cand.shape)
+            keys[used[active[:, None], cand]] = -np.inf
+            best = np.argmax(keys, axis=1)
+            ok = follow & np.isfinite(keys[np.arange(len(active)), best])
+            pick[ok] = cand[ok, best[ok]]
+        rest = np.flatnonzero(pick < 0)
+        while len(rest):  # next unused item of each user's affinity ranking
+            u = active[rest]
+            item = ranking[u, pointer[u]]
+            fresh = ~used[u, item]
+            pick[rest[fresh]] = item[fresh]
+            pointer[u[~fresh]] += 1
+            rest = rest[~fresh]
+        used[active, pick] = True
+        chosen[active, t] = pick
+        prev[active] = pick
+    keep = np.arange(steps) < counts[:, None]
+    users = np.broadcast_to(np.arange(n_users)[:, None], chosen.shape)[keep]
+    return users, chosen[keep]
 
 
 def increasing_times(users: np.ndarray, counts: np.ndarray, rng: np.random.Generator

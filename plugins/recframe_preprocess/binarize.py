@@ -26,7 +26,9 @@ def build_binarize(cfg: Any) -> Any:
     Fails with :class:`DataError` if the data has no (numeric) rating column.
     Labeled impressions (a 0/1 ``label`` column: the CTR protocol) are already
     binary: the step logs so and keeps every row (it never drops an unclicked
-    impression, which the click model needs).
+    impression, which the click model needs). So is implicit data without ratings
+    whose loader says every row is a positive (``Dataset.meta["implicit"]``, e.g.
+    ``seq_txt``): every row is kept.
     """
     check_keys(cfg, "binarize", ("threshold", "keep_negatives"))
     threshold = get_number(cfg, "threshold", 4.0, "binarize")
@@ -36,6 +38,10 @@ def build_binarize(cfg: Any) -> Any:
         df = ds.interactions
         if LABEL in df.columns:
             log.info("binarize: the data is labeled (column %r); rows kept as they are", LABEL)
+            return ds
+        if not ds.has_ratings and ds.meta.get("implicit", False):
+            log.info("binarize: %s is implicit (every row a positive); rows kept as they are",
+                     ds.name)
             return ds
         if not ds.has_ratings:
             raise DataError(
