@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recframe.api import Dataset, Split, lexsort_stable
+from recframe.api import DataError, Dataset, Split, lexsort_stable
 from recframe_splitters._common import (
     TEST,
     TRAIN,
@@ -22,13 +22,19 @@ from recframe_splitters._common import (
     user_codes,
 )
 
+#: the "most users too short" check needs this many users (a handful says nothing)
+MIN_USERS_CHECKED = 20
+
 
 def build_leave_one_out(cfg: Any) -> Any:
     """Per user, the last ``n_test`` events go to test and the ``n_valid`` before to valid.
 
     Events are ordered by timestamp, ties by original row order. Users with
     fewer than ``n_test + n_valid + 1`` events stay entirely in train (they
-    are counted in the log), so every evaluated user has a train history.
+    are counted in the log), so every evaluated user has a train history. When more
+    than half of the users (of at least :data:`MIN_USERS_CHECKED`) have no more than
+    ``n_test`` events, i.e. holding out their last events would leave them no train
+    item, the data does not suit leave-one-out: a :class:`DataError` says so.
 
     Parameters:
         n_test (int >= 1, default 1): events per user held out for test.
@@ -51,6 +57,7 @@ def build_leave_one_out(cfg: Any) -> Any:
         sorted_codes = codes[order]
         pos = positions_in_groups(sorted_codes)
         sizes = np.bincount(codes)
+        check_history_lengths(ds, sizes, n_test)
         size = sizes[sorted_codes]
         eligible = size >= n_test + n_valid + 1
         part_sorted = np.where(
@@ -68,3 +75,18 @@ def build_leave_one_out(cfg: Any) -> Any:
         return make_split(ds, part, "leave_one_out")
 
     return leave_one_out
+
+
+def check_history_lengths(ds: Dataset, sizes: np.ndarray, n_test: int) -> None:
+    """A :class:`DataError` when most users have too few events to hold out ``n_test``."""
+    n_users = len(sizes)
+    short = int((sizes <= n_test).sum())
+    if n_users < MIN_USERS_CHECKED or 2 * short <= n_users:
+        return
+    raise DataError(
+        f"split 'leave_one_out': {short} of {n_users} users ({100 * short / n_users:.0f}%) "
+        f"of {ds.source or ds.name} have at most {n_test} interaction(s) (n_test={n_test}): "
+        f"holding out their last events would leave them no train item, so leave-one-out "
+        f"cannot evaluate most users. Use split=random, or keep users with enough "
+        f"history (preprocess=implicit_5core, or a kcore step with a higher user "
+        f"minimum); check that the user column is right (one id per user, not per row).")
