@@ -29,6 +29,7 @@ from recframe.models import (
     dense_history,
     least_squares_fold_in,
 )
+from recframe.models.sequence_settings import AUTO, resolve_sequence_settings
 from recframe.params import (
     bool_param,
     check_known_keys,
@@ -65,4 +66,5 @@ __all__ = [
     "layers_param", "lexsort_stable", "stable_argsort", "check_known_keys", "read_key",
     "is_finite_number", "SEQUENCE_ROWS", "CTRModel", "FieldEmbedding", "FieldLinear",
     "describe_blocks", "feature_blocks",
+    "AUTO", "resolve_sequence_settings",
 ]

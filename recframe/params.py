@@ -10,6 +10,7 @@ do not each write their own.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import numbers
@@ -149,3 +150,34 @@ def is_finite_number(value: Any) -> bool:
     """A real, finite number that is not a boolean."""
     return (isinstance(value, numbers.Real) and not isinstance(value, bool)
             and math.isfinite(float(value)))
+
+
+#: the block of a model's config that the core reads, not the model: the training
+#: budget the model needs (``trainer.max_epochs``/``min_epochs`` and
+#: ``callbacks.early_stopping.patience`` default to it; a value set there wins)
+TRAINING_BUDGET_KEY = "training"
+TRAINING_BUDGET_KEYS = ("max_epochs", "min_epochs", "patience")
+
+
+def model_build_config(model_cfg: Any) -> Any:
+    """``model_cfg`` as the model's builder sees it: without the core's ``training``
+    block (validated here), so builders that reject unknown keys need not know it."""
+    if model_cfg is None or TRAINING_BUDGET_KEY not in model_cfg:
+        return model_cfg
+    budget = read_key(model_cfg, TRAINING_BUDGET_KEY, None, "model")
+    check_known_keys(budget, "model.training", TRAINING_BUDGET_KEYS,
+                     "{max_epochs: 200, min_epochs: 10, patience: 10}")
+    for key in TRAINING_BUDGET_KEYS:
+        value = read_key(budget, key, None, "model.training")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < (0 if key == "min_epochs" else 1)):
+            raise ConfigError(f"model.training.{key} must be a positive integer (or null), "
+                              f"got {value!r}")
+    from omegaconf import DictConfig, open_dict
+
+    if isinstance(model_cfg, DictConfig):
+        trimmed = copy.copy(model_cfg)  # keeps its parent: interpolations still resolve
+        with open_dict(trimmed):
+            del trimmed[TRAINING_BUDGET_KEY]
+        return trimmed
+    return {k: v for k, v in dict(model_cfg).items() if k != TRAINING_BUDGET_KEY}

@@ -24,6 +24,7 @@ from recframe.errors import ConfigError, RecframeError
 from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
 from recframe.models.base import RecModel, sequence_rows
+from recframe.params import model_build_config
 from recframe.pipeline import (
     Plan,
     PreparedData,
@@ -247,7 +248,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     prepared = prepare(cfg, plan)
     data = prepared.data
-    check_compatible(plan.model, data)
+    check_compatible(plan.model, data, (pm.models.get(n) for n in pm.models.names()))
     protocol = plan.protocol
     if protocol == "auto":
         protocol = "ctr" if data.info.has_labels else "ranking"
@@ -266,7 +267,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         if plan.evaluator is None:  # names CTR metrics: the ranking evaluator says why not
             plan.evaluator = ranking_evaluator(
                 cfg, {n: pm.metrics.get(n, key="metrics.names") for n in cfg.metrics.names})
-    model = plan.model.build(data.info, cfg.model)
+    model = plan.model.build(data.info, model_build_config(cfg.model))
     if pointwise is not None and type(model).predict is RecModel.predict:
         raise ConfigError(
             f"model {plan.model.name!r} ranks items but cannot predict the click probability "
@@ -367,6 +368,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
                                             task.is_closed_form)
         task.use_steps_per_execution(steps)
         results["steps_per_execution"] = steps
+        # settings the model chose from the data (``auto`` config values)
+        results["data_choices"] = getattr(exp.model, "data_choices", None) or {}
 
         resume_from = resume_checkpoint(cfg, run_dir)
         results["resumed_from"] = str(resume_from) if resume_from else None

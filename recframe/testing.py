@@ -50,6 +50,7 @@ from recframe.data.types import ITEM, RATING, TIMESTAMP, USER, Dataset, Split
 from recframe.errors import DuplicateNameError
 from recframe.eval.evaluator import Evaluator
 from recframe.eval.pointwise import PointwiseInput
+from recframe.params import model_build_config
 from recframe.plugin.manager import KINDS, PluginManager, default_manager, hookimpl
 from recframe.plugin.specs import (
     DatasetSpec,
@@ -248,7 +249,7 @@ def _run(cfg: DictConfig, run_dir: Path, pm: PluginManager, name: str) -> tuple[
 def _fresh_model(exp: Any, cfg: DictConfig, state: Mapping[str, torch.Tensor] | None,
                  name: str, what: str) -> Any:
     """Build the model on the experiment's data, ``prepare`` it and load ``state``."""
-    model = exp.plan.model.build(exp.data.info, cfg.model)
+    model = exp.plan.model.build(exp.data.info, model_build_config(cfg.model))
     model.prepare(exp.data)
     if state is not None:
         try:

@@ -16,7 +16,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recframe.api import SEQUENCE_ROWS, ConfigError, DataInfo, RecModel, TrainFormat
+from recframe.api import (
+    AUTO,
+    SEQUENCE_ROWS,
+    ConfigError,
+    DataInfo,
+    RecModel,
+    TrainFormat,
+    resolve_sequence_settings,
+)
 
 PAD = 0
 
@@ -264,24 +272,36 @@ def get_choice(cfg: Any, key: str, default: str, choices: Sequence[str]) -> str:
     return str(value)
 
 
-def with_train_rows(model: RecModel, cfg: Any,
-                    allowed: Sequence[str] = SEQUENCE_ROWS) -> RecModel:
-    """Sets ``model.train_rows`` from ``model.train_rows`` in the config.
+def sequence_settings(model_cls_defaults: dict[str, Any], info: DataInfo, cfg: Any,
+                      allowed: Sequence[str] = SEQUENCE_ROWS,
+                      ) -> tuple[int, str, dict[str, Any]]:
+    """``(max_seq_len, train_rows, choices)`` of a sequence model's config, ``auto``
+    resolved from the data (:func:`recframe.api.resolve_sequence_settings`).
 
     The old boolean ``model.sliding_windows`` is still read (``true`` means
     ``train_rows: windows``) so existing configs keep working.
     """
-    rows = get_choice(cfg, "train_rows", "recent", allowed)
     legacy = _read(cfg, "sliding_windows", None)
-    if legacy is not None:
-        if not isinstance(legacy, bool):
-            raise ConfigError(f"model.sliding_windows must be true or false, got {legacy!r}; "
-                              "it is superseded by model.train_rows=windows")
-        if legacy and rows not in ("recent", "windows"):
-            raise ConfigError(f"model.sliding_windows=true contradicts model.train_rows={rows}; "
-                              "set only model.train_rows")
-        rows = "windows" if legacy else rows
+    if legacy is not None and not isinstance(legacy, bool):
+        raise ConfigError(f"model.sliding_windows must be true or false, got {legacy!r}; "
+                          "it is superseded by model.train_rows=windows")
+    max_len, rows, choices = resolve_sequence_settings(
+        info, cfg, default_len=model_cls_defaults.get("max_seq_len", AUTO),
+        min_len=model_cls_defaults.get("min_seq_len", 1),
+        default_rows=model_cls_defaults.get("train_rows", AUTO), allowed_rows=allowed)
+    if legacy:
+        if rows not in ("recent", "windows"):
+            raise ConfigError(f"model.sliding_windows=true contradicts "
+                              f"model.train_rows={rows}; set only model.train_rows")
+        rows = "windows"
+        choices.pop("train_rows", None)
+    return max_len, rows, choices
+
+
+def with_choices(model: RecModel, rows: str, choices: dict[str, Any]) -> RecModel:
+    """Set the model's training rows and the record of its ``auto`` choices."""
     model.train_rows = rows
+    model.data_choices = choices
     return model
 
 
@@ -300,8 +320,6 @@ def transformer_params(info: DataInfo, cfg: Any, defaults: dict[str, Any]) -> di
             f"model.num_heads must divide model.embedding_dim ({dim}), got {heads}")
     return {
         "n_items": info.n_items,
-        "max_seq_len": get_int(cfg, "max_seq_len", defaults["max_seq_len"],
-                               minimum=defaults.get("min_seq_len", 1)),
         "embedding_dim": dim,
         "num_blocks": get_int(cfg, "num_blocks", defaults["num_blocks"]),
         "num_heads": heads,

@@ -16,9 +16,10 @@ from recframe_seq._common import (
     init_weights,
     last_window,
     row_chunks,
+    sequence_settings,
     transformer_params,
     trim,
-    with_train_rows,
+    with_choices,
 )
 
 
@@ -109,11 +110,14 @@ class BERT4Rec(SequenceModel):
 
 
 def build_bert4rec(info: DataInfo, cfg: Any) -> BERT4Rec:
+    # cloze training masks items anywhere in a row: prefix rows would only repeat them
+    max_len, rows, choices = sequence_settings(
+        {"max_seq_len": 50, "min_seq_len": 2, "train_rows": "recent"}, info, cfg,
+        allowed=("recent", "windows"))
     params = transformer_params(info, cfg, {
-        "max_seq_len": 50, "min_seq_len": 2, "embedding_dim": 64, "num_blocks": 2,
+        "embedding_dim": 64, "num_blocks": 2,
         "num_heads": 2, "ffn_dim": 256, "dropout": 0.2, "init_std": 0.02})
     mask_prob = get_float(cfg, "mask_prob", 0.2, 0.0, 1.0, low_open=True)
-    # cloze training masks items anywhere in a row: prefix rows would only repeat them
-    return with_train_rows(
-        BERT4Rec(**params, mask_prob=mask_prob, pre_ln=get_bool(cfg, "pre_ln", True)), cfg,
-        allowed=("recent", "windows"))
+    return with_choices(
+        BERT4Rec(**params, max_seq_len=max_len, mask_prob=mask_prob,
+                 pre_ln=get_bool(cfg, "pre_ln", True)), rows, choices)

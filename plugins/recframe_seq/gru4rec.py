@@ -18,8 +18,9 @@ from recframe_seq._common import (
     last_window,
     left_align,
     next_item_pairs,
+    sequence_settings,
     trim,
-    with_train_rows,
+    with_choices,
 )
 
 
@@ -95,13 +96,15 @@ class GRU4Rec(SequenceModel):
 
 
 def build_gru4rec(info: DataInfo, cfg: Any) -> GRU4Rec:
-    return with_train_rows(GRU4Rec(
+    max_len, rows, choices = sequence_settings(
+        {"max_seq_len": 50, "train_rows": "recent"}, info, cfg)
+    return with_choices(GRU4Rec(
         n_items=info.n_items,
-        max_seq_len=get_int(cfg, "max_seq_len", 50),
+        max_seq_len=max_len,
         embedding_dim=get_int(cfg, "embedding_dim", 64),
         hidden_size=get_int(cfg, "hidden_size", 128),
         num_layers=get_int(cfg, "num_layers", 1),
         dropout=get_float(cfg, "dropout", 0.4, 0.0, 1.0, high_open=True),
         tied=get_bool(cfg, "tied", True),
         init_std=get_float(cfg, "init_std", 0.05, 0.0, low_open=True),
-    ), cfg)
+    ), rows, choices)

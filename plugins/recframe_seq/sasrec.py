@@ -22,9 +22,10 @@ from recframe_seq._common import (
     last_window,
     next_item_pairs,
     row_chunks,
+    sequence_settings,
     transformer_params,
     trim,
-    with_train_rows,
+    with_choices,
 )
 
 
@@ -160,13 +161,15 @@ class SASRec(SequenceModel):
 
 
 def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:
+    max_len, rows, choices = sequence_settings(
+        {"max_seq_len": 50, "train_rows": "recent"}, info, cfg)
     params = transformer_params(info, cfg, {
-        "max_seq_len": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 1,
+        "embedding_dim": 64, "num_blocks": 2, "num_heads": 1,
         "ffn_dim": 256, "dropout": 0.2, "init_std": 0.02})
-    return with_train_rows(SASRec(
-        **params,
+    return with_choices(SASRec(
+        **params, max_seq_len=max_len,
         loss=get_choice(cfg, "loss", "ce", ("ce", "sampled")),
         num_negatives=get_int(cfg, "num_negatives", 256),
         sampling=get_choice(cfg, "sampling", "uniform", ("uniform", "popularity")),
         logq_correction=get_bool(cfg, "logq_correction", False),
-    ), cfg)
+    ), rows, choices)

@@ -46,6 +46,9 @@ class DataInfo:
     fields: tuple[FieldSpec_, ...] = ()
     #: True when the rows carry a 0/1 ``label`` (logged impressions: the CTR protocol)
     has_labels: bool = False
+    #: train interactions of each user (index = user), for settings chosen from the data
+    #: (e.g. a sequence model's ``max_seq_len: auto``); ``None`` when not known
+    train_history_lengths: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -357,6 +360,7 @@ def encode(split: Split, *, fields: Any = None, with_fields: bool = False) -> Re
         name=split.train.name,
         fields=encoder.specs() if encoder is not None else (),
         has_labels=labeled,
+        train_history_lengths=np.bincount(events["train"].users, minlength=len(user_ids)),
     )
     return RecData(
         info=info,

@@ -66,6 +66,10 @@ class RecModel(nn.Module):
     #: long history) or ``prefixes`` (one row per target, trained on its last position);
     #: see ``recframe.train.batches.SequenceBatches``
     train_rows: str = "recent"
+    #: settings the model chose from the data for ``auto`` config values, as
+    #: ``{key: {"value": ..., "why": ...}}``; the runner writes them to ``results.json``
+    #: (``data_choices``). See ``recframe.api.resolve_sequence_settings``.
+    data_choices: dict[str, Any] | None = None
     #: True when ``score`` uses only the context (history), not learned per-user
     #: state: such a model recommends for new users from their history as is.
     scores_from_history: ClassVar[bool] = False

@@ -1,0 +1,121 @@
+"""Sequence-model settings chosen from the data when a config leaves them on ``auto``.
+
+``max_seq_len: auto`` covers the median user's training history: the median
+number of training interactions per user, rounded up to a multiple of
+:data:`LENGTH_STEP` and capped at :data:`MAX_AUTO_LEN`. On MovieLens-100K (median
+37 positives per user) that gives 50, the length measured there to match 100
+and 200 at a quarter of the cost (``conf/model/sasrec.yaml``); on the short
+Amazon Games histories (median 6) also 50, the SASRec paper's own choice for
+that data; long histories get up to 200 (the paper's choice for ML-1M).
+
+``train_rows: auto`` trains on ``windows`` (every item a target once per epoch)
+when ``recent`` (each user's last ``max_seq_len + 1`` items) would leave more than
+:data:`MAX_UNTRAINED_SHARE` of the training interactions unused, else on
+``recent``. A model built this way records what it chose in ``data_choices``
+(written to ``results.json``) and logs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from recframe.data.encode import DataInfo
+from recframe.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+#: ``max_seq_len: auto`` rounds the median history up to a multiple of this
+LENGTH_STEP = 50
+#: and never exceeds this (attention costs grow with the square of the length)
+MAX_AUTO_LEN = 200
+#: ``train_rows: auto`` picks ``windows`` when ``recent`` leaves more than this share
+#: of the training interactions untrained
+MAX_UNTRAINED_SHARE = 0.10
+
+
+def _history_lengths(info: DataInfo, key: str) -> np.ndarray:
+    lengths = info.train_history_lengths
+    if not info.has_timestamps:
+        raise ConfigError(
+            f"model.{key}=auto reads the order of each user's history, but dataset "
+            f"{info.name or '(unnamed)'!r} has no timestamps (no order); set model.{key} "
+            "explicitly or load the data with timestamps (a seq_txt file's line order counts)")
+    if lengths is None or not np.any(lengths > 0):
+        raise ConfigError(f"model.{key}=auto: the training data holds no user histories to "
+                          f"measure; set model.{key} explicitly")
+    return lengths[lengths > 0]
+
+
+def auto_max_seq_len(info: DataInfo, minimum: int = 1) -> tuple[int, str]:
+    """The ``max_seq_len`` that ``auto`` means for ``info``, and why (for the log)."""
+    lengths = _history_lengths(info, "max_seq_len")
+    median = float(np.median(lengths))
+    value = min(MAX_AUTO_LEN, max(LENGTH_STEP, LENGTH_STEP * math.ceil(median / LENGTH_STEP)))
+    value = max(value, minimum)
+    return value, (f"median training history {median:g} items -> next multiple of "
+                   f"{LENGTH_STEP}, at most {MAX_AUTO_LEN}")
+
+
+def untrained_share(info: DataInfo, max_seq_len: int) -> float:
+    """Share of training interactions outside every user's last ``max_seq_len + 1``."""
+    lengths = _history_lengths(info, "train_rows").astype(np.int64)
+    return float(np.maximum(lengths - (max_seq_len + 1), 0).sum() / lengths.sum())
+
+
+def auto_train_rows(info: DataInfo, max_seq_len: int,
+                    allowed: Sequence[str] = ("recent", "windows")) -> tuple[str, str]:
+    """The ``train_rows`` that ``auto`` means for ``info`` at ``max_seq_len``, and why."""
+    share = untrained_share(info, max_seq_len)
+    rows = "windows" if share > MAX_UNTRAINED_SHARE and "windows" in allowed else "recent"
+    return rows, (f"recent rows would leave {share:.1%} of training interactions untrained "
+                  f"(threshold {MAX_UNTRAINED_SHARE:.0%})")
+
+
+def resolve_sequence_settings(info: DataInfo, cfg: Any, *, default_len: int | str = AUTO,
+                              min_len: int = 1, default_rows: str = AUTO,
+                              allowed_rows: Sequence[str] = ("recent", "windows", "prefixes"),
+                              ) -> tuple[int, str, dict[str, Any]]:
+    """``(max_seq_len, train_rows, choices)`` from ``model.max_seq_len`` and
+    ``model.train_rows``; ``auto`` values are chosen from ``info`` and reported in
+    ``choices`` (``{key: {"value": ..., "why": ...}}``, also logged).
+
+    Explicit values are validated: an integer ``>= min_len`` and one of
+    ``allowed_rows``. For a third-party sequence model this is the one call that
+    makes its config accept ``auto``; set the returned ``choices`` as the model's
+    ``data_choices`` so the run records them.
+    """
+    choices: dict[str, Any] = {}
+    raw_len = _read(cfg, "max_seq_len", default_len)
+    if raw_len == AUTO:
+        max_len, why = auto_max_seq_len(info, min_len)
+        choices["max_seq_len"] = {"value": max_len, "why": why}
+    elif isinstance(raw_len, bool) or not isinstance(raw_len, int) or raw_len < min_len:
+        raise ConfigError(f"model.max_seq_len must be 'auto' or an integer >= {min_len}, "
+                          f"got {raw_len!r}")
+    else:
+        max_len = raw_len
+    raw_rows = _read(cfg, "train_rows", default_rows)
+    if raw_rows == AUTO:
+        rows, why = auto_train_rows(info, max_len, allowed_rows)
+        choices["train_rows"] = {"value": rows, "why": why}
+    elif raw_rows not in allowed_rows:
+        raise ConfigError(f"model.train_rows must be 'auto' or one of "
+                          f"{', '.join(allowed_rows)}, got {raw_rows!r}")
+    else:
+        rows = str(raw_rows)
+    for key, choice in choices.items():
+        log.info("model.%s=auto -> %s (%s)", key, choice["value"], choice["why"])
+    return max_len, rows, choices
+
+
+def _read(cfg: Any, key: str, default: Any) -> Any:
+    try:
+        return cfg.get(key, default) if cfg is not None else default
+    except Exception as exc:  # unresolvable interpolation, missing value
+        raise ConfigError(f"model.{key}: cannot read the value: {exc}") from exc
