@@ -15,6 +15,10 @@ commands:
   run [-m] [OVERRIDES]   run an experiment (Hydra overrides, e.g. model=bpr dataset=ml-100k);
                          -m / --multirun sweeps comma-separated values (model=pop,bpr seed=0,1)
   plugins                list installed plugins and every name each registers, by kind
+  datasets               list the registered data sets, with a description of each
+  describe dataset=NAME [OVERRIDES] [--json]
+                         load a data set as a run would and print its statistics (users,
+                         items, density, history lengths, timestamps, ratings, fields)
   new-plugin NAME [--dest DIR]
                          create a plugin package in DIR/NAME: a model NAME, its config, tests
   recommend RUN_DIR      top-K lists from a run's best checkpoint: --users 1,2,3 | --all --out
@@ -24,7 +28,7 @@ commands:
 
 `recframe run --help` shows Hydra's help, the config groups and their options.
 """
-COMMANDS = ("run", "plugins", "report", "recommend", "new-plugin")
+COMMANDS = ("run", "plugins", "datasets", "describe", "report", "recommend", "new-plugin")
 
 
 def plugins_command(console: Console | None = None) -> int:
@@ -58,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command == "plugins":
             return plugins_command()
+        if command in ("datasets", "describe"):
+            from recframe.describe import datasets_command, describe_command
+
+            return (datasets_command if command == "datasets" else describe_command)(rest)
         if command == "recommend":
             from recframe.recommend import recommend_command
 
