@@ -26,6 +26,7 @@ from recframe.report.collect import (
     make_blocks,
     seed_derived_paths,
 )
+from recframe.report.cross import baseline_checks, rank_table, short_protocol
 from recframe.report.ctr import DEFAULT_CTR_BASELINE, default_baseline
 from recframe.report.ctr import method_notes as ctr_method_notes
 from recframe.report.document import Document
@@ -154,10 +155,56 @@ def _method_notes(alpha: float, confidence: float, seed_keys: list[str],
     ]
 
 
+def _summary_metric(keys: list[str], wanted: str | None) -> str | None:
+    if wanted is not None:
+        if wanted not in keys:
+            hint = closest(wanted, keys)
+            raise ReportError(f"--summary-metric {wanted!r} is not among the report's metrics "
+                              f"({', '.join(keys) or 'none'})"
+                              + (f". Did you mean {hint!r}?" if hint else ""))
+        return wanted
+    return "ndcg@10" if "ndcg@10" in keys else (keys[0] if keys else None)
+
+
+def _add_summary(doc: Document, blocks: Sequence[Block], frames: Sequence[pd.DataFrame],
+                 keys: list[str], wanted: str | None, alpha: float,
+                 baseline: str | None) -> list[str]:
+    """The summary section (baseline check, cross-dataset ranks); returns the flags."""
+    metric = _summary_metric(keys, wanted)
+    datasets = {str(b.signature["dataset"].get("name")) for b in blocks}
+    if metric is None or (baseline is None and len(datasets) < 2):
+        return []
+    doc.heading(1, "Summary")
+    flags: list[str] = []
+    checks = baseline_checks(blocks, frames, metric, alpha)
+    if checks:
+        flags = [c.line(metric, alpha) for c in checks if not c.beats]
+        doc.heading(2, "Baseline check")
+        beaten = sum(c.beats for c in checks)
+        doc.para(f"{beaten} of {len(checks)} arm(s) beat their protocol's baseline on "
+                 f"{metric} (paired t-test on per-user values, Holm-corrected within each "
+                 f"protocol, p < {alpha:g})" + ("." if not flags else "; flagged:"))
+        doc.bullets(flags)
+        missing = [short_protocol(b) for b, f in zip(blocks, frames, strict=True)
+                   if not f.empty and "baseline" in f and not str(f["baseline"].iloc[0])]
+        if baseline is not None and missing:
+            flags.append(f"**FLAG** no baseline {baseline} under: {', '.join(missing)}")
+            doc.bullets([flags[-1]])
+    if len(datasets) > 1:
+        header, rows = rank_table(blocks, frames, metric)
+        doc.heading(2, f"Ranks across datasets ({metric})")
+        doc.para("Rank of each model within each protocol (1 = best; mean in parentheses) "
+                 "and its mean rank over the protocols it ran under. Ranks compare models "
+                 "within a protocol only; the significance of each gap is in the protocol's "
+                 "own tables.")
+        doc.table(header, rows, align_right=set(range(1, len(header))))
+    return flags
+
+
 def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | None = None,
                  baseline: str | None = None, metrics: Sequence[str] | str | None = None,
                  alpha: float = 0.05, confidence: float = 0.95, plots: bool = True,
-                 ignore: Sequence[str] = ()) -> Report:
+                 ignore: Sequence[str] = (), summary_metric: str | None = None) -> Report:
     """Build the report for every run below ``dirs`` and write it to ``out_dir``.
 
     ``out_dir`` defaults to ``<first dir>/report``. ``baseline`` is a group
@@ -166,6 +213,10 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
     the tables, tests and plots to these keys (``"ndcg@10,recall@10"`` or a
     list); ``ignore`` adds config
     key patterns (fnmatch on dotted keys) that do not distinguish groups.
+    ``summary_metric`` (default ``ndcg@10`` when the runs report it) is the metric of
+    the summary: the baseline check (every arm that does not significantly beat its
+    protocol's baseline is flagged) and, over several datasets, each arm's rank per
+    protocol and its mean rank.
     Failed runs are listed, never fatal. Raises :class:`ReportError` when no
     run is found or an option does not match the runs.
     """
@@ -228,6 +279,8 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
     if warnings:
         doc.heading(1, "Warnings")
         doc.bullets(warnings)
+    flags = _add_summary(doc, blocks, frames, keys, summary_metric, alpha, baseline)
+    warnings += flags
     multi = len(blocks) > 1
     for i, (block, frame) in enumerate(zip(blocks, frames, strict=True)):
         if frame.empty:

@@ -26,6 +26,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--ignore", action="append", default=[], metavar="KEY",
                         help="config key (fnmatch pattern on dotted keys) that does not "
                              "distinguish groups; repeatable")
+    parser.add_argument("--summary-metric", default=None, metavar="KEY",
+                        help="metric of the summary: the baseline check and the ranks across "
+                             "datasets (default: ndcg@10 when the runs report it)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     return parser
 
@@ -46,7 +49,8 @@ def run_report(args: argparse.Namespace, console: Console | None = None) -> int:
     console = console or Console()
     report = build_report(args.dirs, out_dir=args.out, baseline=args.baseline,
                           metrics=args.metrics, alpha=args.alpha, confidence=args.confidence,
-                          plots=not args.no_plots, ignore=args.ignore)
+                          plots=not args.no_plots, ignore=args.ignore,
+                          summary_metric=args.summary_metric)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     console.print(f"{len(report.groups)} group(s), {len(report.failed)} failed run(s); wrote "

@@ -1,0 +1,126 @@
+"""The report's summary across protocols: the baseline check and the cross-dataset ranks.
+
+Both read one metric (the ``summary metric``, e.g. ``ndcg@10``) from the per-protocol
+tables :func:`recframe.report.tables.block_table` already computed, so every number
+here is one the protocol sections show in full, with its test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from recframe.report.collect import Block
+
+
+def short_protocol(block: Block) -> str:
+    """``dataset / split`` (plus ``sampled`` or ``CTR``) naming a block in one cell."""
+    sig = block.signature
+    name = f"{sig['dataset'].get('name')} / {sig['split'].get('name', '?')}"
+    if block.ctr:
+        name += " / CTR"
+    elif block.sampled:
+        name += f" / sampled {sig['candidates'].get('num_negatives')}"
+    return name
+
+
+def arm_names(block: Block) -> dict[str, str]:
+    """Group label -> the name an arm has across protocols: its model name when that is
+    unique in the block, else the group's label."""
+    counts: dict[str, int] = {}
+    for g in block.groups:
+        counts[g.model_name] = counts.get(g.model_name, 0) + 1
+    return {g.label: g.model_name if counts[g.model_name] == 1 else g.label
+            for g in block.groups}
+
+
+@dataclass(frozen=True)
+class BaselineCheck:
+    """One arm's comparison with its protocol's baseline on the summary metric."""
+
+    protocol: str
+    arm: str
+    baseline: str
+    mean: float
+    baseline_mean: float
+    mean_diff: float
+    p_t_holm: float
+    p_wilcoxon_holm: float
+    beats: bool
+
+    def line(self, metric: str, alpha: float) -> str:
+        if math.isnan(self.p_t_holm):
+            why = "no paired test (no shared seeds or per-user values)"
+        elif self.mean_diff <= 0:
+            why = (f"worse than or equal to {self.baseline} ({self.mean:.4f} vs "
+                   f"{self.baseline_mean:.4f}, Holm p={self.p_t_holm:.2g})")
+        else:
+            why = (f"ahead of {self.baseline} ({self.mean:.4f} vs {self.baseline_mean:.4f}) but "
+                   f"not significantly (Holm-corrected paired t-test p={self.p_t_holm:.2g} "
+                   f">= {alpha:g})")
+        return f"**FLAG** {self.arm} on {self.protocol}: does not beat its baseline on " \
+               f"{metric}: {why}"
+
+
+def baseline_checks(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], metric: str,
+                    alpha: float) -> list[BaselineCheck]:
+    """Every non-baseline arm of every block that has a baseline, tested on ``metric``."""
+    out: list[BaselineCheck] = []
+    for block, frame in zip(blocks, frames, strict=True):
+        if frame.empty or "metric" not in frame:
+            continue
+        rows = frame[frame["metric"] == metric]
+        if rows.empty or not str(rows["baseline"].iloc[0]):
+            continue
+        base_label = str(rows["baseline"].iloc[0])
+        names = arm_names(block)
+        base = rows[rows["group"] == base_label].iloc[0]
+        higher = bool(base["higher_is_better"])
+        for _, row in rows.iterrows():
+            if row["group"] == base_label or row["n_seeds"] == 0:
+                continue
+            diff = float(row["vs_baseline_mean_diff"])
+            p_t = float(row["vs_baseline_p_t_holm"])
+            better = diff > 0 if higher else diff < 0
+            out.append(BaselineCheck(
+                protocol=short_protocol(block), arm=names[row["group"]],
+                baseline=names[base_label], mean=float(row["mean"]),
+                baseline_mean=float(base["mean"]), mean_diff=diff if higher else -diff,
+                p_t_holm=p_t, p_wilcoxon_holm=float(row["vs_baseline_p_wilcoxon_holm"]),
+                beats=bool(better and p_t < alpha)))
+    return out
+
+
+def rank_table(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], metric: str,
+               ) -> tuple[list[str], list[list[str]]]:
+    """Rank of each arm on ``metric`` within each protocol (1 = best; ties share the
+    better rank) and its mean rank over the protocols it ran under, best first."""
+    columns: list[str] = []
+    ranks: dict[str, dict[str, tuple[float, float]]] = {}
+    for block, frame in zip(blocks, frames, strict=True):
+        if frame.empty or "metric" not in frame:
+            continue
+        rows = frame[(frame["metric"] == metric) & (frame["n_seeds"] > 0)]
+        if rows.empty:
+            continue
+        column = short_protocol(block)
+        columns.append(column)
+        names = arm_names(block)
+        higher = bool(rows["higher_is_better"].iloc[0])
+        ranked = rows["mean"].rank(ascending=not higher, method="min")
+        for (_, row), rank in zip(rows.iterrows(), ranked, strict=True):
+            ranks.setdefault(names[row["group"]], {})[column] = (float(rank), float(row["mean"]))
+    mean_rank = {arm: sum(r for r, _ in by.values()) / len(by) for arm, by in ranks.items()}
+    header = ["model", *columns, "mean rank"]
+    body = []
+    for arm in sorted(ranks, key=lambda a: (mean_rank[a], a)):
+        cells = [arm]
+        for column in columns:
+            got = ranks[arm].get(column)
+            cells.append(f"{got[0]:g} ({got[1]:.4f})" if got else "–")
+        cells.append(f"{mean_rank[arm]:.2f}")
+        body.append(cells)
+    return header, body
