@@ -611,6 +611,37 @@ def e712(ctx):
                      "dataset.hist_len=0", "logger=none", fast=False)
 
 
+def e801(ctx):
+    from recframe_datasets.seq_txt import load_seq_txt
+
+    path = write(ctx, "1 10\n1 11\n2 10 5\n", "seq.txt")
+    return message(lambda: load_seq_txt(cfg(name="seq_txt", path=str(path))))
+
+
+def e802(ctx):
+    from recframe_datasets.seq_txt import load_seq_txt
+
+    path = write(ctx, "1 10\n1 11\n", "seq.txt")
+    return message(lambda: load_seq_txt(cfg(name="seq_txt", path=str(path),
+                                            md5="90ee83b589a4b2c2306bc8284214fdf5")))
+
+
+def e803(ctx):
+    from recframe_datasets.amazon_games import load_amazon_games
+
+    ctx.monkeypatch.setenv("RECFRAME_DATA_DIR", str(ctx.tmp))
+    return message(lambda: load_amazon_games(cfg(name="amazon-games",
+                                                 cache_dir=str(ctx.tmp / "cache"))))
+
+
+def e804(ctx):
+    from recframe_splitters.leave_one_out import build_leave_one_out
+
+    split = build_leave_one_out(cfg(name="leave_one_out"))
+    rows = [[u, 1, 1.0, 5] for u in range(30)] + [[u, 2, 1.0, 6] for u in range(10)]
+    return message(lambda: split(frame(rows)))
+
+
 TRIGGERS: dict[str, Callable[[Ctx], str]] = {
     name.upper(): fn for name, fn in dict(globals()).items()
     if re.fullmatch(r"[ew]\d{3}", name) and callable(fn)
