@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,19 +227,32 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
     return PreparedData(data, dict(raw.meta), timings, counts)
 
 
-def check_compatible(model: ModelSpec, data: RecData) -> None:
-    """A model that needs timestamps or features fails before training, saying why."""
+def check_compatible(model: ModelSpec, data: RecData,
+                     models: Iterable[ModelSpec] = ()) -> None:
+    """A model that needs timestamps or features fails before training, saying why;
+    ``models`` (the registered ones) lets the message name those that need none of
+    what the data lacks."""
     info = data.info
-    problems = []
+    problems, lacking = [], set()
     if "timestamps" in model.needs and not info.has_timestamps:
         problems.append("timestamps (add a timestamp column: dataset.columns.timestamp)")
+        lacking.add("timestamps")
     item_fields = [f for f in info.fields if f.owner == "item" and f.name != "item_id"]
     if "item_features" in model.needs and not info.item_features and not item_fields:
         problems.append("item features (set dataset.item_features)")
+        lacking.add("item_features")
     if "user_features" in model.needs and not info.user_features:
         problems.append("user features (set dataset.user_features)")
+        lacking.add("user_features")
     if problems:
+        have = {"timestamps": info.has_timestamps, "item_features": "item_features" not in
+                lacking, "user_features": bool(info.user_features)}
+        # the models whose needs this data meets, those that need least first
+        usable = [m.name for m in sorted(models, key=lambda m: (len(m.needs), m.name))
+                  if all(have.get(n, True) for n in m.needs)]
+        hint = (f" Models that run without them: {', '.join(usable[:12])}"
+                f"{', ...' if len(usable) > 12 else ''}." if usable else "")
         raise ConfigError(
             f"model {model.name!r} needs {', '.join(problems)}, which dataset "
-            f"{info.name!r} does not provide."
+            f"{info.name!r} does not provide.{hint}"
         )
