@@ -89,6 +89,35 @@ def _infer_kind(series: pd.Series, n_ids: int) -> str:
     return "text" if n_unique > max(50, n_ids // 2) else "categorical"
 
 
+#: separators :func:`multi_value_sep` recognizes in string columns (MovieLens genres)
+MULTI_VALUE_SEPS: tuple[str, ...] = ("|",)
+
+
+def multi_value_sep(series: pd.Series, sample: int = 2000) -> str | None:
+    """The separator of a multi-valued string column (``Action|Comedy``), or None.
+
+    A column is multi-valued when at least a quarter of its non-empty values
+    hold the separator and its pieces repeat across rows: at most half as many
+    distinct pieces as pieces (genres, tags; a free-text column that happens to
+    hold ``|`` has mostly distinct pieces). Looks at the first ``sample`` values.
+    """
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return None
+    values = series.dropna().head(sample)
+    if not len(values) or not values.map(lambda v: isinstance(v, str)).all():
+        return None
+    text = values.astype("string").str.strip()
+    text = text[text != ""]
+    for sep in MULTI_VALUE_SEPS:
+        if len(text) < 2 or text.str.contains(sep, regex=False).mean() < 0.25:
+            continue
+        pieces = text.str.split(sep, regex=False).explode().str.strip()
+        pieces = pieces[pieces != ""]
+        if len(pieces) and pieces.nunique() <= 0.5 * len(pieces):
+            return sep
+    return None
+
+
 def declared_fields(ds: Dataset, cfg_fields: Any = None, *, infer: bool = True
                     ) -> list[FieldDecl]:
     """The dataset's fields: declared by the loader, then by config (a config entry
@@ -119,9 +148,15 @@ def declared_fields(ds: Dataset, cfg_fields: Any = None, *, infer: bool = True
             for col in frame.columns:
                 if col in CANONICAL or str(col) in covered or str(col) in raw:
                     continue
-                kind = _infer_kind(frame[col], len(frame))
-                raw[str(col)] = (f"inferred {owner} column {col!r}",
-                                 {"name": str(col), "kind": kind, "owner": owner})
+                decl = {"name": str(col), "kind": _infer_kind(frame[col], len(frame)),
+                        "owner": owner}
+                sep = multi_value_sep(frame[col]) if decl["kind"] != "numeric" else None
+                if sep is not None:
+                    decl.update(kind="multi_categorical", sep=sep)
+                    log.info("fields: %s column %r holds values like %r: inferred "
+                             "multi_categorical (sep %r); declare dataset.fields.%s.kind to "
+                             "override", owner, col, str(frame[col].dropna().iloc[0]), sep, col)
+                raw[str(col)] = (f"inferred {owner} column {col!r}", decl)
     decls = [parse_decl(d, where, owners) for where, d in raw.values()]
     decls.sort(key=lambda d: (d.name != USER, d.name != ITEM))  # ids first, stable otherwise
     names = {d.name for d in decls}
