@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -15,11 +16,14 @@ from recframe.api import (
     TrainFormat,
     bool_param,
     choice_param,
+    describe_blocks,
     feature_specs,
     float_param,
     int_param,
 )
 from recframe_hybrid._features import FeatureBag
+
+log = logging.getLogger(__name__)
 
 
 def _multi(info: DataInfo, owner: str) -> tuple:
@@ -37,7 +41,9 @@ class LightFMStyle(RecModel):
     column (see :class:`FeatureBag`; rows normalized to weight 1 when
     ``normalize_features``). Score ``s(u, i) = <p_u, q_i> + b_i`` where ``b_i``
     is the same feature sum over scalar biases (``use_biases``). User features
-    are used when the data has them and ``use_user_features``.
+    are used when the data has them and ``use_user_features``. With no
+    features at all the model is plain matrix factorization on ids (with the
+    same losses), so it runs on any data; free-text columns are not used.
 
     Losses over a positive ``i`` and ``num_negatives`` sampled negatives ``j``:
 
@@ -57,7 +63,6 @@ class LightFMStyle(RecModel):
     """
 
     train_format = TrainFormat.PAIRS
-    needs = frozenset({"item_features"})
 
     def __init__(self, info: DataInfo, item_specs: tuple[FeatureSpec, ...],
                  user_specs: tuple[FeatureSpec, ...], embedding_dim: int = 64,
@@ -122,14 +127,32 @@ class LightFMStyle(RecModel):
         return scores
 
 
+def _used(specs: tuple[FeatureSpec, ...], multi: tuple) -> dict[str, tuple[str, ...]]:
+    """The feature columns a :class:`FeatureBag` embeds, by kind (for the log)."""
+    blocks = {kind: tuple(s.name for s in specs if s.kind == kind)
+              for kind in ("numeric", "categorical")}
+    blocks["multi_categorical"] = tuple(f.name for f in multi)
+    return {kind: names for kind, names in blocks.items() if names}
+
+
 def build_lightfm_style(info: DataInfo, cfg: Any) -> LightFMStyle:
     max_card = int_param(cfg, "max_cardinality", 100)
     use_user = bool_param(cfg, "use_user_features", True)
     user_specs = feature_specs(info, cfg, "user", max_card) if use_user else ()
+    item_specs = feature_specs(info, cfg, "item", max_card)
     margin = float_param(cfg, "margin", 1.0, strict=True)
+    for owner, specs, multi in (("item", item_specs, _multi(info, "item")),
+                                ("user", user_specs, _multi(info, "user") if use_user else ())):
+        used = _used(specs, multi)
+        if used:
+            log.info("lightfm_style: %s features of %r: %s", owner, info.name,
+                     describe_blocks(used))
+        else:
+            log.info("lightfm_style: no %s features of %r used: %s vectors are id "
+                     "embeddings only", owner, info.name, owner)
     return LightFMStyle(
         info,
-        item_specs=feature_specs(info, cfg, "item", max_card),
+        item_specs=item_specs,
         user_specs=user_specs,
         embedding_dim=int_param(cfg, "embedding_dim", 64),
         loss=choice_param(cfg, "loss", "warp", ("bpr", "warp")),

@@ -11,7 +11,7 @@ from recframe_hybrid.lightfm_style import build_lightfm_style
 def recframe_register_models(registry) -> None:
     registry.add(ModelSpec(
         name="lightfm_style", build=build_lightfm_style, family="hybrid",
-        needs=frozenset({"item_features", "fields"}),
+        needs=frozenset({"fields"}),  # features when the data has them; ids otherwise
         description="LightFM-style hybrid MF: id + feature embedding sums, BPR or WARP "
                     "(Kula, CBRecSys 2015; Weston et al., IJCAI 2011)",
     ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -9,14 +10,20 @@ from torch import nn
 
 import recframe_mlp._tower as tower
 from recframe.api import (
+    ITEM,
+    USER,
     CTRModel,
     DataInfo,
     FieldEmbedding,
+    describe_blocks,
     field_names_param,
     float_param,
     int_param,
     layers_param,
 )
+
+log = logging.getLogger(__name__)
+IDS = (USER, ITEM)
 
 
 class MLPCTR(CTRModel):
@@ -35,7 +42,9 @@ class MLPCTR(CTRModel):
     sampled unobserved items (label 0); plus ``reg`` x the mean squared L2 norm
     of the rows' field vectors. Scoring all items splits the first layer into a
     user part and an item part (the field vectors of the other side are zero)
-    and evaluates the rest in chunks of items.
+    and evaluates the rest in chunks of items. Data without any feature gives
+    an MLP over the two id embeddings (NCF's MLP tower, He et al., WWW 2017);
+    free-text fields are not batched, so not used.
     """
 
     def __init__(self, info: DataInfo, embedding_dim: int = 32, hidden: list[int] | None = None,
@@ -54,6 +63,16 @@ class MLPCTR(CTRModel):
         self.rest = nn.Sequential(*rest)
         self.head = nn.Linear(hidden[-1], 1)
         self.max_width = max(hidden)
+        for owner in ("item", "user"):
+            used: dict[str, tuple[str, ...]] = {}
+            for f in self.embedding.specs:
+                if f.owner == owner and f.name not in IDS:
+                    used[f.kind] = (*used.get(f.kind, ()), f.name)
+            if used:
+                log.info("mlp_ctr: %s fields of %r: %s", owner, info.name, describe_blocks(used))
+            else:
+                log.info("mlp_ctr: no %s feature fields in %r: the %s side is its id "
+                         "embedding only", owner, info.name, owner)
 
     def inputs(self, fields: dict[str, torch.Tensor]) -> torch.Tensor:
         """The MLP input ``[B, (F + S) * dim]``: field vectors, then pooled sequences."""
