@@ -183,6 +183,8 @@ def test_synthetic_long_sizes_and_planted_sequences():
     assert 1000 <= df["item_id"].nunique() <= 2000
     assert sizes.min() >= 100 and sizes.max() <= 500 and 200 <= sizes.mean() <= 300
     assert len(df) <= 500_000
+    assert not ds.has_ratings and ds.meta["implicit"]  # the default binarize keeps every event
+    assert len(build_binarize(cfg(name="binarize"))(ds).interactions) == len(df)
     assert not df.duplicated(["user_id", "item_id"]).any()
     assert (df.groupby("user_id")["timestamp"].diff().dropna() > 0).all()
     # the planted structure: many next items are successors of the previous one

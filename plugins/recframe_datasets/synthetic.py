@@ -19,6 +19,8 @@ cluster (Zipf weights). Each user's events are generated in time order: with
 probability ``sequential_strength`` the next item is a successor of the previous one
 (one the user has not had yet), else (or when every successor was had) the next item
 of the user's Gumbel-perturbed utility ranking, as above. Items stay distinct per user.
+``ratings: false`` drops the rating column (implicit data: every event is a positive,
+``meta["implicit"]``, so the default ``binarize`` step keeps every event).
 With the new settings at their defaults the output (and fingerprint) is unchanged.
 """
 
@@ -68,6 +70,7 @@ class SyntheticParams:
     max_per_user: int = 0
     sequential_strength: float = 0.0
     n_successors: int = 4
+    ratings: bool = True
 
     #: the config file documenting these settings (named in errors)
     CONFIG: ClassVar[str] = "conf/dataset/synthetic.yaml"
@@ -75,7 +78,8 @@ class SyntheticParams:
     NAME: ClassVar[str] = "synthetic"
     #: settings added after version 1: left out of the fingerprint at their defaults,
     #: so data generated before they existed keeps its fingerprint
-    LATER: ClassVar[tuple[str, ...]] = ("max_per_user", "sequential_strength", "n_successors")
+    LATER: ClassVar[tuple[str, ...]] = ("max_per_user", "sequential_strength", "n_successors",
+                                        "ratings")
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> SyntheticParams:
@@ -129,6 +133,7 @@ class SyntheticLongParams(SyntheticParams):
     popularity_exponent: float = 0.8
     sequential_strength: float = 0.7
     n_successors: int = 4
+    ratings: bool = False
 
     CONFIG: ClassVar[str] = "conf/dataset/synthetic_long.yaml"
     NAME: ClassVar[str] = "synthetic_long"
@@ -193,6 +198,8 @@ def generate(params: SyntheticParams) -> Dataset:
         USER: user_ids[users], ITEM: item_ids[items],
         RATING: ratings.astype("float64"), TIMESTAMP: timestamps,
     })
+    if not p.ratings:  # implicit: every event a positive (binarize keeps every row)
+        interactions = interactions.drop(columns=[RATING])
     item_frame = item_features(V, item_cluster, p, rng, index=pd.Index(item_ids, name=ITEM))
     user_frame = pd.DataFrame({
         "age": np.clip(np.rint(rng.normal(22.0 + 5.0 * (user_cluster % 8), 4.0)), 15, 80
@@ -214,6 +221,7 @@ def generate(params: SyntheticParams) -> Dataset:
             "item_cluster": item_cluster,
             "user_cluster": user_cluster,
             **meta_seq,
+            **({} if p.ratings else {"implicit": True}),
         },
     )
 
