@@ -125,9 +125,9 @@ class SyntheticParams:
 class SyntheticLongParams(SyntheticParams):
     """``synthetic_long``: 100-500 events per user and planted sequential structure."""
 
-    n_users: int = 2000
-    n_items: int = 1500
-    mean_per_user: float = 250.0
+    n_users: int = 600
+    n_items: int = 1000
+    mean_per_user: float = 200.0
     min_per_user: int = 100
     max_per_user: int = 500
     popularity_exponent: float = 0.8
