@@ -122,3 +122,24 @@ def test_bad_training_block_is_named(compose, override, match):
                   fast=False)
     with pytest.raises(ConfigError, match=match):
         model_build_config(cfg.model)
+
+
+def _replay():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "bench" / \
+        "early_stopping_policies.py"
+    spec = importlib.util.spec_from_file_location("early_stopping_policies", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.replay
+
+
+def test_replayed_early_stopping_matches_a_hand_worked_curve():
+    replay = _replay()
+    # best at epoch 1, then 6 epochs without improvement, then a new best at epoch 8
+    curve = [0.10, 0.20, 0.15, 0.15, 0.15, 0.15, 0.15, 0.15, 0.30, 0.29]
+    assert replay(curve, patience=5, min_epochs=0) == (6, 1, False)  # stopped too early
+    assert replay(curve, patience=5, min_epochs=10) == (9, 8, True)  # the minimum saves it
+    assert replay(curve, patience=1, min_epochs=0) == (2, 1, False)
