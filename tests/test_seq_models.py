@@ -219,7 +219,8 @@ def test_train_rows_config_reaches_the_training_batches(compose, overrides, rows
 @pytest.mark.parametrize(("name", "params", "match"), [
     ("bert4rec", {"train_rows": "prefixes"},
      r"model\.train_rows must be 'auto' or one of recent, windows, got"),
-    ("sasrec", {"train_rows": "all"}, r"must be 'auto' or one of recent, windows, prefixes, got 'all'"),
+    ("sasrec", {"train_rows": "all"},
+     r"must be 'auto' or one of recent, windows, prefixes, got 'all'"),
     ("sasrec", {"train_rows": "prefixes", "sliding_windows": True}, r"contradicts"),
     ("gru4rec", {"sliding_windows": "yes"}, r"model\.sliding_windows must be true or false"),
 ])
