@@ -27,6 +27,7 @@ from recframe.models import (
     RecModel,
     TrainFormat,
     dense_history,
+    history_matmul,
     least_squares_fold_in,
 )
 from recframe.models.sequence_settings import AUTO, resolve_sequence_settings
@@ -60,7 +61,8 @@ __all__ = [
     "MetricSpec", "ModelSpec",
     "PreprocessorSpec", "RecData",
     "RecModel", "RecframeError", "Split", "SplitterSpec", "TrainFormat", "build_model",
-    "FoldInNotSupported", "dense_history", "fit_model", "hookimpl", "least_squares_fold_in",
+    "FoldInNotSupported", "dense_history", "history_matmul", "fit_model", "hookimpl",
+    "least_squares_fold_in",
     "bool_param", "choice_param", "columns_param", "feature_specs", "field_names_param",
     "float_param", "int_param",
     "layers_param", "lexsort_stable", "stable_argsort", "check_known_keys", "read_key",

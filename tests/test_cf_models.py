@@ -322,3 +322,21 @@ def test_bpr_hand_written_backward_matches_autograd(num_negatives):
         (model.user_emb.weight.detach().clone().requires_grad_(),
          model.item_emb.weight.detach().clone().requires_grad_()))
     assert check
+
+
+@pytest.mark.parametrize("per_user", [3, 40])  # sparse path (< 5% seen) and dense path
+def test_history_matmul_equals_the_dense_product(per_user):
+    from recframe.api import dense_history, history_matmul
+
+    gen = torch.Generator().manual_seed(0)
+    batch, n_items = 16, 200
+    rows = torch.arange(batch).repeat_interleave(per_user)
+    cols = torch.stack([torch.randperm(n_items, generator=gen)[:per_user]
+                        for _ in range(batch)]).reshape(-1)
+    context = {"seen_rows": rows, "seen_cols": cols}
+    weights = torch.randn(n_items, 7, generator=gen)
+    expected = dense_history(context, batch, n_items) @ weights
+    torch.testing.assert_close(history_matmul(context, batch, weights), expected)
+    # a user with no history gets zeros, not an error
+    torch.testing.assert_close(history_matmul(context, batch + 2, weights)[-2:],
+                               torch.zeros(2, 7))

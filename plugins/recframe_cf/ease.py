@@ -14,8 +14,8 @@ from recframe.api import (
     RecData,
     RecModel,
     TrainFormat,
-    dense_history,
     float_param,
+    history_matmul,
     int_param,
 )
 
@@ -78,8 +78,7 @@ class EASE(RecModel):
         self.weights.copy_(precision)  # float64 -> float32 without a second n^2 copy
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
-        history = dense_history(context, len(users), self.n_items, dtype=self.weights.dtype)
-        return history @ self.weights
+        return history_matmul(context, len(users), self.weights)
 
 
 def build_ease(info: DataInfo, cfg: Any) -> EASE:

@@ -6,6 +6,7 @@ from recframe.models.base import (
     RecModel,
     TrainFormat,
     dense_history,
+    history_matmul,
     least_squares_fold_in,
 )
 from recframe.models.ctr import CTRModel
@@ -13,5 +14,6 @@ from recframe.models.fields import FieldEmbedding, FieldLinear
 
 __all__ = [
     "SEQUENCE_ROWS", "FoldInNotSupported", "RecModel", "TrainFormat", "dense_history",
+    "history_matmul",
     "least_squares_fold_in", "CTRModel", "FieldEmbedding", "FieldLinear",
 ]
