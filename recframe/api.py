@@ -30,7 +30,11 @@ from recframe.models import (
     history_matmul,
     least_squares_fold_in,
 )
-from recframe.models.sequence_settings import AUTO, resolve_sequence_settings
+from recframe.models.sequence_settings import (
+    AUTO,
+    resolve_batch_size,
+    resolve_sequence_settings,
+)
 from recframe.params import (
     bool_param,
     check_known_keys,
@@ -68,5 +72,5 @@ __all__ = [
     "layers_param", "lexsort_stable", "stable_argsort", "check_known_keys", "read_key",
     "is_finite_number", "SEQUENCE_ROWS", "CTRModel", "FieldEmbedding", "FieldLinear",
     "describe_blocks", "feature_blocks",
-    "AUTO", "resolve_sequence_settings",
+    "AUTO", "resolve_sequence_settings", "resolve_batch_size",
 ]

@@ -278,7 +278,8 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     datamodule = RecDataModule(
         data,
         model.train_format,
-        batch_size=int(cfg.model.get("batch_size", 1024)),
+        batch_size=int(getattr(model, "train_batch_size", None)
+                       or cfg.model.get("batch_size", 1024)),
         eval_batch_size=int(cfg.evaluation.batch_size),
         num_negatives=int(getattr(model, "num_negatives", 1)),
         seed=int(cfg.get("seed", 0)),

@@ -82,7 +82,7 @@ def test_sequence_model_built_on_long_histories_records_its_choices(compose):
         "dataset.mean_per_user=300", "dataset.min_per_user=280"))
     assert exp.model.max_seq_len == MAX_AUTO_LEN  # median history ~300 -> capped
     assert exp.model.train_rows == "windows"
-    assert set(exp.model.data_choices) == {"max_seq_len", "train_rows"}
+    assert set(exp.model.data_choices) == {"max_seq_len", "train_rows", "batch_size"}
     assert exp.datamodule.make_train_set().rows == "windows"
 
 
@@ -143,3 +143,25 @@ def test_replayed_early_stopping_matches_a_hand_worked_curve():
     assert replay(curve, patience=5, min_epochs=0) == (6, 1, False)  # stopped too early
     assert replay(curve, patience=5, min_epochs=10) == (9, 8, True)  # the minimum saves it
     assert replay(curve, patience=1, min_epochs=0) == (2, 1, False)
+
+
+def test_auto_batch_size_keeps_positions_per_step():
+    from recframe.api import resolve_batch_size
+
+    assert resolve_batch_size({"batch_size": "auto"}, 50, 64)[0] == 64
+    rows, choice = resolve_batch_size({"batch_size": "auto"}, 200, 64)
+    assert rows == 16 and choice["batch_size"]["value"] == 16
+    assert resolve_batch_size({"batch_size": "auto"}, 200, 16)[0] == 8  # the floor
+    assert resolve_batch_size({"batch_size": 100}, 200, 64) == (100, {})
+    with pytest.raises(ConfigError, match=r"model\.batch_size must be 'auto' or an integer"):
+        resolve_batch_size({"batch_size": 0}, 50, 64)
+
+
+def test_long_histories_get_smaller_batches_in_the_data_module(compose):
+    from recframe.runner import build_experiment
+
+    exp = build_experiment(compose(
+        "model=sasrec", "split=leave_one_out", "dataset.n_users=40", "dataset.n_items=400",
+        "dataset.mean_per_user=300", "dataset.min_per_user=280"))
+    assert exp.model.max_seq_len == MAX_AUTO_LEN and exp.model.train_batch_size == 16
+    assert exp.datamodule.batch_size == 16 and "batch_size" in exp.model.data_choices

@@ -23,6 +23,7 @@ from recframe.api import (
     DataInfo,
     RecModel,
     TrainFormat,
+    resolve_batch_size,
     resolve_sequence_settings,
 )
 
@@ -298,10 +299,15 @@ def sequence_settings(model_cls_defaults: dict[str, Any], info: DataInfo, cfg: A
     return max_len, rows, choices
 
 
-def with_choices(model: RecModel, rows: str, choices: dict[str, Any]) -> RecModel:
-    """Set the model's training rows and the record of its ``auto`` choices."""
+def with_choices(model: RecModel, rows: str, choices: dict[str, Any], cfg: Any,
+                 reference_rows: int) -> RecModel:
+    """Set the model's training rows, its rows per step (``batch_size``, ``auto``
+    scaled from ``reference_rows`` at length 50) and the record of its ``auto``
+    choices."""
     model.train_rows = rows
-    model.data_choices = choices
+    model.train_batch_size, batch_choice = resolve_batch_size(
+        cfg, model.max_seq_len, reference_rows)
+    model.data_choices = {**choices, **batch_choice}
     return model
 
 

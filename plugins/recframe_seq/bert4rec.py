@@ -120,4 +120,5 @@ def build_bert4rec(info: DataInfo, cfg: Any) -> BERT4Rec:
     mask_prob = get_float(cfg, "mask_prob", 0.2, 0.0, 1.0, low_open=True)
     return with_choices(
         BERT4Rec(**params, max_seq_len=max_len, mask_prob=mask_prob,
-                 pre_ln=get_bool(cfg, "pre_ln", True)), rows, choices)
+                 pre_ln=get_bool(cfg, "pre_ln", True)), rows, choices, cfg,
+        reference_rows=32)

@@ -107,4 +107,4 @@ def build_gru4rec(info: DataInfo, cfg: Any) -> GRU4Rec:
         dropout=get_float(cfg, "dropout", 0.4, 0.0, 1.0, high_open=True),
         tied=get_bool(cfg, "tied", True),
         init_std=get_float(cfg, "init_std", 0.05, 0.0, low_open=True),
-    ), rows, choices)
+    ), rows, choices, cfg, reference_rows=64)

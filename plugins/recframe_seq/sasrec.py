@@ -172,4 +172,4 @@ def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:
         num_negatives=get_int(cfg, "num_negatives", 256),
         sampling=get_choice(cfg, "sampling", "uniform", ("uniform", "popularity")),
         logq_correction=get_bool(cfg, "logq_correction", False),
-    ), rows, choices)
+    ), rows, choices, cfg, reference_rows=64)

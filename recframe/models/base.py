@@ -71,6 +71,9 @@ class RecModel(nn.Module):
     #: ``{key: {"value": ..., "why": ...}}``; the runner writes them to ``results.json``
     #: (``data_choices``). See ``recframe.api.resolve_sequence_settings``.
     data_choices: dict[str, Any] | None = None
+    #: rows per training step when the model chose it (``batch_size: auto``); ``None``
+    #: = ``model.batch_size`` as configured
+    train_batch_size: int | None = None
     #: True when ``score`` uses only the context (history), not learned per-user
     #: state: such a model recommends for new users from their history as is.
     scores_from_history: ClassVar[bool] = False
