@@ -113,6 +113,7 @@ def rank_table(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], metric: 
         ranked = rows["mean"].rank(ascending=not higher, method="min")
         for (_, row), rank in zip(rows.iterrows(), ranked, strict=True):
             ranks.setdefault(names[row["group"]], {})[column] = (float(rank), float(row["mean"]))
+    columns.sort()  # dataset, then split: one dataset's protocols side by side
     mean_rank = {arm: sum(r for r, _ in by.values()) / len(by) for arm, by in ranks.items()}
     header = ["model", *columns, "mean rank"]
     body = []
