@@ -30,3 +30,24 @@ def test_the_published_reference_is_the_sasrec_papers():
     module = _load("sampled_vs_full")
     _, hr, ndcg = module.PUBLISHED[("amazon-games", "sasrec")]
     assert (hr, ndcg) == (0.7410, 0.5360)
+
+
+def test_families_summary_reshapes_the_report_csv(tmp_path):
+    import pandas as pd
+
+    module = _load("families_summary")
+    proto = "dataset toy (raw data abc), preprocess none, split leave_one_out n_test=1, full"
+    pd.DataFrame([
+        {"protocol": proto, "group": "pop", "model": "pop", "metric": "ndcg@10", "mean": 0.1,
+         "std": 0.0, "n_seeds": 3, "baseline": "pop", "vs_baseline_p_t_holm": float("nan")},
+        {"protocol": proto, "group": "sasrec", "model": "sasrec", "metric": "ndcg@10",
+         "mean": 0.3, "std": 0.01, "n_seeds": 3, "baseline": "pop",
+         "vs_baseline_p_t_holm": 0.0},
+        {"protocol": proto, "group": "sasrec", "model": "sasrec", "metric": "recall@10",
+         "mean": 0.5, "std": 0.01, "n_seeds": 3, "baseline": "pop",
+         "vs_baseline_p_t_holm": 0.2},
+    ]).to_csv(tmp_path / "report.csv", index=False)
+    lines = module.summary_table(tmp_path / "report.csv").splitlines()
+    assert lines[2] == "| toy | leave-one-out | sasrec | 0.3000 ± 0.0100 | 3 | < 1e-300 |"
+    assert lines[3] == "| toy | leave-one-out | pop | 0.1000 ± 0.0000 | 3 | – |"
+    assert len(lines) == 4
