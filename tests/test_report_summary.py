@@ -83,3 +83,22 @@ def test_unknown_summary_metric_is_named(two_datasets, tmp_path):
     with pytest.raises(ReportError, match=r"--summary-metric 'ndcg@5'.*Did you mean 'ndcg@10'"):
         build_report([two_datasets], out_dir=tmp_path, baseline="pop", plots=False,
                      summary_metric="ndcg@5")
+
+
+def test_a_failed_arm_is_flagged_too(two_datasets, tmp_path):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(two_datasets, root)
+    bad = root / "b-content-0"
+    bad.mkdir()
+    (bad / "results.json").write_text(json.dumps({
+        "status": "failed",
+        "config": {"dataset": {"name": "b"}, "split": {"name": "random"},
+                   "model": {"name": "content"}, "seed": 0},
+        "error": {"type": "ConfigError", "message": "model 'content' needs item features"}}))
+    report = build_report([root], out_dir=tmp_path / "out", baseline="pop", plots=False)
+    flags = [w for w in report.warnings if w.startswith("**FLAG** content")]
+    assert flags == ["**FLAG** content on b / random: the run failed (seed 0; ConfigError: "
+                     "model 'content' needs item features)"]
+    assert flags[0] in (tmp_path / "out" / "report.md").read_text()

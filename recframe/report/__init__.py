@@ -26,7 +26,12 @@ from recframe.report.collect import (
     make_blocks,
     seed_derived_paths,
 )
-from recframe.report.cross import baseline_checks, rank_table, short_protocol
+from recframe.report.cross import (
+    baseline_checks,
+    failed_arm_flags,
+    rank_table,
+    short_protocol,
+)
 from recframe.report.ctr import DEFAULT_CTR_BASELINE, default_baseline
 from recframe.report.ctr import method_notes as ctr_method_notes
 from recframe.report.document import Document
@@ -168,7 +173,7 @@ def _summary_metric(keys: list[str], wanted: str | None) -> str | None:
 
 def _add_summary(doc: Document, blocks: Sequence[Block], frames: Sequence[pd.DataFrame],
                  keys: list[str], wanted: str | None, alpha: float,
-                 baseline: str | None) -> list[str]:
+                 baseline: str | None, failed: Sequence[Run] = ()) -> list[str]:
     """The summary section (baseline check, cross-dataset ranks); returns the flags."""
     metric = _summary_metric(keys, wanted)
     datasets = {str(b.signature["dataset"].get("name")) for b in blocks}
@@ -185,6 +190,11 @@ def _add_summary(doc: Document, blocks: Sequence[Block], frames: Sequence[pd.Dat
                  f"{metric} (paired t-test on per-user values, Holm-corrected within each "
                  f"protocol, p < {alpha:g})" + ("." if not flags else "; flagged:"))
         doc.bullets(flags)
+        failures = failed_arm_flags(failed)
+        if failures:
+            doc.para("Runs that failed (see Failed runs below):")
+            doc.bullets(failures)
+            flags += failures
         missing = [short_protocol(b) for b, f in zip(blocks, frames, strict=True)
                    if not f.empty and "baseline" in f and not str(f["baseline"].iloc[0])]
         if baseline is not None and missing:
@@ -279,7 +289,7 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
     if warnings:
         doc.heading(1, "Warnings")
         doc.bullets(warnings)
-    flags = _add_summary(doc, blocks, frames, keys, summary_metric, alpha, baseline)
+    flags = _add_summary(doc, blocks, frames, keys, summary_metric, alpha, baseline, failed)
     warnings += flags
     multi = len(blocks) > 1
     for i, (block, frame) in enumerate(zip(blocks, frames, strict=True)):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from recframe.report.collect import Block
+from recframe.report.collect import Block, Run
 
 
 def short_protocol(block: Block) -> str:
@@ -125,3 +125,22 @@ def rank_table(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], metric: 
         cells.append(f"{mean_rank[arm]:.2f}")
         body.append(cells)
     return header, body
+
+
+def failed_arm_flags(failed: Sequence[Run]) -> list[str]:
+    """One ``**FLAG**`` line per failed arm (model, dataset, split): a run that did not
+    finish cannot beat its baseline either, so the summary says so next to the others."""
+    by_arm: dict[tuple[str, str, str], list[Run]] = {}
+    for run in failed:
+        cfg = run.config
+        key = (run.model_name, str((cfg.get("dataset") or {}).get("name", "?")),
+               str((cfg.get("split") or {}).get("name", "?")))
+        by_arm.setdefault(key, []).append(run)
+    lines = []
+    for (model, dataset, split), runs in sorted(by_arm.items()):
+        error = runs[0].results.get("error") or {}
+        message = str(error.get("message", runs[0].status)).splitlines()[0][:160]
+        seeds = ", ".join(str(r.seed) for r in runs)
+        lines.append(f"**FLAG** {model} on {dataset} / {split}: the run failed (seed {seeds}; "
+                     f"{error.get('type', 'error')}: {message})")
+    return lines
