@@ -14,7 +14,7 @@ from recframe.data import (
     Split,
 )
 from recframe.data.blocks import describe_blocks, feature_blocks
-from recframe.data.sorting import lexsort_stable, stable_argsort
+from recframe.data.sorting import lexsort_stable, positions_in_groups, stable_argsort
 from recframe.errors import ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput, PointwiseInput
 from recframe.eval.ctr import calibration_bins, reliability_table
@@ -69,7 +69,8 @@ __all__ = [
     "least_squares_fold_in",
     "bool_param", "choice_param", "columns_param", "feature_specs", "field_names_param",
     "float_param", "int_param",
-    "layers_param", "lexsort_stable", "stable_argsort", "check_known_keys", "read_key",
+    "layers_param", "lexsort_stable", "positions_in_groups", "stable_argsort",
+    "check_known_keys", "read_key",
     "is_finite_number", "SEQUENCE_ROWS", "CTRModel", "FieldEmbedding", "FieldLinear",
     "describe_blocks", "feature_blocks",
     "AUTO", "resolve_sequence_settings", "resolve_batch_size",

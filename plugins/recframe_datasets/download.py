@@ -9,7 +9,8 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -38,24 +39,32 @@ def download_and_extract(url: str, target: Path, checksums: Mapping[str, str], *
     to ``target`` with one atomic rename. Nothing is left behind on failure.
     """
     target = Path(target)
+    with target_lock(target):
+        if has_files(target, list(checksums)):
+            return target  # another process finished while we waited
+        if target.exists():
+            raise DataError(
+                f"{target} exists but lacks some of {sorted(checksums)}; delete it to "
+                f"download again.{manual_hint}"
+            )
+        _install(url, target, checksums, timeout=timeout, manual_hint=manual_hint)
+    return target
+
+
+@contextmanager
+def target_lock(target: Path) -> Iterator[None]:
+    """Hold the file lock ``<target>.lock`` (so concurrent processes download once);
+    a :class:`DataError` after :data:`LOCK_TIMEOUT_S` seconds of waiting."""
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(target) + ".lock")
     try:
         with lock.acquire(timeout=LOCK_TIMEOUT_S):
-            if has_files(target, list(checksums)):
-                return target  # another process finished while we waited
-            if target.exists():
-                raise DataError(
-                    f"{target} exists but lacks some of {sorted(checksums)}; delete it to "
-                    f"download again.{manual_hint}"
-                )
-            _install(url, target, checksums, timeout=timeout, manual_hint=manual_hint)
+            yield
     except Timeout:
         raise DataError(
             f"waited {LOCK_TIMEOUT_S:.0f}s for another process downloading into {target} "
             f"(lock {lock.lock_file}); if none is running, delete the lock file."
         ) from None
-    return target
 
 
 def _install(url: str, target: Path, checksums: Mapping[str, str], *, timeout: float,
@@ -117,30 +126,22 @@ def download_file(url: str, target: Path, md5: str, *, timeout: float = 60.0,
     left behind on failure.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(target) + ".lock")
-    try:
-        with lock.acquire(timeout=LOCK_TIMEOUT_S):
-            if target.is_file():
-                return target  # another process finished while we waited
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
-            os.close(fd)
-            tmp = Path(tmp_name)
-            try:
-                log.info("downloading %s to %s", url, target)
-                fetch(url, tmp, timeout=timeout, manual_hint=manual_hint)
-                got = md5_file(tmp)
-                if got != md5:
-                    raise DataError(
-                        f"{url}: checksum mismatch (md5 {got}, expected {md5}): the download "
-                        f"is corrupt or not the expected file. Nothing was installed into "
-                        f"{target}; check `dataset.url` and retry.{manual_hint}")
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
-    except Timeout:
-        raise DataError(
-            f"waited {LOCK_TIMEOUT_S:.0f}s for another process downloading into {target} "
-            f"(lock {lock.lock_file}); if none is running, delete the lock file."
-        ) from None
+    with target_lock(target):
+        if target.is_file():
+            return target  # another process finished while we waited
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            log.info("downloading %s to %s", url, target)
+            fetch(url, tmp, timeout=timeout, manual_hint=manual_hint)
+            got = md5_file(tmp)
+            if got != md5:
+                raise DataError(
+                    f"{url}: checksum mismatch (md5 {got}, expected {md5}): the download "
+                    f"is corrupt or not the expected file. Nothing was installed into "
+                    f"{target}; check `dataset.url` and retry.{manual_hint}")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return target

@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recframe.api import ITEM, TIMESTAMP, USER, ConfigError, DataError, Dataset
+from recframe.api import (
+    ITEM,
+    TIMESTAMP,
+    USER,
+    ConfigError,
+    DataError,
+    Dataset,
+    positions_in_groups,
+    stable_argsort,
+)
 
 from .config import check_keys, existing_file, opt, require
 from .fingerprint import combine, md5_file
@@ -120,15 +129,9 @@ def _read(path: Path, encoding: str) -> pd.DataFrame:
 
 def positions(codes: np.ndarray) -> np.ndarray:
     """0-based position of each row among the earlier rows of the same code (int64)."""
-    n = len(codes)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-    lengths = np.diff(np.r_[starts, n])
-    pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.arange(n) - np.repeat(starts, lengths)
+    order = stable_argsort(codes)
+    pos = np.empty(len(codes), dtype=np.int64)
+    pos[order] = positions_in_groups(codes[order])
     return pos
 
 

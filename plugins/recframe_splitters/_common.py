@@ -113,16 +113,6 @@ def user_codes(df: pd.DataFrame) -> np.ndarray:
     return codes
 
 
-def positions_in_groups(sorted_codes: np.ndarray) -> np.ndarray:
-    """0-based position of each row within its run of equal codes (input sorted by code)."""
-    n = len(sorted_codes)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-    lengths = np.diff(np.r_[starts, n])
-    return np.arange(n) - np.repeat(starts, lengths)
-
-
 def make_split(ds: Dataset, part: np.ndarray, split: str) -> Split:
     """Build the Split from one part label (TRAIN/VALID/TEST) per interaction row.
 

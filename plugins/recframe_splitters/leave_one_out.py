@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recframe.api import DataError, Dataset, Split, lexsort_stable
+from recframe.api import DataError, Dataset, Split, lexsort_stable, positions_in_groups
 from recframe_splitters._common import (
     TEST,
     TRAIN,
@@ -16,7 +16,6 @@ from recframe_splitters._common import (
     get_int,
     log,
     make_split,
-    positions_in_groups,
     require_rows,
     require_timestamps,
     user_codes,

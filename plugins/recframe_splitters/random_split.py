@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from recframe.api import ConfigError, Dataset, Split, lexsort_stable
+from recframe.api import ConfigError, Dataset, Split, lexsort_stable, positions_in_groups
 from recframe_splitters._common import (
     TEST,
     TRAIN,
@@ -15,7 +15,6 @@ from recframe_splitters._common import (
     get_int,
     get_ratios,
     make_split,
-    positions_in_groups,
     require_rows,
     round_half_up,
     user_codes,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["lexsort_stable", "stable_argsort"]
+__all__ = ["lexsort_stable", "positions_in_groups", "stable_argsort"]
 
 
 def _as_sortable(values: np.ndarray | pd.Series) -> np.ndarray:
@@ -82,3 +82,14 @@ def lexsort_stable(keys: Sequence[np.ndarray | pd.Series]) -> np.ndarray:
     for key in keys[1:]:
         order = order[stable_argsort(key[order])]
     return order
+
+
+def positions_in_groups(sorted_codes: np.ndarray) -> np.ndarray:
+    """0-based position of each row within its run of equal codes (input sorted by code),
+    e.g. each interaction's index in its user's time-ordered history."""
+    n = len(sorted_codes)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    lengths = np.diff(np.r_[starts, n])
+    return np.arange(n) - np.repeat(starts, lengths)
