@@ -146,8 +146,9 @@ def least_squares_fold_in(item_factors: torch.Tensor, history: torch.Tensor,
 
 
 #: below this share of seen cells, :func:`history_matmul` multiplies a sparse (CSR)
-#: history: measured on the 2-core CPU (float32, 512 users), sparse beat dense at 3.6%
-#: density (1,682 items) and lost at 12% (dense BLAS wins on dense rows)
+#: history: on the 2-core CPU (float32, 512 users, one thread), sparse beat dense at 3.6%
+#: density (1,682 items) and lost at 12% (dense BLAS wins on dense rows);
+#: ``python experiments/bench/history_product.py`` measures it
 SPARSE_HISTORY_DENSITY = 0.05
 # torch says CSR support is "beta"; the CSR x dense product used here is stable
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -160,7 +161,8 @@ def history_matmul(context: dict[str, torch.Tensor], batch_size: int,
 
     Short histories over a large catalogue (e.g. 9 of 23,715 items) make the dense
     product almost all zeros: on CPU the CSR product then costs ``nnz * d`` instead of
-    ``batch * n_items * d`` (37x faster for EASE on Amazon Games). Same values up to
+    ``batch * n_items * d`` (tens of times faster at Amazon Games' size, see
+    ``experiments/bench/history_product.py``). Same values up to
     float rounding.
     """
     rows, cols = context["seen_rows"], context["seen_cols"]
