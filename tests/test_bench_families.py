@@ -51,3 +51,19 @@ def test_families_summary_reshapes_the_report_csv(tmp_path):
     assert lines[2] == "| toy | leave-one-out | sasrec | 0.3000 ± 0.0100 | 3 | < 1e-300 |"
     assert lines[3] == "| toy | leave-one-out | pop | 0.1000 ± 0.0000 | 3 | – |"
     assert len(lines) == 4
+
+
+def test_families_summary_lists_arms_without_a_result(tmp_path):
+    import pandas as pd
+
+    module = _load("families_summary")
+    rows = []
+    for dataset, models in (("a", ("pop", "bpr", "ease")), ("b", ("pop", "bpr"))):
+        proto = f"dataset {dataset} (raw data abc), preprocess none, split random, full"
+        rows += [{"protocol": proto, "group": m, "model": m, "metric": "ndcg@10", "mean": 0.1,
+                  "std": 0.0, "n_seeds": 1, "baseline": "pop", "vs_baseline_p_t_holm": 0.01}
+                 for m in models]
+    pd.DataFrame(rows).to_csv(tmp_path / "report.csv", index=False)
+    lines = module.summary_table(tmp_path / "report.csv").splitlines()
+    assert lines[-1] == "- **no result**: ease on b (random 80/10/10; it ran on other datasets)"
+    assert sum("no result" in line for line in lines) == 1

@@ -102,3 +102,19 @@ def test_a_failed_arm_is_flagged_too(two_datasets, tmp_path):
     assert flags == ["**FLAG** content on b / random: the run failed (seed 0; ConfigError: "
                      "model 'content' needs item features)"]
     assert flags[0] in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_an_arm_never_run_on_a_dataset_is_flagged_and_fewer_seeds_noted(two_datasets, tmp_path):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(two_datasets, root)
+    for seed in (0, 1, 2):
+        shutil.rmtree(root / f"b-strong-{seed}")
+    shutil.rmtree(root / "a-weak-2")
+    report = build_report([root], out_dir=tmp_path / "out", baseline="pop", plots=False)
+    flags = [w for w in report.warnings if "not run" in w]
+    assert flags == ["**FLAG** strong on b / random: not run (it ran under random on a)"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert flags[0] in md
+    assert "- a / random: weak (2) of 3 seeds" in md

@@ -43,6 +43,16 @@ def summary_table(csv_path: Path, metric: str = "ndcg@10") -> str:
     lines = [f"| dataset | protocol | model | {metric} | seeds | Holm p vs baseline |",
              "|---|---|---|---:|---:|---:|"]
     lines += [f"| {d} | {s} | {m} | {v} | {n} | {p} |" for d, s, _, m, v, n, p in rows]
+    ran: dict[tuple[str, str], set[str]] = {}
+    for d, s, _, m, *_rest in rows:
+        ran.setdefault((d, s), set()).add(m)
+    absent = []
+    for (d, s), models in sorted(ran.items()):
+        elsewhere = set().union(*(m for (d2, s2), m in ran.items() if s2 == s and d2 != d))
+        absent += [f"- **no result**: {m} on {d} ({s}; it ran on other datasets)"
+                   for m in sorted(elsewhere - models)]
+    if absent:
+        lines += ["", *absent]
     return "\n".join(lines)
 
 

@@ -29,6 +29,8 @@ from recframe.report.collect import (
 from recframe.report.cross import (
     baseline_checks,
     failed_arm_flags,
+    fewer_seed_notes,
+    missing_arm_flags,
     rank_table,
     short_protocol,
 )
@@ -195,6 +197,16 @@ def _add_summary(doc: Document, blocks: Sequence[Block], frames: Sequence[pd.Dat
             doc.para("Runs that failed (see Failed runs below):")
             doc.bullets(failures)
             flags += failures
+        absent = missing_arm_flags(blocks, frames, metric, failed)
+        if absent:
+            doc.para("Arms with no finished run under a protocol they ran under elsewhere:")
+            doc.bullets(absent)
+            flags += absent
+        fewer = fewer_seed_notes(blocks, frames, metric)
+        if fewer:
+            doc.para("Arms that ran with fewer seeds than their protocol's others "
+                     "(wider or no intervals):")
+            doc.bullets(fewer)
         missing = [short_protocol(b) for b, f in zip(blocks, frames, strict=True)
                    if not f.empty and "baseline" in f and not str(f["baseline"].iloc[0])]
         if baseline is not None and missing:

@@ -144,3 +144,60 @@ def failed_arm_flags(failed: Sequence[Run]) -> list[str]:
         lines.append(f"**FLAG** {model} on {dataset} / {split}: the run failed (seed {seeds}; "
                      f"{error.get('type', 'error')}: {message})")
     return lines
+
+
+def _split_kind(protocol: str) -> str:
+    """The protocol without its dataset: ``"ml-100k / random"`` -> ``"random"``."""
+    return protocol.split(" / ", 1)[1] if " / " in protocol else protocol
+
+
+def missing_arm_flags(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], metric: str,
+                      failed: Sequence[Run] = ()) -> list[str]:
+    """One ``**FLAG**`` line per arm that ran under a split on one dataset but has no
+    finished run under the same split on another dataset of the report (a failed run is
+    flagged by :func:`failed_arm_flags` instead): a comparison across datasets should
+    not hide an arm that was never run."""
+    present: dict[str, set[str]] = {}  # protocol -> arms with a finished run
+    for block, frame in zip(blocks, frames, strict=True):
+        if frame.empty or "metric" not in frame:
+            continue
+        rows = frame[(frame["metric"] == metric) & (frame["n_seeds"] > 0)]
+        names = arm_names(block)
+        present.setdefault(short_protocol(block), set()).update(
+            names[g] for g in rows["group"])
+    failed_at = {(r.model_name, f"{(r.config.get('dataset') or {}).get('name', '?')} / "
+                  f"{(r.config.get('split') or {}).get('name', '?')}") for r in failed}
+    lines = []
+    for protocol in sorted(present):
+        kind = _split_kind(protocol)
+        elsewhere: dict[str, list[str]] = {}
+        for other, arms in present.items():
+            if other != protocol and _split_kind(other) == kind:
+                for arm in arms:
+                    elsewhere.setdefault(arm, []).append(other.split(" / ")[0])
+        for arm in sorted(set(elsewhere) - present[protocol]):
+            if (arm, protocol) in failed_at:
+                continue
+            lines.append(f"**FLAG** {arm} on {protocol}: not run (it ran under {kind} on "
+                         f"{', '.join(sorted(elsewhere[arm]))})")
+    return lines
+
+
+def fewer_seed_notes(blocks: Sequence[Block], frames: Sequence[pd.DataFrame],
+                     metric: str) -> list[str]:
+    """Arms that ran with fewer seeds than the most any arm of their protocol ran with:
+    their intervals are wider or absent, which a reader should know."""
+    notes = []
+    for block, frame in zip(blocks, frames, strict=True):
+        if frame.empty or "metric" not in frame:
+            continue
+        rows = frame[(frame["metric"] == metric) & (frame["n_seeds"] > 0)]
+        if rows.empty:
+            continue
+        most = int(rows["n_seeds"].max())
+        names = arm_names(block)
+        short = sorted(f"{names[g]} ({int(n)})" for g, n in zip(rows["group"], rows["n_seeds"],
+                                                              strict=True) if n < most)
+        if short:
+            notes.append(f"{short_protocol(block)}: {', '.join(short)} of {most} seeds")
+    return notes
