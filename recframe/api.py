@@ -12,8 +12,10 @@ from recframe.data import (
     FieldSpec,
     RecData,
     Split,
+    text_encoders,
 )
 from recframe.data.blocks import describe_blocks, feature_blocks
+from recframe.data.item_text import TextSettings, item_text_vectors, item_texts
 from recframe.data.sorting import lexsort_stable, positions_in_groups, stable_argsort
 from recframe.errors import ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput, PointwiseInput
@@ -74,4 +76,5 @@ __all__ = [
     "is_finite_number", "SEQUENCE_ROWS", "CTRModel", "FieldEmbedding", "FieldLinear",
     "describe_blocks", "feature_blocks",
     "AUTO", "resolve_sequence_settings", "resolve_batch_size",
+    "text_encoders", "TextSettings", "item_text_vectors", "item_texts",
 ]

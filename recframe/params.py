@@ -159,25 +159,34 @@ TRAINING_BUDGET_KEY = "training"
 TRAINING_BUDGET_KEYS = ("max_epochs", "min_epochs", "patience")
 
 
+#: keys of a model's config that the core reads, not the model: the training budget
+#: and the item-text switch (``recframe.models.item_text``)
+CORE_MODEL_KEYS = (TRAINING_BUDGET_KEY, "item_text")
+
+
 def model_build_config(model_cfg: Any) -> Any:
-    """``model_cfg`` as the model's builder sees it: without the core's ``training``
-    block (validated here), so builders that reject unknown keys need not know it."""
-    if model_cfg is None or TRAINING_BUDGET_KEY not in model_cfg:
+    """``model_cfg`` as the model's builder sees it: without the core's keys (the
+    ``training`` block, validated here, and ``item_text``), so builders that reject
+    unknown keys need not know them."""
+    if model_cfg is None or not any(k in model_cfg for k in CORE_MODEL_KEYS):
         return model_cfg
-    budget = read_key(model_cfg, TRAINING_BUDGET_KEY, None, "model")
-    check_known_keys(budget, "model.training", TRAINING_BUDGET_KEYS,
-                     "{max_epochs: 200, min_epochs: 10, patience: 10}")
-    for key in TRAINING_BUDGET_KEYS:
-        value = read_key(budget, key, None, "model.training")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < (0 if key == "min_epochs" else 1)):
-            raise ConfigError(f"model.training.{key} must be a positive integer (or null), "
-                              f"got {value!r}")
+    if TRAINING_BUDGET_KEY in model_cfg:
+        budget = read_key(model_cfg, TRAINING_BUDGET_KEY, None, "model")
+        check_known_keys(budget, "model.training", TRAINING_BUDGET_KEYS,
+                         "{max_epochs: 200, min_epochs: 10, patience: 10}")
+        for key in TRAINING_BUDGET_KEYS:
+            value = read_key(budget, key, None, "model.training")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < (0 if key == "min_epochs" else 1)):
+                raise ConfigError(f"model.training.{key} must be a positive integer (or "
+                                  f"null), got {value!r}")
     from omegaconf import DictConfig, open_dict
 
     if isinstance(model_cfg, DictConfig):
         trimmed = copy.copy(model_cfg)  # keeps its parent: interpolations still resolve
         with open_dict(trimmed):
-            del trimmed[TRAINING_BUDGET_KEY]
+            for key in CORE_MODEL_KEYS:
+                if key in trimmed:
+                    del trimmed[key]
         return trimmed
-    return {k: v for k, v in dict(model_cfg).items() if k != TRAINING_BUDGET_KEY}
+    return {k: v for k, v in dict(model_cfg).items() if k not in CORE_MODEL_KEYS}

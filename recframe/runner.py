@@ -20,10 +20,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from recframe.data.item_text import TextSettings
 from recframe.errors import ConfigError, RecframeError
 from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
 from recframe.models.base import RecModel, sequence_rows
+from recframe.models.item_text import apply_item_text, item_text_mode
 from recframe.params import model_build_config
 from recframe.pipeline import (
     Plan,
@@ -268,6 +270,8 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
             plan.evaluator = ranking_evaluator(
                 cfg, {n: pm.metrics.get(n, key="metrics.names") for n in cfg.metrics.names})
     model = plan.model.build(data.info, model_build_config(cfg.model))
+    apply_item_text(model, item_text_mode(cfg.model), TextSettings.from_config(cfg.get("text")),
+                    data, plan.model.name)
     if pointwise is not None and type(model).predict is RecModel.predict:
         raise ConfigError(
             f"model {plan.model.name!r} ranks items but cannot predict the click probability "
@@ -371,6 +375,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         results["steps_per_execution"] = steps
         # settings the model chose from the data (``auto`` config values)
         results["data_choices"] = getattr(exp.model, "data_choices", None) or {}
+        # the item-text stage of a text-enhanced model (mode, encoder, coverage, seconds)
+        results["item_text"] = getattr(exp.model, "item_text_record", None)
 
         resume_from = resume_checkpoint(cfg, run_dir)
         results["resumed_from"] = str(resume_from) if resume_from else None

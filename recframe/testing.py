@@ -46,10 +46,12 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from recframe.data.item_text import TextSettings
 from recframe.data.types import ITEM, RATING, TIMESTAMP, USER, Dataset, Split
 from recframe.errors import DuplicateNameError
 from recframe.eval.evaluator import Evaluator
 from recframe.eval.pointwise import PointwiseInput
+from recframe.models.item_text import apply_item_text, item_text_mode
 from recframe.params import model_build_config
 from recframe.plugin.manager import KINDS, PluginManager, default_manager, hookimpl
 from recframe.plugin.specs import (
@@ -250,6 +252,8 @@ def _fresh_model(exp: Any, cfg: DictConfig, state: Mapping[str, torch.Tensor] | 
                  name: str, what: str) -> Any:
     """Build the model on the experiment's data, ``prepare`` it and load ``state``."""
     model = exp.plan.model.build(exp.data.info, model_build_config(cfg.model))
+    apply_item_text(model, item_text_mode(cfg.model), TextSettings.from_config(cfg.get("text")),
+                    exp.data, name)
     model.prepare(exp.data)
     if state is not None:
         try:

@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 
 from recframe.api import ConfigError, DataInfo, Dataset, FeatureSpec, Split, build_model, fit_model
 from recframe.data import encode
+from recframe.data import text_encoders as embeddings
 from recframe.eval import Evaluator
 from recframe.runner import run_experiment
 from recframe.train.datamodule import RecDataModule
-from recframe_content import embeddings
 from recframe_content.content import ContentBased, build_content
 from recframe_content.tfidf import tfidf_matrix
 

@@ -81,6 +81,8 @@ class BPRMF(RecModel):
     """
 
     train_format = TrainFormat.PAIRS
+    #: item tables ``model.item_text`` can make text-aware (attribute -> row of item 0)
+    item_embeddings = {"item_emb": 0}
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64,
                  reg: float = 0.0, num_negatives: int = 1, init_std: float = 0.01) -> None:

@@ -41,6 +41,8 @@ class LightGCN(RecModel):
     """
 
     train_format = TrainFormat.PAIRS
+    #: item tables ``model.item_text`` can make text-aware (attribute -> row of item 0)
+    item_embeddings = {"item_emb": 0}
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, layers: int = 3,
                  reg: float = 1e-4, num_negatives: int = 2, init_std: float = 0.1) -> None:
@@ -108,9 +110,10 @@ class LightGCN(RecModel):
     def _final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.training:
             return self.propagate()
-        uw, iw = self.user_emb.weight, self.item_emb.weight
-        key = (self._steps, uw.data_ptr(), uw._version, iw.data_ptr(), iw._version,
-               id(self.adjacency))
+        # every parameter's storage and version: the tables, and a text projection
+        # when model.item_text=add makes the item table ID + projected text
+        key = (self._steps, id(self.adjacency),
+               *((p.data_ptr(), p._version) for p in self.parameters()))
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 users_f, items_f = self.propagate()

@@ -21,7 +21,7 @@ from recframe.api import (
     describe_blocks,
     feature_blocks,
 )
-from recframe_content import embeddings
+from recframe.api import text_encoders as embeddings
 from recframe_content.features import BLOCK_KIND, BLOCKS, VectorParams, columns_of, item_vectors
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ Blocks (``model.item_vectors``):
 - ``tfidf``: TF-IDF of the item's text columns joined (titles, tags), see
   :mod:`recframe_content.tfidf`.
 - ``minilm``: pretrained sentence embeddings of the same texts, see
-  :mod:`recframe_content.embeddings`.
+  :mod:`recframe.data.text_encoders`.
 
 Each block's rows are L2-normalized and scaled by ``sqrt(w_b / sum(w))`` before
 the blocks are concatenated, so for items with every block non-zero the cosine
@@ -28,7 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recframe.api import DataError, DataInfo, RecData, feature_blocks
-from recframe_content import embeddings
+from recframe.api import text_encoders as embeddings
 from recframe_content.tfidf import tfidf_matrix
 
 BLOCKS = ("numeric", "categorical", "tfidf", "minilm")

@@ -29,6 +29,8 @@ class NeuMF(RecModel):
     """
 
     train_format = TrainFormat.POINTS
+    #: item tables ``model.item_text`` can make text-aware (attribute -> row of item 0)
+    item_embeddings = {"gmf_item": 0, "mlp_item": 0}
 
     def __init__(self, n_users: int, n_items: int, gmf_dim: int = 32, mlp_dim: int = 32,
                  hidden: list[int] | None = None, dropout: float = 0.0, reg: float = 0.001,

@@ -40,6 +40,9 @@ class SequenceModel(RecModel):
     train_format = TrainFormat.SEQUENCES
     needs = frozenset({"timestamps"})
     scores_from_history = True  # scores come from context["seq"] alone: new users too
+    #: item tables ``model.item_text`` can make text-aware (attribute -> row of item 0;
+    #: row 0 is padding)
+    item_embeddings: dict[str, int] = {"item_emb": 1}  # noqa: RUF012
 
     def __init__(self, n_items: int, embedding_dim: int, max_seq_len: int,
                  extra_tokens: int = 0) -> None:

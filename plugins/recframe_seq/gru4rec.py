@@ -61,6 +61,7 @@ class GRU4Rec(SequenceModel):
         self.out_emb = None if tied else nn.Embedding(n_items, hidden_size)
         if self.out_emb is not None:
             init_weights(self.out_emb, init_std)
+            self.item_embeddings = {"item_emb": 1, "out_emb": 0}  # untied: both sides
 
     def output_weight(self) -> torch.Tensor:
         return super().output_weight() if self.out_emb is None else self.out_emb.weight

