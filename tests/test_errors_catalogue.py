@@ -642,6 +642,22 @@ def e804(ctx):
     return message(lambda: split(frame(rows)))
 
 
+def e810(ctx):
+    return run_error(ctx, "model=pop", "+model.item_text=add")
+
+
+def e811(ctx):
+    from recframe.data.item_text import item_text_vectors
+
+    return message(lambda: item_text_vectors(encoded()))
+
+
+def e812(ctx):
+    from recframe.data.item_text import item_texts
+
+    return message(lambda: item_texts(encoded(item_features=True), "{title}. {plot}"))
+
+
 TRIGGERS: dict[str, Callable[[Ctx], str]] = {
     name.upper(): fn for name, fn in dict(globals()).items()
     if re.fullmatch(r"[ew]\d{3}", name) and callable(fn)

@@ -177,7 +177,7 @@ def item_text_vectors(data: RecData, settings: TextSettings | None = None, *,
             f"dataset {data.info.name!r} has no item text (no title/description column, no "
             f"categorical or flag features to describe items) for text.template="
             f"{settings.template!r}; text-enhanced models need some. Use model.item_text=none, "
-            f"or a dataset with item features")
+            f"or a dataset with item features.")
     if not has_text.all():
         ids = data.item_ids[np.flatnonzero(~has_text)[:5]].astype(str).tolist()
         log.warning("%d of %d items have no text (e.g. %s): they keep the ID path",

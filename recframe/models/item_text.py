@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 ITEM_TEXT_KEY = "item_text"
 ITEM_TEXT_MODES = ("none", "init", "add")
+#: the models shipped with recframe that declare ``item_embeddings`` (for messages)
+BUILT_IN_TEXT_MODELS = ("bpr", "neumf", "lightgcn", "sasrec", "gru4rec", "bert4rec")
 
 
 class TextAwareEmbedding(nn.Embedding):
@@ -157,10 +159,11 @@ def apply_item_text(model: nn.Module, mode: str, settings: TextSettings, data: R
         return model
     tables: dict[str, int] = dict(getattr(model, "item_embeddings", None) or {})
     if not tables:
-        names = f" ({', '.join(supported)})" if supported else ""
+        names = ", ".join(supported or BUILT_IN_TEXT_MODELS)
         raise ConfigError(
             f"model.item_text={mode}: model {model_name!r} declares no item embedding table "
-            f"(item_embeddings) to enhance with text; models that do{names} accept it. The "
+            f"(item_embeddings) to enhance with text. ID-embedding models accept it ({names}); "
+            f"a plugin model opts in by declaring item_embeddings (docs/item_text.md). The "
             f"content model uses text directly (model=content 'model.item_vectors=[minilm]').")
     text = item_text_vectors(data, settings)  # the disk cache makes reruns cheap
     for attr, offset in tables.items():
