@@ -67,3 +67,35 @@ def test_families_summary_lists_arms_without_a_result(tmp_path):
     lines = module.summary_table(tmp_path / "report.csv").splitlines()
     assert lines[-1] == "- **no result**: ease on b (random 80/10/10; it ran on other datasets)"
     assert sum("no result" in line for line in lines) == 1
+
+
+def test_text_features_summary_pairs_each_mode_with_the_id_only_model(tmp_path):
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    module = _load("text_features_summary")
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 0.3, 50)
+    values = {"none": base, "add": base + 0.05 + rng.normal(0, 0.02, 50), "ref": base / 2}
+    for k, (mode, per_user) in enumerate(values.items()):
+        run = tmp_path / str(k)
+        run.mkdir()
+        model = {"name": "bpr", "item_text": mode} if mode != "ref" else {"name": "pop"}
+        (run / "results.json").write_text(json.dumps({
+            "status": "ok", "config": {"dataset": {"name": "d"}, "split": {"name": "random"},
+                                       "model": model, "seed": 0},
+            "metrics": {"test": {"ndcg@10": float(per_user.mean())}},
+            "item_text": {"encode_seconds": 2.5} if mode == "add" else None,
+            "timings": {"fit": 4.0}, "memory": {"peak_rss_gib": 1.0}}))
+        pd.DataFrame({"user": range(50), "user_id": [str(u) for u in range(50)],
+                      "ndcg@10": per_user}).to_parquet(run / "per_user.parquet")
+    lines = module.summary([tmp_path]).splitlines()
+    bpr = next(line for line in lines if "| bpr |" in line)
+    p = stats.ttest_rel(values["add"], values["none"]).pvalue  # one comparison: Holm = raw
+    diff = values["add"].mean() - base.mean()
+    assert f"{values['add'].mean():.4f} ({diff:+.4f}, p {p:.0e}) ▲" in bpr
+    assert "| – |" in bpr and "| 2.5 | 4 / – / 4 |" in bpr  # no init runs; costs
+    assert any(line.startswith("| d | random | pop | 1 |") for line in lines)
