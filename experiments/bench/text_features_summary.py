@@ -94,8 +94,8 @@ def summary(dirs: list[Path], metric: str = "ndcg@10") -> str:
         p_text = "n/a" if p != p else ("< 1e-300" if p == 0 else f"{p:.0e}")
         return f"{mean:.4f} ({diff:+.4f}, p {p_text}){mark}"
 
-    lines = [f"| dataset | split | model | seeds | none | init (Δ, Holm p) | add (Δ, Holm p) | "
-             f"encode s | fit s none / init / add | peak RSS GiB |",
+    lines = ["| dataset | split | model | seeds | none | init (Δ, Holm p) | add (Δ, Holm p) | "
+             "encode s | fit s none / init / add | peak RSS GiB |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         costs = [r.get(f"cost_{m}") for m in MODES]
