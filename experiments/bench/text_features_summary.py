@@ -9,7 +9,8 @@ groups them by dataset, split, model and ``model.item_text``, and compares ``ini
 over seeds, the difference, and the paired t-test over users (each user's value
 averaged over the shared seeds; Holm-corrected over all comparisons of a dataset),
 with ``recframe.report.stats`` — the tests of ``recframe report``. Costs: the text
-encoding seconds (0 when read from the cache), fit seconds and peak memory.
+encoding seconds (0 when read from the cache) and fit seconds (peak memory is not
+compared: the jobs of one Hydra sweep share a process, so its peak is the sweep's).
 Runs without ``item_text`` in their model config (pop, content) are listed as
 references.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -52,11 +52,10 @@ def _mean(runs: list[dict[str, Any]], metric: str) -> float:
     return float(np.mean([r["results"]["metrics"]["test"][metric] for r in runs]))
 
 
-def _cost(runs: list[dict[str, Any]]) -> tuple[float, float, float]:
+def _cost(runs: list[dict[str, Any]]) -> tuple[float, float]:
     encode = [((r["results"].get("item_text") or {}).get("encode_seconds") or 0.0) for r in runs]
     fit = [r["results"]["timings"]["fit"] for r in runs]
-    rss = [((r["results"].get("memory") or {}).get("peak_rss_gib") or math.nan) for r in runs]
-    return max(encode), float(np.mean(fit)), float(np.nanmax(rss)) if rss else math.nan
+    return max(encode), float(np.mean(fit))
 
 
 def summary(dirs: list[Path], metric: str = "ndcg@10") -> str:
@@ -95,16 +94,15 @@ def summary(dirs: list[Path], metric: str = "ndcg@10") -> str:
         return f"{mean:.4f} ({diff:+.4f}, p {p_text}){mark}"
 
     lines = ["| dataset | split | model | seeds | none | init (Δ, Holm p) | add (Δ, Holm p) | "
-             "encode s | fit s none / init / add | peak RSS GiB |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "encode s | fit s none / init / add |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         costs = [r.get(f"cost_{m}") for m in MODES]
         encode = max((c[0] for c in costs if c), default=0.0)
         fits = " / ".join(f"{c[1]:.0f}" if c else "–" for c in costs)
-        rss = max((c[2] for c in costs if c), default=math.nan)
         lines.append(f"| {r['dataset']} | {r['split']} | {r['model']} | {r['seeds']} | "
                      f"{r['none']:.4f} | {cell(r, 'init')} | {cell(r, 'add')} | "
-                     f"{encode:.1f} | {fits} | {rss:.2f} |")
+                     f"{encode:.1f} | {fits} |")
     return "\n".join(lines) + (
         f"\n\nTest {metric}, full ranking, mean over seeds. Δ: init/add minus none (the same "
         f"model, ID only); p: paired t-test over users (values averaged over the shared "
