@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recframe.data.item_text import TextSettings
 from recframe.errors import ConfigError, RecframeError
+from recframe.eval.cold import COLD, WARM, ColdStart
 from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
 from recframe.models.base import RecModel, sequence_rows
@@ -114,7 +115,8 @@ def _finish_wandb(loggers: list[Any]) -> None:
 
 
 def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any,
-               pointwise: PointwiseEvaluator | None = None) -> RecTask:
+               pointwise: PointwiseEvaluator | None = None,
+               cold: ColdStart | None = None) -> RecTask:
     optim_cfg = cfg.get("optim")
     # A model config may carry its own tuned defaults for these optimizer keys.
     overrides = {k: cfg.model[k] for k in ("lr", "weight_decay")
@@ -133,7 +135,8 @@ def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any,
             )
         plan.evaluator.set_item_features(torch.from_numpy(features))
     return RecTask(model, plan.evaluator, optimizer_factory if optim_cfg else None,
-                   monitor=plan.monitor, item_popularity=popularity, pointwise=pointwise)
+                   monitor=plan.monitor, item_popularity=popularity, pointwise=pointwise,
+                   cold=cold)
 
 
 def _plain(node: Any) -> Any:
@@ -155,10 +158,11 @@ def _data_record(cfg: DictConfig, prepared: Any) -> dict[str, Any]:
     }
 
 
-def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any]:
+def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any,
+                    cold: ColdStart | None = None) -> dict[str, Any]:
     if plan.protocol == "ctr":
         return ctr_protocol_record(cfg, plan, prepared)
-    return {
+    record = {
         "kind": "ranking",
         **_data_record(cfg, prepared),
         "masking": {"valid": "train items masked", "test": "train and valid items masked"},
@@ -170,6 +174,38 @@ def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any
         },
         "monitor": f"val/{plan.monitor}",
     }
+    if cold is not None:
+        record["cold_start"] = cold.record(prepared.data)
+    return record
+
+
+def cold_start_setup(cfg: DictConfig, plan: Plan, data: Any, model: Any) -> ColdStart | None:
+    """The cold-start views of a ranking run on a cold split (recframe.eval.cold), with
+    the monitor moved to the warm view (so a model that cannot score cold targets still
+    early-stops, and every model is selected on the same targets); None otherwise.
+    A view's key as ``metrics.monitor`` on an ordinary split is a ConfigError."""
+    cold = ColdStart.from_data(data, model, plan.model.name)
+    view = plan.monitor.partition("/")[0] if "/" in plan.monitor else ""
+    if cold is None:
+        if view:
+            raise ConfigError(
+                f"metrics.monitor={plan.monitor}: the {view}/ view exists only under a "
+                f"cold-start split (split=cold_items or split=cold_users); monitor "
+                f"{plan.monitor.partition('/')[2]} instead.")
+        return None
+    if view == COLD and not cold.applicable:
+        raise ConfigError(
+            f"metrics.monitor={plan.monitor}: {cold.reason}; monitor "
+            f"{WARM}/{plan.monitor.partition('/')[2]} (the default under a cold split).")
+    if not view:
+        plan.monitor = f"{WARM}/{plan.monitor}"
+        with open_dict(cfg):
+            cfg.metrics.monitor = plan.monitor
+    log.info("cold-start split (%s): %d cold of %d; early stopping on val/%s", cold.kind,
+             int(cold.cold.sum()), len(cold.cold), plan.monitor)
+    if not cold.applicable:
+        log.warning("%s", cold.reason)
+    return cold
 
 
 def ctr_protocol_record(cfg: DictConfig, plan: Plan, prepared: Any) -> dict[str, Any]:
@@ -278,7 +314,8 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
             f"of a logged impression, which the CTR protocol scores. Use a click model "
             f"(lr, fm, deepfm, dcnv2, autoint, din, mlp_ctr), or rank this one on the same "
             f"split with evaluation.protocol=ranking.")
-    task = build_task(plan, cfg, data, model, pointwise)
+    cold = cold_start_setup(cfg, plan, data, model) if plan.protocol == "ranking" else None
+    task = build_task(plan, cfg, data, model, pointwise, cold)
     datamodule = RecDataModule(
         data,
         model.train_format,
@@ -355,7 +392,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         results["config"] = OmegaConf.to_container(cfg, resolve=True)
         exp = build_experiment(cfg, pm)
         plan, prepared, task, datamodule = exp.plan, exp.prepared, exp.task, exp.datamodule
-        results["protocol"] = protocol_record(cfg, plan, prepared)
+        results["protocol"] = protocol_record(cfg, plan, prepared, task.cold)
         results["protocol"]["candidates"] = exp.candidates
         loggers = _loggers(cfg, run_dir, sweep_name)
         callbacks = _callbacks(cfg, run_dir, plan.monitor)
@@ -392,6 +429,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         eval_seconds = time.perf_counter() - t
 
         best_epoch, valid_metrics = task.best_validation()
+        if task.cold is not None and not task.cold.applicable:
+            results["not_applicable"] = {"metrics": [k for k, v in task.test_metrics.items()
+                                                     if v is None],
+                                         "reason": task.cold.reason}
         results.update({
             "status": "ok",
             "metrics": {"valid": valid_metrics, "test": task.test_metrics},

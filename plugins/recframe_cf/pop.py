@@ -21,6 +21,9 @@ class Pop(RecModel):
 
     train_format = TrainFormat.FIT
     scores_from_history = True  # the same ranking for everyone, new users included
+    #: a user with no history gets the same list as everyone (cold users: yes); an item
+    #: with no train interaction scores 0, below every seen item: it cannot rank it
+    scores_cold_users = True
 
     def __init__(self, n_items: int) -> None:
         super().__init__()

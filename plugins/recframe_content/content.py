@@ -76,6 +76,9 @@ class ContentBased(RecModel):
 
     train_format = TrainFormat.FIT
     needs = frozenset({"item_features"})
+    #: a cold item is ranked by its features like any other (cold users are not: with
+    #: no history the profile is empty and only the popularity prior is left)
+    scores_cold_items = True
 
     def __init__(self, n_items: int, vectors: VectorParams, *, decay_half_life: float | None,
                  decay_unit: str = "interactions", max_seq_len: int = 200,

@@ -68,6 +68,15 @@ class FeatureBag(nn.Module):
         self.register_buffer("numeric", torch.zeros(n, n_numeric), persistent=False)
         self.register_buffer("codes", torch.zeros(n, len(cats), dtype=torch.long),
                              persistent=False)
+        #: 1 where the id embedding counts, 0 for entities with no train interaction
+        #: under a cold-start split (see :meth:`drop_ids`); None = every id counts
+        self.register_buffer("id_keep", None, persistent=False)
+
+    @property
+    def has_features_declared(self) -> bool:
+        """Whether the bag embeds any feature besides the id (known before ``load``)."""
+        return (sum(s.kind in ("numeric", "categorical") for s in self.specs)
+                + len(self.multi)) > 0
 
     @property
     def has_features(self) -> bool:
@@ -84,8 +93,17 @@ class FeatureBag(nn.Module):
         self.multi_codes = [torch.from_numpy(np.where(tables[f.name] >= 2, tables[f.name], 0)
                                              ).to(device) for f in self.multi]
 
+    def drop_ids(self, cold: np.ndarray) -> None:
+        """Entities ``cold`` (bool ``[n]``) are their features alone: their id embedding,
+        never trained on a positive, would only add noise (LightFM represents a cold
+        item or user by its metadata; Kula, CBRecSys 2015, section 3)."""
+        keep = torch.from_numpy((~np.asarray(cold, dtype=bool)).astype(np.float32))
+        self.id_keep = keep.unsqueeze(1).to(self.ids.weight.device)
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         out = self.ids(idx)
+        if self.id_keep is not None:
+            out = out * self.id_keep[idx]
         if not self.has_features:
             return out
         num = self.numeric[idx]

@@ -83,6 +83,9 @@ class LightFMStyle(RecModel):
         self.reg = reg
         self.margin = margin
         self.n_items = info.n_items
+        # features make cold items (users) scorable: their vector is the feature sum
+        self.scores_cold_items = self.items.has_features_declared
+        self.scores_cold_users = self.users.has_features_declared
 
     def prepare(self, data: RecData) -> None:
         device = self.users.ids.weight.device
@@ -92,6 +95,11 @@ class LightFMStyle(RecModel):
         self.items.load(data.item_features, device, items)
         if self.item_bias is not None:
             self.item_bias.load(data.item_features, device, items)
+        if data.info.cold_start:  # entities with no train row: features only, no id
+            self.items.drop_ids(data.item_popularity() == 0)
+            self.users.drop_ids(data.info.train_history_lengths == 0)
+            if self.item_bias is not None:
+                self.item_bias.drop_ids(data.item_popularity() == 0)
 
     def _score_items(self, u: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor,
                                                                            torch.Tensor]:

@@ -78,18 +78,25 @@ def build_random(cfg: Any) -> Any:
         df = ds.interactions
         if not per_user:
             return make_split(ds, _pooled_parts(len(df), valid, test, seed), "random")
-        codes = user_codes(df)
         keys = np.random.default_rng(seed).random(len(df))
-        order = lexsort_stable((keys, codes))  # by user, shuffled within each user
-        sorted_codes = codes[order]
-        pos = positions_in_groups(sorted_codes)
-        sizes = np.bincount(codes)
-        n_valid, n_test = holdout_sizes(sizes, valid, test)
-        n = sizes[sorted_codes]
-        nt, nv = n_test[sorted_codes], n_valid[sorted_codes]
-        part_sorted = np.where(pos >= n - nt, TEST, np.where(pos >= n - nt - nv, VALID, TRAIN))
-        part = np.empty(len(df), dtype=np.int8)
-        part[order] = part_sorted
-        return make_split(ds, part, "random")
+        return make_split(ds, per_user_parts(user_codes(df), keys, valid, test), "random")
 
     return random_split
+
+
+def per_user_parts(codes: np.ndarray, keys: np.ndarray, valid: float, test: float
+                   ) -> np.ndarray:
+    """Train/valid/test labels of rows whose users are ``codes`` (0..n-1): each user's
+    rows ordered by the random ``keys``, the last ones held out by
+    :func:`holdout_sizes`."""
+    order = lexsort_stable((keys, codes))  # by user, shuffled within each user
+    sorted_codes = codes[order]
+    pos = positions_in_groups(sorted_codes)
+    sizes = np.bincount(codes)
+    n_valid, n_test = holdout_sizes(sizes, valid, test)
+    n = sizes[sorted_codes]
+    nt, nv = n_test[sorted_codes], n_valid[sorted_codes]
+    part_sorted = np.where(pos >= n - nt, TEST, np.where(pos >= n - nt - nv, VALID, TRAIN))
+    part = np.empty(len(codes), dtype=np.int8)
+    part[order] = part_sorted
+    return part

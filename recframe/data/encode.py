@@ -49,6 +49,8 @@ class DataInfo:
     #: train interactions of each user (index = user), for settings chosen from the data
     #: (e.g. a sequence model's ``max_seq_len: auto``); ``None`` when not known
     train_history_lengths: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: ``"items"`` / ``"users"`` under a cold-start split (``Split.cold_start``), else ``""``
+    cold_start: str = ""
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,10 @@ def encode(split: Split, *, fields: Any = None, with_fields: bool = False) -> Re
 
     Users are those with at least one training interaction; valid/test rows of
     users without training history are dropped (counted in ``meta``), since no
-    model can rank for them. Items are every item seen in any part, so held-out
+    model can rank for them by their history. A cold-user split
+    (``split.cold_start == "users"``) keeps them: every user of any part gets an
+    index, and the cold ones have no train row. Items are every item seen in any
+    part, so held-out
     items never seen in training still count as relevant.
 
     Labeled data (a ``label`` column: logged impressions) keeps every row in
@@ -310,7 +315,13 @@ def encode(split: Split, *, fields: Any = None, with_fields: bool = False) -> Re
             "the preprocessing filters (k-core, binarize threshold)."
         )
     all_items = pd.concat([p.interactions[ITEM] for p in full_parts.values()], ignore_index=True)
-    user_ids = _sorted_ids(train[USER], "user_id")
+    cold_start = getattr(split, "cold_start", "") or ""
+    if cold_start == "users":  # users of valid/test only keep an index (no train row)
+        all_users = pd.concat([p.interactions[USER] for p in full_parts.values()],
+                              ignore_index=True)
+        user_ids = _sorted_ids(all_users, "user_id")
+    else:
+        user_ids = _sorted_ids(train[USER], "user_id")
     item_ids = _sorted_ids(all_items, "item_id")
     has_ts = all(p.has_timestamps for p in parts.values())
     events: dict[str, Events] = {}
@@ -361,6 +372,7 @@ def encode(split: Split, *, fields: Any = None, with_fields: bool = False) -> Re
         fields=encoder.specs() if encoder is not None else (),
         has_labels=labeled,
         train_history_lengths=np.bincount(events["train"].users, minlength=len(user_ids)),
+        cold_start=cold_start,
     )
     return RecData(
         info=info,

@@ -66,6 +66,10 @@ class Split:
     valid: Dataset
     test: Dataset
     name: str = ""
+    #: a cold-start split says what it holds out of train: ``"items"`` (some items occur
+    #: only in valid/test) or ``"users"`` (some users do); ``""`` for an ordinary split.
+    #: The evaluator then reports cold and warm targets separately (docs/cold_start.md).
+    cold_start: str = ""
 
     def parts(self) -> dict[str, Dataset]:
         return {"train": self.train, "valid": self.valid, "test": self.test}

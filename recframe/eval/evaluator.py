@@ -181,7 +181,13 @@ class Evaluator:
         return [f"{m}@{k}" for m in self.per_user for k in self.ks]
 
     def check_key(self, key: str, config_key: str = "") -> str:
-        """Validate that ``key`` (e.g. ``ndcg@10``) is computed; return it."""
+        """Validate that ``key`` (e.g. ``ndcg@10``) is computed; return it. A cold-start
+        view's key (``warm/ndcg@10``, ``cold/ndcg@10``; :mod:`recframe.eval.cold`) is
+        checked by its metric part."""
+        view, sep, rest = key.partition("/")
+        if sep and view in ("cold", "warm"):
+            self.check_key(rest, config_key)
+            return key
         name, k = parse_metric_key(key)
         if name not in self.metrics:
             raise ConfigError(unknown_name_message("metric", name, self.metrics, config_key))

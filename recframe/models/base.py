@@ -77,6 +77,15 @@ class RecModel(nn.Module):
     #: True when ``score`` uses only the context (history), not learned per-user
     #: state: such a model recommends for new users from their history as is.
     scores_from_history: ClassVar[bool] = False
+    #: True when ``score`` ranks items that have no train interaction by something the
+    #: model knows about them (item features, text), not by an untrained id embedding.
+    #: Under a cold-item split (docs/cold_start.md) a model without it gets warm metrics
+    #: only; its cold (and overall) metrics are recorded as not applicable. A class
+    #: default: a model whose config makes it able sets ``self.scores_cold_items = True``.
+    scores_cold_items: bool = False
+    #: the same for users with no train interaction at all (no history): True when
+    #: ``score`` ranks for them from user features, or gives everyone the same list.
+    scores_cold_users: bool = False
 
     def prepare(self, data: RecData) -> None:
         """Called once with the encoded data before training (and before scoring a

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from recframe.errors import RecframeError
+from recframe.eval.cold import ColdStart, view_key
 from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.evaluator import Evaluator, PerUserAccumulator
 from recframe.models.base import RecModel, TrainFormat
@@ -26,7 +27,9 @@ class RecTask(pl.LightningModule):
     """Wraps a :class:`RecModel`: gradient steps or one closed-form fit, then
     full-ranking validation and test with per-user metrics.
 
-    Logged keys are ``train/loss``, ``val/<metric>@<k>`` and ``test/<metric>@<k>``.
+    Logged keys are ``train/loss``, ``val/<metric>@<k>`` and ``test/<metric>@<k>``;
+    under a cold-start split (``cold``) also ``val/cold/<metric>@<k>`` and
+    ``val/warm/...`` (:mod:`recframe.eval.cold`).
     """
 
     def __init__(
@@ -37,9 +40,12 @@ class RecTask(pl.LightningModule):
         monitor: str = "ndcg@10",
         item_popularity: torch.Tensor | None = None,
         pointwise: PointwiseEvaluator | None = None,
+        cold: ColdStart | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        #: the cold-start views (cold/warm targets measured apart), or None
+        self.cold = cold
         self.evaluator = evaluator
         #: the CTR protocol's evaluator (labeled rows scored pointwise), else None
         self.pointwise = pointwise
@@ -57,13 +63,15 @@ class RecTask(pl.LightningModule):
             # this unused scalar lets closed-form models run under trainer=ddp unchanged.
             self.ddp_anchor = torch.nn.Parameter(torch.zeros(()))
         self._acc = PerUserAccumulator()
+        self._view_acc = {v: PerUserAccumulator() for v in (cold.views if cold else ()) if v}
         self._nan_scores = torch.zeros((), dtype=torch.long)
         self._item_counts: dict[int, torch.Tensor] = {}
         self.val_history: list[tuple[int, dict[str, float]]] = []
-        # per-user test values (user index, metric -> values); the frame is built on demand
-        self._test_values: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None
+        # per-user test values (user index, metric -> values) per view ("" = overall);
+        # the frame is built on demand
+        self._test_values: list[tuple[str, torch.Tensor, dict[str, torch.Tensor]]] | None = None
         self._test_frame: pd.DataFrame | None = None
-        self.test_metrics: dict[str, float] = {}
+        self.test_metrics: dict[str, float | None] = {}
         # training seconds per epoch: first batch start to last batch end, so validation
         # and checkpoint saving (which Lightning runs inside the epoch) are not counted
         self.epoch_seconds: list[float] = []
@@ -161,12 +169,65 @@ class RecTask(pl.LightningModule):
             return
         users = batch["users"]
         scores = self.model.score(users, batch)
+        if self.cold is not None:
+            self._eval_views(users, scores, batch)
+            return
         stats: dict[str, torch.Tensor] = {}
         values = self.evaluator.evaluate_batch(scores, batch, self.item_popularity,
                                                self._item_counts, stats,
                                                scores_disposable=True)
         self._nan_scores = self._nan_scores + stats["nan_scores"]  # checked per epoch
         self._acc.update(users, values)
+
+    def _eval_views(self, users: torch.Tensor, scores: torch.Tensor,
+                    batch: dict[str, torch.Tensor]) -> None:
+        """Each cold-start view of the batch, from the same scores (recframe.eval.cold)."""
+        assert self.cold is not None
+        views = self.cold.views
+        for i, view in enumerate(views):
+            view_batch, rows = self.cold.view(batch, view)
+            stats: dict[str, torch.Tensor] = {}
+            values = self.evaluator.evaluate_batch(
+                scores, view_batch, self.item_popularity,
+                self._item_counts if not view else None, stats,
+                scores_disposable=i == len(views) - 1)
+            if i == 0:  # the NaNs of the scores, counted once
+                self._nan_scores = self._nan_scores + stats["nan_scores"]
+            if not view:
+                self._acc.update(users, values)
+            else:
+                assert rows is not None
+                self._view_acc[view].update(users[rows], {k: v[rows] for k, v in values.items()})
+
+    def _view_means(self, prefix: str) -> tuple[dict[str, torch.Tensor], list[tuple[
+            str, torch.Tensor, dict[str, torch.Tensor]]]]:
+        """Means of the overall (when the model scores cold targets) and the view
+        metrics, keyed ``prefix + view/metric@k``, and every view's per-user values."""
+        users, values = self._gather()
+        means: dict[str, torch.Tensor] = {}
+        per_view = []
+        if len(users):
+            means.update({f"{prefix}{k}": v.mean() for k, v in values.items()})
+            means.update({f"{prefix}{k}": v for k, v in
+                          self._global_metrics(len(users)).items()})
+            per_view.append(("", users, values))
+        else:
+            self._item_counts = {}
+        for view, acc in self._view_acc.items():
+            v_users, v_values = self._gather(acc)
+            if len(v_users):
+                means.update({f"{prefix}{view_key(view, k)}": v.mean()
+                              for k, v in v_values.items()})
+                per_view.append((view, v_users, v_values))
+        return means, per_view
+
+    def _not_applicable(self) -> dict[str, None]:
+        """The overall and cold keys of a model that cannot score cold targets: None."""
+        if self.cold is None or self.cold.applicable:
+            return {}
+        keys = list(self.evaluator.keys)
+        return {**dict.fromkeys(keys), **{view_key("cold", k): None
+                                         for k in self.evaluator.per_user_keys}}
 
     def _check_scores(self) -> None:
         count = int(self._nan_scores)
@@ -190,10 +251,13 @@ class RecTask(pl.LightningModule):
             counts = {k: torch.zeros(n_items, dtype=torch.float64) for k in self.evaluator.ks}
         return self.evaluator.finalize_global(counts, n_users, self.item_popularity)
 
-    def _gather(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        self._check_scores()
-        users, values = self._acc.tensors()
-        self._acc.reset()
+    def _gather(self, acc: PerUserAccumulator | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if acc is None:
+            self._check_scores()
+            acc = self._acc
+        users, values = acc.tensors()
+        acc.reset()
         if self.trainer.world_size <= 1:
             return users, values
         # Ranks hold different numbers of users: pad to the largest, gather, strip.
@@ -255,6 +319,11 @@ class RecTask(pl.LightningModule):
             values, *_ = self._pointwise_epoch()
             self._log_validation({f"val/{k}": v for k, v in values.items()})
             return
+        if self.cold is not None:
+            means, _ = self._view_means("val/")
+            if means:
+                self._log_validation(means)
+            return
         users, values = self._gather()
         if len(users) == 0:
             return
@@ -280,17 +349,26 @@ class RecTask(pl.LightningModule):
         if self.pointwise is not None:
             means, users, values, logits, labels = self._pointwise_epoch()
             self.test_calibration = self.pointwise.calibration(logits, labels)
+            per_view = [("", users, values)]
+        elif self.cold is not None:
+            means, per_view = self._view_means("")
         else:
             users, values = self._gather()
             means = {k: v.mean() for k, v in values.items()}
             means.update(self._global_metrics(len(users)))
+            per_view = [("", users, values)]
         self.test_metrics = {k: float(v) for k, v in means.items()}
-        self._test_values, self._test_frame = (users, values), None
+        if self.cold is not None:  # overall keys first, then cold/, then warm/
+            order = {"": 0, "cold": 1, "warm": 2}
+            merged: dict[str, float | None] = {**self._not_applicable(), **self.test_metrics}
+            self.test_metrics = dict(sorted(
+                merged.items(), key=lambda kv: order.get(kv[0].partition("/")[0], 0)))
+        self._test_values, self._test_frame = per_view, None
         # Straight to the loggers (rank zero only, as Lightning's loggers are): the values
         # are final and already reduced over ranks, so self.log's per-key result
         # collection (built for values still to be reduced) has nothing to do.
         if self.trainer.is_global_zero:
-            logged = {f"test/{k}": v for k, v in self.test_metrics.items()}
+            logged = {f"test/{k}": v for k, v in self.test_metrics.items() if v is not None}
             for logger in self.loggers:
                 logger.log_metrics(logged, step=self.global_step)
         self.test_loop_seconds = time.perf_counter() - self._test_start
@@ -300,7 +378,14 @@ class RecTask(pl.LightningModule):
         """The last test's per-user values: one row per user (sorted by user index),
         one column per metric; None before any test."""
         if self._test_frame is None and self._test_values is not None:
-            self._test_frame = PerUserAccumulator.to_frame(*self._test_values)
+            frame = None
+            for view, users, values in self._test_values:
+                part = PerUserAccumulator.to_frame(
+                    users, {view_key(view, k): v for k, v in values.items()})
+                frame = part if frame is None else frame.merge(part, on="user", how="outer")
+            if frame is None:
+                frame = PerUserAccumulator.to_frame(torch.empty(0, dtype=torch.long), {})
+            self._test_frame = frame.sort_values("user", kind="stable").reset_index(drop=True)
         return self._test_frame
 
     # -- checkpoint state beyond the weights (restored on resume) -----------------
