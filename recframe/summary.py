@@ -10,7 +10,11 @@ from rich.table import Table
 from recframe.eval.evaluator import parse_metric_key
 
 
-def metrics_table(metrics: dict[str, float], title: str) -> Table:
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def metrics_table(metrics: dict[str, float | None], title: str) -> Table:
     """Rows = metric names, columns = cut-offs K; metrics without a cut-off (the CTR
     protocol's auc, gauc, logloss, ...) as one ``value`` column."""
     if not any("@" in k for k in metrics):
@@ -18,7 +22,7 @@ def metrics_table(metrics: dict[str, float], title: str) -> Table:
         table.add_column("metric")
         table.add_column("value", justify="right")
         for key, value in metrics.items():
-            table.add_row(key, f"{value:.4f}")
+            table.add_row(key, _cell(value))
         return table
     parsed = [(parse_metric_key(k), v) for k, v in metrics.items()]
     names = list(dict.fromkeys(n for (n, _), _ in parsed))
@@ -29,7 +33,7 @@ def metrics_table(metrics: dict[str, float], title: str) -> Table:
         table.add_column(f"@{k}", justify="right")
     values = {key: v for key, v in parsed}
     for name in names:
-        table.add_row(name, *[f"{values[(name, k)]:.4f}" if (name, k) in values else "-"
+        table.add_row(name, *[_cell(values[(name, k)]) if (name, k) in values else "-"
                               for k in ks])
     return table
 
@@ -48,4 +52,6 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
         console.print(metrics_table(test, title))
     if results.get("protocol", {}).get("kind") == "ctr":
         console.print("CTR protocol: every labeled impression of the test part scored once")
+    if results.get("not_applicable"):
+        console.print(f"n/a: {results['not_applicable']['reason']}")
     console.print(f"results: {results.get('run_dir')}/results.json")

@@ -43,6 +43,7 @@ class FeatureBag(nn.Module):
                + sum_m sum_{v in V_km} E_m[v]) / norm_k
 
     with ``norm_k = 1 + sum_f |x_kf| + C + sum_m |V_km|`` when ``normalize``
+    (the leading 1 is the id's weight: 0 for an id dropped by :meth:`drop_ids`)
     (LightFM's normalisation of each feature row to sum 1), else 1.
     """
 
@@ -116,9 +117,10 @@ class FeatureBag(nn.Module):
             values = table[idx]  # [..., L], 0 = nothing
             out = out + emb(values).sum(-2)
             n_values = n_values + (values > 0).sum(-1, keepdim=True).to(num.dtype)
-        if self.normalize:
-            norm = 1.0 + num.abs().sum(-1, keepdim=True) + len(self.cats) + n_values
-            out = out / norm
+        if self.normalize:  # the id's weight: 1, or 0 where the id is dropped
+            id_weight = 1.0 if self.id_keep is None else self.id_keep[idx]
+            norm = id_weight + num.abs().sum(-1, keepdim=True) + len(self.cats) + n_values
+            out = out / norm.clamp_min(1e-12)  # a dropped id with no feature: 0, not NaN
         return out
 
     def all(self) -> torch.Tensor:

@@ -20,7 +20,8 @@ from recframe.errors import ConfigError, unknown_name_message
 from recframe.eval.topk import topk_rows
 from recframe.plugin.specs import MetricSpec
 
-_KEY = re.compile(r"^([A-Za-z_][\w-]*)@(\d+)$")
+# a cold-start view's key keeps its prefix in the name: "cold/ndcg@10" -> ("cold/ndcg", 10)
+_KEY = re.compile(r"^((?:cold/|warm/)?[A-Za-z_][\w-]*)@(\d+)$")
 
 
 @dataclass
@@ -60,7 +61,8 @@ class GlobalInput:
 
 
 def parse_metric_key(key: str) -> tuple[str, int]:
-    """``"ndcg@10"`` -> ``("ndcg", 10)``."""
+    """``"ndcg@10"`` -> ``("ndcg", 10)``; a cold-start view's key keeps its view:
+    ``"cold/ndcg@10"`` -> ``("cold/ndcg", 10)`` (:mod:`recframe.eval.cold`)."""
     m = _KEY.match(key)
     if not m:
         raise ConfigError(f"bad metric key {key!r}: expected NAME@K, e.g. 'ndcg@10'")
