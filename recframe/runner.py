@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recframe.data.item_text import TextSettings
 from recframe.errors import ConfigError, RecframeError
-from recframe.eval.cold import COLD, WARM, ColdStart
+from recframe.eval.cold import COLD, COLD_RANKINGS, WARM, ColdStart
 from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
 from recframe.models.base import RecModel, sequence_rows
@@ -184,7 +184,14 @@ def cold_start_setup(cfg: DictConfig, plan: Plan, data: Any, model: Any) -> Cold
     the monitor moved to the warm view (so a model that cannot score cold targets still
     early-stops, and every model is selected on the same targets); None otherwise.
     A view's key as ``metrics.monitor`` on an ordinary split is a ConfigError."""
-    cold = ColdStart.from_data(data, model, plan.model.name)
+    evaluation = cfg.get("evaluation") or {}
+    ranking = str(evaluation.get("cold_ranking", "all"))
+    if ranking not in COLD_RANKINGS:
+        raise ConfigError(
+            f"evaluation.cold_ranking must be one of {list(COLD_RANKINGS)} (all: every item "
+            f"ranked in the cold and warm views; own: each view ranks its own kind of item "
+            f"alone), got {ranking!r}")
+    cold = ColdStart.from_data(data, model, plan.model.name, ranking)
     view = plan.monitor.partition("/")[0] if "/" in plan.monitor else ""
     if cold is None:
         if view:

@@ -658,6 +658,38 @@ def e812(ctx):
     return message(lambda: item_texts(encoded(item_features=True), "{title}. {plot}"))
 
 
+def _cold(kind: str, **kw):
+    from recframe_splitters.cold import build_cold
+
+    return build_cold(kind)(cfg(name=f"cold_{kind}", **kw))
+
+
+def e951(ctx):
+    return message(lambda: _cold("items", cold_share=1.5))
+
+
+def e952(ctx):
+    rows = [[u, i, 1.0, u + i] for u in range(4) for i in range(2)]
+    return message(lambda: _cold("items", cold_share=0.2)(frame(rows)))
+
+
+def e953(ctx):
+    rows = [[u, i, 1.0, u + i] for u in range(4) for i in range(3)]
+    return message(lambda: _cold("users", cold_share=0.9)(frame(rows)))
+
+
+def e954(ctx):
+    return message(lambda: _cold("items", ratios=[0.9, 0.1, 0.0]))
+
+
+def e955(ctx):
+    return run_error(ctx, "model=pop", "metrics.monitor=warm/ndcg@10")
+
+
+def e956(ctx):
+    return run_error(ctx, "model=pop", "split=cold_items", "metrics.monitor=cold/ndcg@10")
+
+
 TRIGGERS: dict[str, Callable[[Ctx], str]] = {
     name.upper(): fn for name, fn in dict(globals()).items()
     if re.fullmatch(r"[ew]\d{3}", name) and callable(fn)

@@ -66,24 +66,20 @@ def cold_sizes(n: int, share: float, valid: float, test: float, split: str,
                source: str) -> tuple[int, int]:
     """How many of ``n`` entities go cold to valid and to test.
 
-    ``round(n * share)`` (halves up) are cold, divided between valid and test in the
-    proportion ``valid : test`` of the ratios (halves with the default ratios); at
-    least one goes to test, and at least one entity stays warm.
+    ``round(n * share)`` (halves up) are cold, divided between test and valid in the
+    proportion ``test : valid`` of the ratios (halves with the default ratios; test's
+    count rounded half up, so a single cold entity goes to test); at least one goes
+    to test, and at least one entity stays warm.
     """
     what = split.removeprefix("cold_")
     n_cold = int(round_half_up(n * share))
-    n_valid = int(round_half_up(n_cold * valid / (valid + test))) if valid + test > 0 else 0
-    n_test = n_cold - n_valid
-    if test <= 0:
-        raise ConfigError(
-            f"split {split!r}: ratios give test a share of 0, so no cold {what} could be "
-            f"tested; give test a positive ratio, e.g. split.ratios=[0.8,0.1,0.1]")
+    n_test = int(round_half_up(n_cold * test / (valid + test)))
+    n_valid = n_cold - n_test
     if n_test < 1:
         raise DataError(
             f"split {split!r}: split.cold_share={share:g} of the {n} {what} of {source} "
-            f"makes {n_cold} cold, leaving none for test (valid takes {n_valid}); raise "
-            f"split.cold_share or use a larger dataset (at least "
-            f"{int(np.ceil(1 / share))} {what}).")
+            f"makes {n_cold} cold, leaving none for test; raise split.cold_share or use "
+            f"a larger dataset (at least {int(np.ceil(0.5 / share))} {what}).")
     if n_cold >= n:
         raise DataError(
             f"split {split!r}: split.cold_share={share:g} of the {n} {what} of {source} "
@@ -123,6 +119,11 @@ def build_cold(kind: str) -> Any:
         check_keys(cfg, split, KEYS)
         share = cold_share_param(cfg, split)
         _, valid, test = get_ratios(cfg, split)
+        if test <= 0:
+            raise ConfigError(
+                f"split {split!r}: split.ratios give test a share of 0, so no cold "
+                f"{kind} could be tested; give test a positive ratio, e.g. "
+                f"split.ratios=[0.8,0.1,0.1]")
         seed = get_int(cfg, "seed", 0, split)
 
         def cold_split(ds: Dataset) -> Split:

@@ -11,6 +11,11 @@ evaluator then ranks all items once per view, from the same scores:
   (keys ``cold/ndcg@10``); only users with a cold target take part;
 - ``warm/``: the same with the roles swapped (``warm/ndcg@10``).
 
+With ``evaluation.cold_ranking: own`` (cold items only) each view ranks its own kind
+of item alone: cold targets among the cold items, warm targets among the warm items
+(the strict item cold-start setting, e.g. Volkovs et al., DropoutNet, NeurIPS 2017,
+which ranks the cold test items only). The default ``all`` ranks every item.
+
 A model that cannot score cold targets (``RecModel.scores_cold_items`` /
 ``scores_cold_users`` false: ID-only models) is measured on the warm view only; its
 cold and overall values are *not applicable* (``None`` in ``results.json``, with the
@@ -32,6 +37,8 @@ log = logging.getLogger(__name__)
 #: the metric-key prefixes of the two views (``cold/ndcg@10``, ``warm/ndcg@10``)
 COLD, WARM = "cold", "warm"
 VIEWS = (COLD, WARM)
+#: ``evaluation.cold_ranking``: every item competes in both views, or each view's own kind
+COLD_RANKINGS = ("all", "own")
 #: the capability attribute of ``RecModel`` for each kind of cold start
 CAPABILITY = {"items": "scores_cold_items", "users": "scores_cold_users"}
 
@@ -50,10 +57,13 @@ class ColdStart:
     cold: torch.Tensor  # bool [n_items] (items) or [n_users] (users)
     applicable: bool
     model_name: str = "model"
+    #: ``all``: every item is ranked in both views; ``own``: (cold items only) each view
+    #: ranks its own kind of item alone
+    ranking: str = "all"
 
     @classmethod
-    def from_data(cls, data: Any, model: Any, model_name: str | None = None
-                  ) -> ColdStart | None:
+    def from_data(cls, data: Any, model: Any, model_name: str | None = None,
+                  ranking: str = "all") -> ColdStart | None:
         """The cold-start set-up of a run, or None when the split is not a cold one."""
         kind = getattr(data.info, "cold_start", "")
         if not kind:
@@ -67,7 +77,8 @@ class ColdStart:
             mask = np.asarray(data.info.train_history_lengths) == 0
         name = model_name or type(model).__name__
         return cls(kind, torch.from_numpy(np.asarray(mask, dtype=bool)),
-                   bool(getattr(model, CAPABILITY[kind], False)), name)
+                   bool(getattr(model, CAPABILITY[kind], False)), name,
+                   ranking if kind == "items" else "all")
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -106,6 +117,13 @@ class ColdStart:
         out["truth_rows"], out["truth_cols"] = rows[mine], cols[mine]
         out["seen_rows"] = torch.cat([batch["seen_rows"], rows[~mine]])
         out["seen_cols"] = torch.cat([batch["seen_cols"], cols[~mine]])
+        if self.ranking == "own":  # the other kind of item is out of this view's ranking
+            items = torch.nonzero(self.cold if view == WARM else ~self.cold).reshape(-1)
+            items = items.to(rows.device)
+            n_rows = len(batch["users"])
+            out["seen_rows"] = torch.cat([out["seen_rows"], torch.arange(
+                n_rows, device=rows.device).repeat_interleave(len(items))])
+            out["seen_cols"] = torch.cat([out["seen_cols"], items.repeat(n_rows)])
         has = torch.zeros(len(batch["users"]), dtype=torch.bool, device=rows.device)
         has[rows[mine]] = True
         return out, has
@@ -121,6 +139,8 @@ class ColdStart:
                             else "its user has no train interaction"),
             "views": "overall (all targets), cold/ and warm/: the other view's targets "
                      "masked like seen items; users with a target in the view",
+            "ranking": ("every item ranked in each view" if self.ranking == "all" else
+                        "cold/: the cold items alone ranked; warm/: the warm items alone"),
             "model_scores_cold": self.applicable,
         }
         for part in ("valid", "test"):

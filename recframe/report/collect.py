@@ -433,13 +433,17 @@ def protocol_signature(run: Run) -> dict[str, Any]:
     candidates = proto.get("candidates") or {"policy": "full"}
     candidates = {k: v for k, v in candidates.items() if k not in ("seed", "note")}
     dataset = proto.get("dataset") or {"name": (run.config.get("dataset") or {}).get("name")}
-    return {
+    signature = {
         "kind": run.kind,
         "dataset": dataset,
         "preprocess": proto.get("preprocess", run.config.get("preprocess")) or [],
         "split": split,
         "candidates": candidates,
     }
+    cold = proto.get("cold_start") or {}
+    if cold.get("ranking"):  # cold-start runs: which items each view ranked
+        signature["cold_ranking"] = cold["ranking"]
+    return signature
 
 
 @dataclass
@@ -480,6 +484,8 @@ class Block:
                          f"{cand.get('sampling')} negatives; not comparable to full ranking)")
         else:
             parts.append(f"{cand.get('policy', 'full')} ranking")
+        if sig.get("cold_ranking"):
+            parts.append(f"cold-start views: {sig['cold_ranking']}")
         return ", ".join(parts)
 
 

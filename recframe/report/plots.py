@@ -105,9 +105,15 @@ def bar_plot(frame: pd.DataFrame, block: Block, keys: Sequence[str], path: Path,
                 lo = rows_g["ci_low"].to_numpy(dtype=float)
                 hi = rows_g["ci_high"].to_numpy(dtype=float)
                 err = np.vstack([np.nan_to_num(means - lo), np.nan_to_num(hi - means)])
-                ax.bar(x + (gi - (len(labels) - 1) / 2) * width, np.nan_to_num(means),
-                       width=width, color=colors[label], label=label, yerr=err, capsize=2,
+                pos = x + (gi - (len(labels) - 1) / 2) * width
+                has = ~np.isnan(means)  # no value (n/a, failed): no bar, not a 0 bar
+                ax.bar(pos[has], means[has], width=width, color=colors[label], label=label,
+                       yerr=err[:, has], capsize=2,
                        error_kw={"elinewidth": 0.8, "capthick": 0.8})
+                na = rows_g["not_applicable"].fillna(False).to_numpy(dtype=bool) \
+                    if "not_applicable" in rows_g else np.zeros(len(x), dtype=bool)
+                for p_ in pos[na & ~has]:
+                    ax.text(p_, 0, "n/a", rotation=90, ha="center", va="bottom", fontsize=6)
             higher = bool(part["higher_is_better"].iloc[0])
             ax.set_title(f"{name} ({'higher' if higher else 'lower'} is better)")
             ax.set_xticks(x, [k.split("@", 1)[1] if "@" in k else k for k in metric_keys])

@@ -20,13 +20,23 @@ from recframe.report.stats import NO_TEST, PairedResult, holm, paired_test, pair
 # built-in metrics plugin); every other metric is higher-is-better.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"gini", "avg_popularity", "logloss"})
 
+#: the table note of a block with not-applicable cells
+NOT_APPLICABLE_NOTE = (
+    "n/a: not applicable. Under a cold-start split a model that cannot score cold targets "
+    "(an ID-only model: no train interaction, no embedding to rank by) reports no cold "
+    "and no overall value rather than 0; it is measured on warm targets only. n/a cells "
+    "take no part in the best marks or the paired tests. cold/ and warm/ metrics rank all "
+    "items for the users with a target of that kind, the other kind of target masked like "
+    "seen items (docs/cold_start.md).")
+
 _PAIR_FIELDS = ("n_users", "seeds", "mean_diff", "diff_ci_low", "diff_ci_high", "cohens_d",
                 "t_stat", "p_t", "p_t_holm", "w_stat", "p_wilcoxon", "p_wilcoxon_holm",
                 "sig_t", "sig_wilcoxon")
 
 
 def split_key(key: str) -> tuple[str, int | None]:
-    """``"ndcg@10"`` -> ``("ndcg", 10)``; a key without ``@K`` -> ``(key, None)``."""
+    """``"ndcg@10"`` -> ``("ndcg", 10)``; a key without ``@K`` -> ``(key, None)``; a
+    cold-start view's key keeps its view: ``"cold/ndcg@10"`` -> ``("cold/ndcg", 10)``."""
     try:
         return parse_metric_key(key)
     except Exception:
@@ -46,6 +56,19 @@ def metric_keys(groups: Iterable[Group]) -> list[str]:
         for k in sorted(ks, key=lambda x: (x is None, x or 0)):
             keys.append(name if k is None else f"{name}@{k}")
     return keys
+
+
+def base_name(name: str) -> str:
+    """The metric of a (possibly cold-start view) metric name: ``cold/gini`` -> ``gini``."""
+    return name.rpartition("/")[2]
+
+
+def not_applicable(group: Group, key: str) -> bool:
+    """True when every run of ``group`` records ``key`` as not applicable: present with
+    no value (``null``), as a model that cannot score cold targets reports its cold
+    and overall metrics under a cold-start split (recframe.eval.cold)."""
+    return bool(group.runs) and all(
+        key in r.test_metrics and r.test_metrics[key] is None for r in group.runs)
 
 
 def _frames(group: Group) -> dict[str, tuple[str | None, pd.DataFrame]]:
@@ -109,7 +132,7 @@ def block_table(block: Block, block_no: int, keys: Sequence[str], baseline: Grou
     costs = {g.label: cost(g) for g in block.groups}
     for key in keys:
         name, k = split_key(key)
-        higher = name not in lower_is_better
+        higher = base_name(name) not in lower_is_better
         values = {g.label: [(r.seed, r.test_metrics[key]) for r in g.runs
                             if isinstance(r.test_metrics.get(key), (int, float))]
                   for g in block.groups}
@@ -134,6 +157,7 @@ def block_table(block: Block, block_no: int, keys: Sequence[str], baseline: Grou
                 "k": k,
                 "higher_is_better": higher,
                 "n_seeds": s.n,
+                "not_applicable": s.n == 0 and not_applicable(g, key),
                 "seeds": ";".join(str(seed) for seed, _ in values[g.label]),
                 "values": ";".join(repr(float(v)) for _, v in values[g.label]),
                 "mean": s.mean,
@@ -193,8 +217,8 @@ def empty_table() -> pd.DataFrame:
 
 def _column_order(frame: pd.DataFrame | None) -> list[str]:
     head = ["block", "protocol", "group", "model", "sampled", "metric", "metric_name", "k",
-            "higher_is_better", "n_seeds", "seeds", "values", "mean", "std", "ci_low",
-            "ci_high", "best", "best_group", "baseline"]
+            "higher_is_better", "n_seeds", "not_applicable", "seeds", "values", "mean", "std",
+            "ci_low", "ci_high", "best", "best_group", "baseline"]
     pairs = [f"{p}_{f}" for p in ("vs_best", "vs_baseline") for f in _PAIR_FIELDS]
     pairs.append("vs_baseline_direction")
     tail = ["seconds_per_epoch", "fit_seconds", "best_epoch", "peak_rss_gib", "peak_cuda_gib"]
@@ -221,7 +245,7 @@ def fmt_p(p: Any) -> str:
 def value_cell(row: pd.Series) -> Cell:
     """``mean ± std [ci_low, ci_high]`` (or ``mean (n=1)``) plus significance marks."""
     if row["n_seeds"] == 0:
-        return Cell("-")
+        return Cell("n/a" if row.get("not_applicable", False) else "-")
     if row["n_seeds"] == 1:
         text = f"{fmt(row['mean'])} (n=1)"
     else:
@@ -250,6 +274,8 @@ def add_block_sections(doc: Document, frame: pd.DataFrame, block: Block, title: 
              "interval. Bold: best in the column. † / ‡: significantly worse than the best "
              f"at alpha={alpha:g} by the paired t-test / Wilcoxon signed-rank test on per-user "
              "values, Holm-corrected over this protocol's comparisons with the best.")
+    if "not_applicable" in frame and frame["not_applicable"].astype(bool).any():
+        doc.para(NOT_APPLICABLE_NOTE)
     if block.ctr:  # one table, a column per metric (keys have no @K)
         add_ctr_metric_table(doc, frame, groups, level + 2, value_cell)
     for name in ([] if block.ctr else dict.fromkeys(frame["metric_name"])):
