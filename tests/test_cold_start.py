@@ -270,3 +270,21 @@ def test_monitor_of_a_view_needs_a_cold_split(compose, tmp_path):
 
     with pytest.raises(ConfigError, match="exists only under a cold-start split"):
         run_experiment(compose(*TINY, "model=pop", "metrics.monitor=warm/ndcg@10"), tmp_path)
+
+
+def test_feature_bag_drops_ids_of_cold_entities():
+    from recframe.api import FeatureSpec
+    from recframe_hybrid._features import FeatureBag
+
+    specs = (FeatureSpec("g", "numeric"),)
+    bag = FeatureBag(4, specs, 3, 0.1, normalize=True)
+    frame = pd.DataFrame({"g": [1.0, 0.0, 1.0, 0.0]})
+    bag.load(frame, torch.device("cpu"))
+    assert bag.has_features_declared
+    before = bag.all().detach().clone()
+    bag.drop_ids(np.array([False, False, True, True]))
+    after = bag.all().detach()
+    torch.testing.assert_close(after[:2], before[:2])  # warm: unchanged
+    torch.testing.assert_close(after[2], bag.numeric_emb[0].detach())  # features alone
+    torch.testing.assert_close(after[3], torch.zeros(3))  # nothing known: 0, not NaN
+    assert not FeatureBag(4, (), 3, 0.1, normalize=True).has_features_declared

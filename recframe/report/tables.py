@@ -25,9 +25,9 @@ NOT_APPLICABLE_NOTE = (
     "n/a: not applicable. Under a cold-start split a model that cannot score cold targets "
     "(an ID-only model: no train interaction, no embedding to rank by) reports no cold "
     "and no overall value rather than 0; it is measured on warm targets only. n/a cells "
-    "take no part in the best marks or the paired tests. cold/ and warm/ metrics rank all "
-    "items for the users with a target of that kind, the other kind of target masked like "
-    "seen items (docs/cold_start.md).")
+    "take no part in the best marks or the paired tests. cold/ and warm/ metrics average "
+    "over the users with a target of that kind, the other kind of target masked like seen "
+    "items; the protocol line says which items each view ranks (docs/cold_start.md).")
 
 _PAIR_FIELDS = ("n_users", "seeds", "mean_diff", "diff_ci_low", "diff_ci_high", "cohens_d",
                 "t_stat", "p_t", "p_t_holm", "w_stat", "p_wilcoxon", "p_wilcoxon_holm",
