@@ -288,3 +288,18 @@ def test_feature_bag_drops_ids_of_cold_entities():
     torch.testing.assert_close(after[2], bag.numeric_emb[0].detach())  # features alone
     torch.testing.assert_close(after[3], torch.zeros(3))  # nothing known: 0, not NaN
     assert not FeatureBag(4, (), 3, 0.1, normalize=True).has_features_declared
+
+
+def test_cold_users_pop_scores_them_bpr_does_not(compose, tmp_path):
+    from recframe.runner import run_experiment
+
+    pop = run_experiment(compose(*TINY, "model=pop", "split=cold_users"), tmp_path / "pop")
+    test = pop["metrics"]["test"]
+    assert isinstance(test["cold/ndcg@10"], float) and isinstance(test["ndcg@10"], float)
+    record = pop["protocol"]["cold_start"]
+    assert record["kind"] == "users" and record["test_users_with_cold_targets"] > 0
+    assert record["n_cold_users"] == round(0.2 * 120)
+    bpr = run_experiment(compose(*TINY, "model=bpr", "split=cold_users",
+                                 "trainer.max_epochs=1"), tmp_path / "bpr")
+    assert bpr["metrics"]["test"]["cold/ndcg@10"] is None
+    assert "cannot score cold users" in bpr["not_applicable"]["reason"]
