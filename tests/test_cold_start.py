@@ -303,3 +303,11 @@ def test_cold_users_pop_scores_them_bpr_does_not(compose, tmp_path):
                                  "trainer.max_epochs=1"), tmp_path / "bpr")
     assert bpr["metrics"]["test"]["cold/ndcg@10"] is None
     assert "cannot score cold users" in bpr["not_applicable"]["reason"]
+
+
+def test_bad_cold_ranking_names_the_key(compose, tmp_path):
+    from recframe.runner import run_experiment
+
+    with pytest.raises(ConfigError, match="evaluation.cold_ranking must be one of"):
+        run_experiment(compose(*TINY, "model=pop", "split=cold_items",
+                               "evaluation.cold_ranking=cold"), tmp_path)
