@@ -118,3 +118,11 @@ def test_an_arm_never_run_on_a_dataset_is_flagged_and_fewer_seeds_noted(two_data
     md = (tmp_path / "out" / "report.md").read_text()
     assert flags[0] in md
     assert "- a / random: weak (2) of 3 seeds" in md
+
+
+def test_arm_names_differing_only_by_dataset_keys_are_the_same_arm():
+    from recframe.report.cross import _without_protocol_keys
+
+    assert _without_protocol_keys("neumf item_text=none dataset.name=ml-100k") == \
+        "neumf item_text=none"
+    assert _without_protocol_keys("bpr split.name=random") == "bpr"

@@ -114,7 +114,8 @@ def rank_table(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], metric: 
         higher = bool(rows["higher_is_better"].iloc[0])
         ranked = rows["mean"].rank(ascending=not higher, method="min")
         for (_, row), rank in zip(rows.iterrows(), ranked, strict=True):
-            ranks.setdefault(names[row["group"]], {})[column] = (float(rank), float(row["mean"]))
+            arm = _without_protocol_keys(names[row["group"]])
+            ranks.setdefault(arm, {})[column] = (float(rank), float(row["mean"]))
     columns.sort()  # dataset, then split: one dataset's protocols side by side
     mean_rank = {arm: sum(r for r, _ in by.values()) / len(by) for arm, by in ranks.items()}
     header = ["model", *columns, "mean rank"]
@@ -153,6 +154,13 @@ def _split_kind(protocol: str) -> str:
     return protocol.split(" / ", 1)[1] if " / " in protocol else protocol
 
 
+def _without_protocol_keys(arm: str) -> str:
+    """An arm's name without ``dataset.*=``/``split.*=`` tokens: those name the protocol,
+    so the same arm on two datasets compares equal."""
+    return " ".join(t for t in arm.split()
+                    if not t.startswith(("dataset.", "split.")) or "=" not in t)
+
+
 def missing_arm_flags(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], metric: str,
                       failed: Sequence[Run] = ()) -> list[str]:
     """One ``**FLAG**`` line per arm that ran under a split on one dataset but has no
@@ -166,7 +174,7 @@ def missing_arm_flags(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], m
         rows = frame[(frame["metric"] == metric) & (frame["n_seeds"] > 0)]
         names = arm_names(block)
         present.setdefault(short_protocol(block), set()).update(
-            names[g] for g in rows["group"])
+            _without_protocol_keys(names[g]) for g in rows["group"])
     failed_at = {(r.model_name, f"{(r.config.get('dataset') or {}).get('name', '?')} / "
                   f"{(r.config.get('split') or {}).get('name', '?')}") for r in failed}
     lines = []
