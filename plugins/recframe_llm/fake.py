@@ -23,6 +23,13 @@ RULES = ("even", "hash", "base")
 OUTPUTS = ("ranking", "garbage", "partial", "duplicates")
 _CANDIDATE = re.compile(r"^\[(\d+)\] (.*)$", re.M)
 _LAST_NUMBER = re.compile(r"(\d+)\D*$")
+_QUESTION = re.compile(r"next: (.*)\? Answer Yes or No\.", re.S)
+
+
+def title_of(continuation: str) -> str:
+    """The candidate title inside a pointwise continuation (the question or the title)."""
+    m = _QUESTION.search(continuation)
+    return m.group(1) if m else continuation.strip()
 
 
 def rule_score(rule: str, text: str) -> float:
@@ -32,7 +39,7 @@ def rule_score(rule: str, text: str) -> float:
     digest = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 2**32
     if rule == "hash":
         return digest
-    m = _LAST_NUMBER.search(text.replace("? Answer Yes or No.", ""))
+    m = _LAST_NUMBER.search(text)
     even = m is not None and int(m.group(1)) % 2 == 0
     return (1.0 if even else 0.0) + 0.01 * digest
 
@@ -50,7 +57,7 @@ class FakeBackend(LLMBackend):
         if output not in OUTPUTS:
             raise ConfigError(f"rerank.fake_output={output!r}: choose one of {list(OUTPUTS)}")
         self.rule, self.output = rule, output
-        self.model = f"fake-{rule}"
+        self.model = f"fake-{rule}-{output}"
         self.context_length = context_length
         self.calls = 0
 
@@ -67,7 +74,7 @@ class FakeBackend(LLMBackend):
         self.calls += 1
         scored = []
         for c in continuations:
-            s = rule_score(self.rule, c.replace(self.chat_suffix(), ""))
+            s = rule_score(self.rule, title_of(c.replace(self.chat_suffix(), "")))
             lp = {t: (s if t == "Yes" else -s) for t in targets}
             scored.append(Scored(s - 1.0, self.count_tokens(c), lp))
         return ScoreResult(tuple(scored), self.count_tokens(prefix)

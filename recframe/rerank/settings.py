@@ -16,7 +16,7 @@ from recframe.rerank.backend import MODES
 TARGETS = ("yes_no", "title")
 #: keys of ``conf/rerank/llm.yaml``; a third-party backend reads its own under ``options``
 KEYS = ("backend", "model", "mode", "target", "top_n", "max_users", "history_items",
-        "bootstrap", "shuffle", "seed", "cache_dir", "max_new_tokens", "context_length",
+        "bootstrap", "shuffle", "seed", "cache", "cache_dir", "max_new_tokens", "context_length",
         "batch_size", "device", "base_url", "api_key_env", "timeout_s", "retries",
         "backoff_s", "title_column", "fake_rule", "fake_output", "options")
 
@@ -60,6 +60,7 @@ class RerankSettings:
     bootstrap: int = 3
     shuffle: bool = True
     seed: int = 0
+    cache: bool = True
     cache_dir: str | None = None
     max_new_tokens: int = 120
     batch_size: int = 20
@@ -84,6 +85,9 @@ def read_settings(node: Any) -> RerankSettings:
     shuffle = plain.get("shuffle", True)
     if not isinstance(shuffle, bool):
         raise ConfigError(f"rerank.shuffle must be true or false, got {shuffle!r}")
+    cache = plain.get("cache", True)
+    if not isinstance(cache, bool):
+        raise ConfigError(f"rerank.cache must be true or false, got {cache!r}")
     cache_dir = plain.get("cache_dir")
     title_column = plain.get("title_column", "auto")
     if not isinstance(title_column, str):
@@ -99,6 +103,7 @@ def read_settings(node: Any) -> RerankSettings:
         bootstrap=_int(plain, "bootstrap", 3, 1),  # type: ignore[arg-type]
         shuffle=shuffle,
         seed=_int(plain, "seed", 0, 0),  # type: ignore[arg-type]
+        cache=cache,
         cache_dir=str(cache_dir) if cache_dir else None,
         max_new_tokens=_int(plain, "max_new_tokens", 120, 1),  # type: ignore[arg-type]
         batch_size=_int(plain, "batch_size", 20, 1),  # type: ignore[arg-type]

@@ -237,7 +237,7 @@ def run_stage(node: Any, exp: Any, pm: Any) -> tuple[dict[str, Any], pd.DataFram
     if s.mode not in modes:
         raise ConfigError(f"rerank.backend={s.backend!r} does not support rerank.mode="
                           f"{s.mode!r} (it supports {sorted(modes)}); change rerank.mode.")
-    cache = DiskCache(s.cache_dir or default_cache_dir())
+    cache = DiskCache((s.cache_dir or default_cache_dir()) if s.cache else None)
     ranker = Ranker(backend, s, cache)
     n = min(s.top_n, length)
     items = cands.items.numpy()
@@ -288,6 +288,7 @@ def run_stage(node: Any, exp: Any, pm: Any) -> tuple[dict[str, Any], pd.DataFram
         "repeats_per_user": s.repeats,
         "shuffled": bool(s.shuffle and s.mode == "listwise"),
         "title_column": column,
+        "cache": s.cache,
         "prompts": c.prompts,
         "prompts_sent": c.prompts_sent,
         "cache_hits": c.prompts - c.prompts_sent,
