@@ -314,3 +314,20 @@ def test_unknown_backend_fails_before_training(compose, tmp_path):
         run_experiment(cfg, tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["status"] == "failed" and "fit" not in saved.get("timings", {})
+
+
+def test_report_compares_base_and_reranked(compose, tmp_path):
+    from recframe.report import build_report
+    from recframe.runner import run_experiment
+
+    cfg = compose("model=pop", "rerank=llm", "rerank.backend=fake", "rerank.max_users=30",
+                  "rerank.cache=false", "rerank.top_n=10")
+    run_experiment(cfg, tmp_path / "runs" / "a")
+    report = build_report(tmp_path / "runs", out_dir=tmp_path / "report", plots=False)
+    md = (report.out_dir / "report.md").read_text()
+    section = md[md.index("# Re-ranking stages"):]
+    assert "fake (fake-even-ranking), pointwise" in section and "30 users" in section
+    arms = pd.read_parquet(tmp_path / "runs" / "a" / RERANK_FILE)
+    base = arms[arms.arm == "base"]["ndcg@10"].mean()
+    reranked = arms[arms.arm == "reranked"]["ndcg@10"].mean()
+    assert f"| ndcg@10 | {base:.4f} | {reranked:.4f} | {reranked - base:+.4f}" in section

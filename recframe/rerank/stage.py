@@ -44,10 +44,12 @@ from recframe.rerank.prompts import (
 )
 from recframe.rerank.settings import RerankSettings, read_settings
 from recframe.rerank.titles import item_titles
+from recframe.results import RERANK_FILE
 
 log = logging.getLogger(__name__)
 
-RERANK_FILE = "per_user_rerank.parquet"
+__all__ = ["RERANK_FILE", "protocol_entry", "run_stage"]
+
 ARMS = ("base", "reranked")
 
 
