@@ -421,6 +421,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         pm = pm or default_manager()
         stage = check_rerank(cfg, pm)
         exp = build_experiment(cfg, pm)
+        if stage is not None:
+            from recframe.rerank.stage import check_applies
+
+            check_applies(exp)
         plan, prepared, task, datamodule = exp.plan, exp.prepared, exp.task, exp.datamodule
         results["protocol"] = protocol_record(cfg, plan, prepared, task.cold)
         results["protocol"]["candidates"] = exp.candidates

@@ -48,7 +48,7 @@ from recframe.results import RERANK_FILE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RERANK_FILE", "protocol_entry", "run_stage"]
+__all__ = ["RERANK_FILE", "check_applies", "protocol_entry", "run_stage"]
 
 ARMS = ("base", "reranked")
 
@@ -208,13 +208,8 @@ def _frame(users: np.ndarray, user_ids: np.ndarray, arm: str,
     return pd.DataFrame(data)
 
 
-def run_stage(node: Any, exp: Any, pm: Any) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Run the LLM stage for an experiment that was just tested; return the record for
-    ``results.json`` and the per-user frame (both arms) for ``per_user_rerank.parquet``."""
-    from recframe.report.stats import paired_test
-
-    started = time.perf_counter()
-    s = read_settings(node)
+def check_applies(exp: Any) -> None:
+    """The stage needs full-ranking lists: fail before training otherwise."""
     if exp.plan.protocol != "ranking":
         raise ConfigError("rerank=llm re-orders ranked lists; it does not apply under the CTR "
                           "protocol (evaluation=ctr). Use rerank=none there.")
@@ -222,6 +217,16 @@ def run_stage(node: Any, exp: Any, pm: Any) -> tuple[dict[str, Any], pd.DataFram
         raise ConfigError("rerank=llm re-orders the full-ranking top-N; sampled-candidate "
                           "evaluation (evaluation=sampled) is not supported. Use "
                           "evaluation=full.")
+
+
+def run_stage(node: Any, exp: Any, pm: Any) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Run the LLM stage for an experiment that was just tested; return the record for
+    ``results.json`` and the per-user frame (both arms) for ``per_user_rerank.parquet``."""
+    from recframe.report.stats import paired_test
+
+    started = time.perf_counter()
+    s = read_settings(node)
+    check_applies(exp)
     spec = pm.llm_backends.get(s.backend, key="rerank.backend")
     evaluator = exp.plan.evaluator
     eval_set = exp.datamodule.eval_set("test")
