@@ -331,3 +331,24 @@ def test_report_compares_base_and_reranked(compose, tmp_path):
     base = arms[arms.arm == "base"]["ndcg@10"].mean()
     reranked = arms[arms.arm == "reranked"]["ndcg@10"].mean()
     assert f"| ndcg@10 | {base:.4f} | {reranked:.4f} | {reranked - base:+.4f}" in section
+
+
+def test_docs_backend_example_runs(experiment, tmp_path):
+    """The backend plugin example of docs/llm_rerank.md registers and re-ranks."""
+    import re
+    import types
+    from pathlib import Path
+
+    from recframe.plugin import PluginManager
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "llm_rerank.md").read_text()
+    section = text[text.index("## Writing a backend plugin"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    module = types.ModuleType("docs_echo_backend")
+    exec(compile(code, "docs/llm_rerank.md", "exec"), module.__dict__)
+    pm = PluginManager([module])
+    assert pm.llm_backends.plugin_of("echo") == "docs_echo_backend"
+    record, frame = run_stage(_node(tmp_path, backend="echo", mode="listwise", bootstrap=1,
+                                    shuffle=False, max_users=5, cache=False),
+                              experiment, pm)
+    assert record["parsed"]["full"] == 5 and record["model"] == "echo-1"
