@@ -282,7 +282,9 @@ def check_rerank(cfg: DictConfig, pm: PluginManager) -> Any | None:
 
     node = rerank_node(cfg)
     if node is not None:
-        pm.llm_backends.get(read_settings(node).backend, key="rerank.backend")
+        spec = pm.llm_backends.get(read_settings(node).backend, key="rerank.backend")
+        if spec.check is not None:
+            spec.check(node)
     return node
 
 

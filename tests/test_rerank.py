@@ -352,3 +352,17 @@ def test_docs_backend_example_runs(experiment, tmp_path):
                                     shuffle=False, max_users=5, cache=False),
                               experiment, pm)
     assert record["parsed"]["full"] == 5 and record["model"] == "echo-1"
+
+
+def test_missing_extra_fails_before_training(compose, tmp_path, monkeypatch):
+    import importlib.util
+
+    from recframe.runner import run_experiment
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "transformers" else real(name, *a))
+    cfg = compose("model=pop", "rerank=llm", "rerank.backend=smollm2")
+    with pytest.raises(ConfigError, match=r"pip install 'recframe\[llm\]'"):
+        run_experiment(cfg, tmp_path)
+    assert "fit" not in json.loads((tmp_path / "results.json").read_text()).get("timings", {})

