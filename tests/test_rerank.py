@@ -366,3 +366,12 @@ def test_missing_extra_fails_before_training(compose, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install 'recframe\[llm\]'"):
         run_experiment(cfg, tmp_path)
     assert "fit" not in json.loads((tmp_path / "results.json").read_text()).get("timings", {})
+
+
+def test_truncation_counts_each_user_once(experiment, tmp_path):
+    record, _ = run_stage(_node(tmp_path, mode="listwise", bootstrap=3, history_items=50,
+                                context_length=200, max_new_tokens=10, cache=False,
+                                max_users=4),
+                          experiment, default_manager())
+    assert 0 < record["history_truncated_users"] <= 4
+    assert record["history_dropped_items"] >= record["history_truncated_users"]

@@ -80,6 +80,7 @@ class Counters:
     parsed: dict[str, int] = field(default_factory=lambda: {FULL: 0, PARTIAL: 0, UNPARSABLE: 0})
     users_fallback: int = 0
     history_truncated_users: int = 0
+    #: history items left out, summed over prompts (listwise: every shown order)
     history_dropped_items: int = 0
 
 
@@ -107,9 +108,7 @@ class Ranker:
     def _fit(self, history: Sequence[str], build: Any, budget: int) -> str:
         fitted = fit_history(history, build, self.backend.count_tokens, budget,
                              f"rerank.backend={self.backend.name}")
-        if fitted.history_dropped:
-            self.counters.history_truncated_users += 1
-            self.counters.history_dropped_items += fitted.history_dropped
+        self.counters.history_dropped_items += fitted.history_dropped
         return fitted.text
 
     def pointwise(self, history: Sequence[str], titles: Sequence[str]) -> np.ndarray:
@@ -187,6 +186,7 @@ def rerank_users(ranker: Ranker, cand_items: np.ndarray, cand_valid: np.ndarray,
         recent = [str(t) for t in titles[hist[max(0, len(hist) - s.history_items):]]] \
             if s.history_items else []
         cand_titles = [str(t) for t in titles[cand_items[row, :v]]]
+        dropped = ranker.counters.history_dropped_items
         if s.mode == "pointwise":
             scores = ranker.pointwise(recent, cand_titles)
             new = np.lexsort((np.arange(v), -scores))
@@ -198,6 +198,8 @@ def rerank_users(ranker: Ranker, cand_items: np.ndarray, cand_valid: np.ndarray,
                 ranker.counters.users_fallback += 1
             new = borda(rankings[None])[0]
         orders[row, :v] = new
+        if ranker.counters.history_dropped_items > dropped:  # any of the user's prompts
+            ranker.counters.history_truncated_users += 1
     return orders
 
 
