@@ -88,11 +88,19 @@ class SmolLM2Backend(LLMBackend):
 
         hf_logging.disable_progress_bar()
         self.device = _device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            str(path.parent), gguf_file=path.name, local_files_only=True)
-        self.lm = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32,
-            local_files_only=True).to(self.device).eval()
+        quiet = os.environ.get("TQDM_DISABLE")
+        os.environ["TQDM_DISABLE"] = "1"  # the GGUF conversion's progress bars, in run logs
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                str(path.parent), gguf_file=path.name, local_files_only=True)
+            self.lm = AutoModelForCausalLM.from_pretrained(
+                str(path.parent), gguf_file=path.name, dtype=torch.float32,
+                local_files_only=True).to(self.device).eval()
+        finally:
+            if quiet is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = quiet
         self.model = MODEL_NAME
         self.context_length = int(context_length or self.lm.config.max_position_embeddings)
         self.load_seconds = time.perf_counter() - started
