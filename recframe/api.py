@@ -17,7 +17,7 @@ from recframe.data import (
 from recframe.data.blocks import describe_blocks, feature_blocks
 from recframe.data.item_text import TextSettings, item_text_vectors, item_texts
 from recframe.data.sorting import lexsort_stable, positions_in_groups, stable_argsort
-from recframe.errors import ConfigError, DataError, RecframeError
+from recframe.errors import BackendError, ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput, PointwiseInput
 from recframe.eval.ctr import calibration_bins, reliability_table
 from recframe.models import (
@@ -52,12 +52,15 @@ from recframe.params import (
 )
 from recframe.plugin import (
     DatasetSpec,
+    LLMBackendSpec,
     MetricSpec,
     ModelSpec,
     PreprocessorSpec,
     SplitterSpec,
     hookimpl,
 )
+from recframe.rerank.backend import Generation, LLMBackend, Scored, ScoreResult
+from recframe.rerank.settings import backend_float, backend_int
 from recframe.train.standalone import build_model, fit_model
 
 __all__ = [
@@ -77,4 +80,6 @@ __all__ = [
     "describe_blocks", "feature_blocks",
     "AUTO", "resolve_sequence_settings", "resolve_batch_size",
     "text_encoders", "TextSettings", "item_text_vectors", "item_texts",
+    "BackendError", "Generation", "LLMBackend", "LLMBackendSpec", "Scored", "ScoreResult",
+    "backend_float", "backend_int",
 ]

@@ -29,7 +29,8 @@ START = "<!-- hook-reference:start -->"
 END = "<!-- hook-reference:end -->"
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 SPEC_CLASSES: tuple[type, ...] = (specs.DatasetSpec, specs.PreprocessorSpec,
-                                  specs.SplitterSpec, specs.ModelSpec, specs.MetricSpec)
+                                  specs.SplitterSpec, specs.ModelSpec, specs.MetricSpec,
+                                  specs.LLMBackendSpec)
 INPUT_CLASSES: tuple[type, ...] = (MetricInput, GlobalInput, PointwiseInput)
 #: what feature-aware models read from ``DataInfo.fields``
 DATA_CLASSES: tuple[type, ...] = (FieldSpec,)

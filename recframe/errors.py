@@ -32,6 +32,11 @@ class DuplicateNameError(RecframeError):
     """Two plugins registered the same name."""
 
 
+class BackendError(RecframeError):
+    """An external service a stage relies on (e.g. an LLM endpoint) failed for good:
+    unreachable, timing out after every retry, or answering with an error."""
+
+
 class PluginLoadError(RecframeError):
     """An installed plugin failed to import or register."""
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 RESULTS_FILE = "results.json"
 PER_USER_FILE = "per_user.parquet"
+RERANK_FILE = "per_user_rerank.parquet"  # rerank=llm: per-user values, base and re-ranked
 CALIBRATION_FILE = "calibration.json"  # CTR protocol: the reliability table of the test part
 
 

@@ -265,6 +265,29 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     return last
 
 
+def rerank_node(cfg: DictConfig) -> Any | None:
+    """The ``rerank`` config node when a stage is asked for (``rerank=llm``), else None."""
+    node = cfg.get("rerank")
+    if node is None or str(node.get("name", "none")) == "none":
+        return None
+    if str(node.get("name")) != "llm":
+        raise ConfigError(f"rerank.name={node.get('name')!r}: the stages are none and llm "
+                          f"(rerank=llm)")
+    return node
+
+
+def check_rerank(cfg: DictConfig, pm: PluginManager) -> Any | None:
+    """Validate the stage's settings and backend name before any training."""
+    from recframe.rerank.settings import read_settings
+
+    node = rerank_node(cfg)
+    if node is not None:
+        spec = pm.llm_backends.get(read_settings(node).backend, key="rerank.backend")
+        if spec.check is not None:
+            spec.check(node)
+    return node
+
+
 def _is_rank_zero() -> bool:
     return all(int(os.environ.get(v, "0")) == 0 for v in ("LOCAL_RANK", "NODE_RANK"))
 
@@ -397,7 +420,13 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
     loggers: list[Any] = []
     try:
         results["config"] = OmegaConf.to_container(cfg, resolve=True)
+        pm = pm or default_manager()
+        stage = check_rerank(cfg, pm)
         exp = build_experiment(cfg, pm)
+        if stage is not None:
+            from recframe.rerank.stage import check_applies
+
+            check_applies(exp)
         plan, prepared, task, datamodule = exp.plan, exp.prepared, exp.task, exp.datamodule
         results["protocol"] = protocol_record(cfg, plan, prepared, task.cold)
         results["protocol"]["candidates"] = exp.candidates
@@ -467,6 +496,14 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         frame = per_user_frame(exp)
         if trainer.is_global_zero and frame is not None:
             write_parquet(run_dir / PER_USER_FILE, frame)
+        if stage is not None and trainer.is_global_zero:
+            from recframe.rerank import RERANK_FILE, protocol_entry, run_stage
+
+            record, arms = run_stage(stage, exp, pm)
+            write_parquet(run_dir / RERANK_FILE, arms)
+            results["rerank"] = record
+            results["protocol"]["rerank"] = protocol_entry(record, int(stage.get("seed", 0)))
+            results["timings"]["rerank"] = record["seconds"]
         if trainer.is_global_zero and task.test_calibration is not None:
             write_json(run_dir / CALIBRATION_FILE, {"test": task.test_calibration})
             results["calibration"] = {

@@ -21,7 +21,8 @@ def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-@pytest.mark.parametrize("name", [*LOCAL, "recbole_compare", "recbole_reference", "run_all"])
+@pytest.mark.parametrize("name", [*LOCAL, "recbole_compare", "recbole_reference", "llm_rerank",
+                                  "run_all"])
 def test_every_benchmark_documents_its_size_flags(name):
     out = _run(str(BENCH / f"{name}.py"), "--help", timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

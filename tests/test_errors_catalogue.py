@@ -690,6 +690,55 @@ def e956(ctx):
     return run_error(ctx, "model=pop", "split=cold_items", "metrics.monitor=cold/ndcg@10")
 
 
+def e971(ctx):
+    import importlib.util
+
+    from recframe_llm.smollm2 import SmolLM2Backend
+
+    real = importlib.util.find_spec
+    ctx.monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: None if name == "gguf" else real(name, *a))
+    return message(lambda: SmolLM2Backend.from_config(cfg(device="cpu")))
+
+
+def e972(ctx):
+    import socket
+
+    from recframe_llm.openai_compatible import OpenAICompatibleBackend
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = OpenAICompatibleBackend.from_config(cfg(
+        base_url=f"http://127.0.0.1:{port}/v1", model="m", timeout_s=1, retries=1,
+        backoff_s=0))
+    return message(lambda: backend.generate("system", "prompt", 10))
+
+
+def e973(ctx):
+    from recframe.rerank.prompts import fit_history, history_text
+
+    return message(lambda: fit_history(["a b"] * 3, lambda h: history_text(h) + " x" * 40,
+                                       lambda t: len(t.split()), 20, "rerank.backend=fake"))
+
+
+def e974(ctx):
+    return run_error(ctx, "model=pop", "rerank=llm", "rerank.backend=openai_compatible",
+                     "rerank.base_url=http://127.0.0.1:9/v1", "rerank.model=m",
+                     "rerank.mode=pointwise", "rerank.max_users=2")
+
+
+def e975(ctx):
+    return run_error(ctx, "model=pop", "evaluation=sampled", "rerank=llm",
+                     "rerank.backend=fake", "rerank.max_users=2", "rerank.cache=false")
+
+
+def e976(ctx):
+    from recframe_llm.openai_compatible import OpenAICompatibleBackend
+
+    return message(lambda: OpenAICompatibleBackend.from_config(cfg(model="m")))
+
+
 TRIGGERS: dict[str, Callable[[Ctx], str]] = {
     name.upper(): fn for name, fn in dict(globals()).items()
     if re.fullmatch(r"[ew]\d{3}", name) and callable(fn)

@@ -3,6 +3,7 @@
 from recframe.plugin.manager import PluginManager, default_manager, hookimpl
 from recframe.plugin.specs import (
     DatasetSpec,
+    LLMBackendSpec,
     MetricSpec,
     ModelSpec,
     PreprocessorSpec,
@@ -11,6 +12,7 @@ from recframe.plugin.specs import (
 
 __all__ = [
     "DatasetSpec",
+    "LLMBackendSpec",
     "MetricSpec",
     "ModelSpec",
     "PluginManager",

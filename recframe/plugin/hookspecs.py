@@ -78,6 +78,19 @@ def recframe_register_metrics(registry: Any) -> None:
 
 
 @hookspec
+def recframe_register_llm_backends(registry: Any) -> None:
+    """Register language-model backends for the LLM re-ranking stage.
+
+    Call ``registry.add(LLMBackendSpec(name, build, description))``; a run picks
+    one with ``rerank=llm rerank.backend=NAME``. ``build(cfg)`` receives the
+    ``rerank`` config node and returns an :class:`recframe.rerank.LLMBackend`
+    (subclass it: pointwise backends implement ``score``, listwise ones
+    ``generate``). A backend that needs an optional package raises
+    :class:`recframe.errors.ConfigError` naming the extra to install.
+    """
+
+
+@hookspec
 def recframe_config_searchpath() -> str | list[str] | None:
     """Return Hydra search-path entries holding this plugin's config groups.
 

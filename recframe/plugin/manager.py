@@ -15,6 +15,7 @@ from recframe.plugin import hookspecs
 from recframe.plugin.registry import Registrar, Registry
 from recframe.plugin.specs import (
     DatasetSpec,
+    LLMBackendSpec,
     MetricSpec,
     ModelSpec,
     PreprocessorSpec,
@@ -31,6 +32,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "splitters": ("recframe_register_splitters", SplitterSpec),
     "models": ("recframe_register_models", ModelSpec),
     "metrics": ("recframe_register_metrics", MetricSpec),
+    "llm_backends": ("recframe_register_llm_backends", LLMBackendSpec),
 }
 SINGULAR = {
     "datasets": "dataset",
@@ -38,6 +40,7 @@ SINGULAR = {
     "splitters": "splitter",
     "models": "model",
     "metrics": "metric",
+    "llm_backends": "LLM backend",
 }
 
 
@@ -82,6 +85,7 @@ class PluginManager:
         self.splitters: Registry[SplitterSpec] = Registry("splitter", SplitterSpec)
         self.models: Registry[ModelSpec] = Registry("model", ModelSpec)
         self.metrics: Registry[MetricSpec] = Registry("metric", MetricSpec)
+        self.llm_backends: Registry[LLMBackendSpec] = Registry("LLM backend", LLMBackendSpec)
         for attr, (hook_name, _spec_type) in KINDS.items():
             self._collect(hook_name, getattr(self, attr))
         self._collect_searchpaths()

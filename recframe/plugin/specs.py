@@ -90,3 +90,24 @@ class MetricSpec:
     #: metric is undefined for a user, e.g. AUC of a user with one class) or None
     #: when the metric has no per-user form. Its key is the bare name (``val/auc``).
     pointwise: Callable[[Any], Any] | None = None
+
+
+@dataclass(frozen=True)
+class LLMBackendSpec:
+    """A language-model backend for the LLM re-ranking stage (``rerank=llm``).
+
+    ``build(cfg)`` receives the ``rerank`` config node and returns an object with
+    the :class:`recframe.rerank.LLMBackend` interface: ``name``, ``model``,
+    ``context_length``, ``modes`` (the scoring modes it supports: ``pointwise``,
+    ``listwise``), ``count_tokens(text)``, ``score(prefix, continuations,
+    targets)`` (pointwise) and ``generate(prompt, max_new_tokens)`` (listwise).
+    Loading a model happens in ``build``, not when the spec is registered.
+    ``check(cfg)``, if given, runs before training and raises a
+    :class:`recframe.errors.ConfigError` for what would make ``build`` fail
+    (a missing package or setting), so a run does not train first.
+    """
+
+    name: str
+    build: Callable[[Any], Any]
+    description: str = ""
+    check: Callable[[Any], None] | None = None

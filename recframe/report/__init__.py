@@ -38,6 +38,7 @@ from recframe.report.ctr import DEFAULT_CTR_BASELINE, default_baseline
 from recframe.report.ctr import method_notes as ctr_method_notes
 from recframe.report.document import Document
 from recframe.report.plots import at_k_plot, bar_plot, reliability_plot, training_plot
+from recframe.report.rerank import add_rerank_sections
 from recframe.report.stats import WILCOXON_KWARGS, holm, paired_cohens_d, paired_test, summarize
 from recframe.report.tables import (
     LOWER_IS_BETTER,
@@ -332,6 +333,7 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
             for path, alt in figures:
                 doc.image(path, alt)
                 written.append(path)
+    add_rerank_sections(doc, ok, keys if metrics is not None else None, alpha, confidence)
     if failed or skipped:
         doc.heading(1, "Failed runs")
         rows = []
