@@ -14,19 +14,7 @@ from recframe.data.item_text import ItemTextVectors, TextSettings, item_text_vec
 from recframe.errors import ConfigError, DataError
 from recframe.models.item_text import TextAwareEmbedding, _principal_components, item_text_mode
 from recframe.testing import run
-
-
-class BagOfLetters:
-    """A deterministic stand-in for a sentence encoder: normalized letter counts."""
-
-    def encode(self, texts, batch_size, normalize_embeddings, convert_to_numpy,
-               show_progress_bar):
-        out = np.zeros((len(texts), 26), dtype=np.float32)
-        for r, t in enumerate(texts):
-            for ch in t.lower():
-                if "a" <= ch <= "z":
-                    out[r, ord(ch) - 97] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+from tests.test_content_model import FakeEncoder as BagOfLetters
 
 
 class _Data:

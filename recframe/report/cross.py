@@ -8,7 +8,7 @@ here is one the protocol sections show in full, with its test.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -96,18 +96,25 @@ def baseline_checks(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], met
     return out
 
 
+def finished_rows(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], metric: str
+                  ) -> Iterator[tuple[Block, pd.DataFrame]]:
+    """Each block with its table's rows of ``metric`` for arms with at least one seed
+    (blocks without such rows are skipped)."""
+    for block, frame in zip(blocks, frames, strict=True):
+        if frame.empty or "metric" not in frame:
+            continue
+        rows = frame[(frame["metric"] == metric) & (frame["n_seeds"] > 0)]
+        if not rows.empty:
+            yield block, rows
+
+
 def rank_table(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], metric: str,
                ) -> tuple[list[str], list[list[str]]]:
     """Rank of each arm on ``metric`` within each protocol (1 = best; ties share the
     better rank) and its mean rank over the protocols it ran under, best first."""
     columns: list[str] = []
     ranks: dict[str, dict[str, tuple[float, float]]] = {}
-    for block, frame in zip(blocks, frames, strict=True):
-        if frame.empty or "metric" not in frame:
-            continue
-        rows = frame[(frame["metric"] == metric) & (frame["n_seeds"] > 0)]
-        if rows.empty:
-            continue
+    for block, rows in finished_rows(blocks, frames, metric):
         column = short_protocol(block)
         columns.append(column)
         names = arm_names(block)
@@ -168,10 +175,7 @@ def missing_arm_flags(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], m
     flagged by :func:`failed_arm_flags` instead): a comparison across datasets should
     not hide an arm that was never run."""
     present: dict[str, set[str]] = {}  # protocol -> arms with a finished run
-    for block, frame in zip(blocks, frames, strict=True):
-        if frame.empty or "metric" not in frame:
-            continue
-        rows = frame[(frame["metric"] == metric) & (frame["n_seeds"] > 0)]
+    for block, rows in finished_rows(blocks, frames, metric):
         names = arm_names(block)
         present.setdefault(short_protocol(block), set()).update(
             _without_protocol_keys(names[g]) for g in rows["group"])
@@ -198,12 +202,7 @@ def fewer_seed_notes(blocks: Sequence[Block], frames: Sequence[pd.DataFrame],
     """Arms that ran with fewer seeds than the most any arm of their protocol ran with:
     their intervals are wider or absent, which a reader should know."""
     notes = []
-    for block, frame in zip(blocks, frames, strict=True):
-        if frame.empty or "metric" not in frame:
-            continue
-        rows = frame[(frame["metric"] == metric) & (frame["n_seeds"] > 0)]
-        if rows.empty:
-            continue
+    for block, rows in finished_rows(blocks, frames, metric):
         most = int(rows["n_seeds"].max())
         names = arm_names(block)
         short = sorted(f"{names[g]} ({int(n)})" for g, n in zip(rows["group"], rows["n_seeds"],
