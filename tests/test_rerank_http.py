@@ -194,3 +194,6 @@ def test_pointwise_is_refused_with_the_fix(endpoint, compose, tmp_path):
                   "rerank.max_users=2")
     with pytest.raises(ConfigError, match="does not support rerank.mode='pointwise'"):
         run_experiment(cfg, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["status"] == "failed" and "metrics" not in saved  # refused before training
+    assert not e.requests  # and before any request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recframe.api import LLMBackendSpec, hookimpl
+from recframe.api import ConfigError, LLMBackendSpec, hookimpl
 
 
 def _fake(cfg: Any) -> Any:
@@ -27,7 +27,12 @@ def _smollm2_check(cfg: Any) -> None:
 
 
 def _openai_check(cfg: Any) -> None:
-    _openai(cfg)  # validates base_url, model and the numbers; no request is sent
+    backend = _openai(cfg)  # validates base_url, model and the numbers; no request is sent
+    mode = str(cfg.get("mode", "pointwise"))
+    if mode not in backend.modes:  # before training, not after it
+        raise ConfigError(f"rerank.backend='openai_compatible' does not support rerank.mode="
+                          f"{mode!r} (it supports {sorted(backend.modes)}); change rerank.mode "
+                          f"(chat endpoints return text, not token log-probabilities).")
 
 
 def _openai(cfg: Any) -> Any:
