@@ -15,7 +15,12 @@ from recframe.data import (
     text_encoders,
 )
 from recframe.data.blocks import describe_blocks, feature_blocks
-from recframe.data.item_text import TextSettings, item_text_vectors, item_texts
+from recframe.data.item_text import (
+    TextSettings,
+    item_text_vectors,
+    item_texts,
+    join_text_columns,
+)
 from recframe.data.sorting import lexsort_stable, positions_in_groups, stable_argsort
 from recframe.errors import BackendError, ConfigError, DataError, RecframeError
 from recframe.eval import GlobalInput, MetricInput, PointwiseInput
@@ -79,7 +84,7 @@ __all__ = [
     "is_finite_number", "SEQUENCE_ROWS", "CTRModel", "FieldEmbedding", "FieldLinear",
     "describe_blocks", "feature_blocks",
     "AUTO", "resolve_sequence_settings", "resolve_batch_size",
-    "text_encoders", "TextSettings", "item_text_vectors", "item_texts",
+    "text_encoders", "TextSettings", "item_text_vectors", "item_texts", "join_text_columns",
     "BackendError", "Generation", "LLMBackend", "LLMBackendSpec", "Scored", "ScoreResult",
     "backend_float", "backend_int",
 ]

@@ -161,7 +161,8 @@ TRAINING_BUDGET_KEYS = ("max_epochs", "min_epochs", "patience")
 
 #: keys of a model's config that the core reads, not the model: the training budget
 #: and the item-text switch (``recframe.models.item_text``)
-CORE_MODEL_KEYS = (TRAINING_BUDGET_KEY, "item_text")
+ITEM_TEXT_KEY = "item_text"  # recframe.models.item_text
+CORE_MODEL_KEYS = (TRAINING_BUDGET_KEY, ITEM_TEXT_KEY)
 
 
 def model_build_config(model_cfg: Any) -> Any:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recframe.api import DataError, DataInfo, RecData, feature_blocks
+from recframe.api import DataError, DataInfo, RecData, feature_blocks, join_text_columns
 from recframe.api import text_encoders as embeddings
 from recframe_content.tfidf import tfidf_matrix
 
@@ -99,18 +99,6 @@ def categorical_block(frame: pd.DataFrame, columns: Sequence[str]) -> sp.csr_mat
     return sp.hstack(parts, format="csr") if parts else sp.csr_matrix((n, 0))
 
 
-def item_texts(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
-    """One text per item: the non-missing values of ``columns`` joined with ``". "``."""
-    if not columns:
-        return [""] * len(frame)
-    cleaned = [frame[c].astype("string").fillna("").str.strip() for c in columns]
-    joined = cleaned[0]
-    for part in cleaned[1:]:
-        sep = np.where((joined != "") & (part != ""), ". ", "")
-        joined = joined + sep + part
-    return joined.astype(str).tolist()
-
-
 def _normalize_rows(m: sp.csr_matrix) -> sp.csr_matrix:
     m = sp.csr_matrix(m, dtype=np.float64)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
@@ -130,7 +118,7 @@ def build_block(name: str, data: RecData, p: VectorParams, device: str = "cpu"
         if not multi:
             return flat
         return sp.hstack([flat, data.multi_hot("item", multi)[0]], format="csr")
-    texts = item_texts(frame, p.text_columns)
+    texts = join_text_columns(frame, p.text_columns)
     if name == "tfidf":
         matrix, _ = tfidf_matrix(texts, min_df=p.tfidf_min_df, max_df=p.tfidf_max_df,
                                  max_features=p.tfidf_max_features,

@@ -26,7 +26,7 @@ import logging
 import re
 import string
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,11 +158,20 @@ def item_texts(data: RecData, template: str = AUTO_TEMPLATE) -> list[str]:
                           f"features of {data.info.name!r} lack; columns: "
                           f"{', '.join(map(str, frame.columns))}")
     values = {f: _strings(frame, f).tolist() for f in fields}
-    empty = [all(not values[f][i] for f in fields) for i in range(len(frame))] if fields \
-        else [False] * len(frame)
+    empty = np.zeros(len(frame), dtype=bool)
+    if fields:
+        empty = np.logical_and.reduce([_strings(frame, f).to_numpy() == "" for f in fields])
     texts = [template.format(**{f: values[f][i] for f in fields}).strip() for i in
              range(len(frame))]
     return ["" if e else t for t, e in zip(texts, empty, strict=True)]
+
+
+def join_text_columns(frame: pd.DataFrame, columns: Sequence[str], sep: str = ". "
+                      ) -> list[str]:
+    """One text per row: the non-missing values of ``columns`` joined with ``sep``."""
+    if not columns:
+        return [""] * len(frame)
+    return _join([_strings(frame, c) for c in columns], sep).astype(str).tolist()
 
 
 def item_text_vectors(data: RecData, settings: TextSettings | None = None, *,

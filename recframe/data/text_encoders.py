@@ -21,16 +21,17 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import io
 import logging
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from recframe.results import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -89,19 +90,6 @@ def cache_path(cache_dir: Path | str, dataset: str, encoder: str,
     return Path(cache_dir) / f"{safe(dataset)}-{safe(enc_name)}-{h.hexdigest()[:16]}.npy"
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def embed_texts(texts: Sequence[str], *, encoder: str = DEFAULT_ENCODER, dataset: str = "",
                 cache_dir: Path | str | None = None, batch_size: int = 64,
                 device: str = "cpu", loader: Loader | None = None) -> np.ndarray:
@@ -132,7 +120,7 @@ def embed_texts(texts: Sequence[str], *, encoder: str = DEFAULT_ENCODER, dataset
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if filled:
         out[filled] = vectors
-    _atomic_save(path, out)
+    atomic_write(path, lambda tmp: tmp.write_bytes(_npy_bytes(out)))
     return out
 
 
@@ -142,3 +130,9 @@ def _dimension(model: Encoder) -> int:
         if fn is not None:
             return int(fn())
     return 0
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

@@ -38,10 +38,10 @@ from torch import nn
 from recframe.data.encode import RecData
 from recframe.data.item_text import ItemTextVectors, TextSettings, item_text_vectors
 from recframe.errors import ConfigError
+from recframe.params import ITEM_TEXT_KEY
 
 log = logging.getLogger(__name__)
 
-ITEM_TEXT_KEY = "item_text"
 ITEM_TEXT_MODES = ("none", "init", "add")
 #: the models shipped with recframe that declare ``item_embeddings`` (for messages)
 BUILT_IN_TEXT_MODELS = ("bpr", "neumf", "lightgcn", "sasrec", "gru4rec", "bert4rec")
@@ -75,9 +75,6 @@ class TextAwareEmbedding(nn.Embedding):
             new._parameters["weight"].copy_(emb._parameters["weight"])
         return new
 
-    def __getattr__(self, name: str) -> Any:  # nn.Module keeps parameters in _parameters
-        return super().__getattr__(name)
-
     @property  # type: ignore[override]
     def weight(self) -> torch.Tensor:
         raw = self._parameters.get("weight")
@@ -86,11 +83,6 @@ class TextAwareEmbedding(nn.Embedding):
         if self.mode == "add" and self.text_projection is not None:
             return raw + self.text_projection(self.text_vectors)
         return raw
-
-    @weight.setter
-    def weight(self, value: torch.Tensor) -> None:
-        self.register_parameter("weight", value if isinstance(value, nn.Parameter)
-                                else nn.Parameter(value))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.mode == "add" and self.text_projection is not None:
