@@ -26,7 +26,7 @@ from recframe.eval.cold import COLD, COLD_RANKINGS, WARM, ColdStart
 from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
 from recframe.models.base import RecModel, sequence_rows
-from recframe.models.item_text import apply_item_text, item_text_mode
+from recframe.models.item_text import apply_item_text, item_text_mode, with_item_text_field
 from recframe.params import model_build_config
 from recframe.pipeline import (
     Plan,
@@ -335,9 +335,11 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         if plan.evaluator is None:  # names CTR metrics: the ranking evaluator says why not
             plan.evaluator = ranking_evaluator(
                 cfg, {n: pm.metrics.get(n, key="metrics.names") for n in cfg.metrics.names})
+    text_mode, text_settings = item_text_mode(cfg.model), TextSettings.from_config(cfg.get("text"))
+    if text_mode == "field":  # a click model sizes its layers from the fields: add it first
+        prepared.data = data = with_item_text_field(data, text_settings)
     model = plan.model.build(data.info, model_build_config(cfg.model))
-    apply_item_text(model, item_text_mode(cfg.model), TextSettings.from_config(cfg.get("text")),
-                    data, plan.model.name)
+    apply_item_text(model, text_mode, text_settings, data, plan.model.name)
     if pointwise is not None and type(model).predict is RecModel.predict:
         raise ConfigError(
             f"model {plan.model.name!r} ranks items but cannot predict the click probability "

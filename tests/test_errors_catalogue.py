@@ -652,6 +652,18 @@ def e811(ctx):
     return message(lambda: item_text_vectors(encoded()))
 
 
+def e813(ctx):
+    from unittest import mock
+
+    from recframe.data import text_encoders
+    from tests.test_content_model import FakeEncoder
+
+    with mock.patch.object(text_encoders, "load_encoder", lambda name, device: FakeEncoder()), \
+            mock.patch.object(text_encoders, "missing_dependency", lambda encoder: None):
+        return run_error(ctx, "model=bpr", "model.item_text=field", "text.encoder=fake",
+                         f"text.cache_dir={ctx.tmp / 'text'}")
+
+
 def e812(ctx):
     from recframe.data.item_text import item_texts
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -185,6 +186,8 @@ class RecData:
         part (the user's last positive train items), for ranking all items."""
         if owner not in ("user", "item"):
             raise ValueError(f"field tables exist for 'user' and 'item', not {owner!r}")
+        if owner in self._tables:  # encoded once, or given (RecData.with_item_field)
+            return self._tables[owner]
         if self.field_encoder is None:
             return {}
         if owner not in self._tables:
@@ -194,6 +197,25 @@ class RecData:
                 table.update(self._train_sequences())
             self._tables[owner] = table
         return self._tables[owner]
+
+    def with_item_field(self, spec: FieldSpec_, values: np.ndarray) -> RecData:
+        """A copy of this data with one more item-owned field: ``spec`` is appended to
+        ``info.fields`` and ``values[i]`` (item ``i``'s value) to the item field table.
+        The logged rows do not carry it; click models look it up by item
+        (``CTRModel.row_fields``). The item-text stage adds ``item_text`` this way."""
+        if spec.owner != "item":
+            raise ValueError(f"with_item_field adds item-owned fields, not {spec.owner!r}")
+        taken = [f.name for f in self.info.fields]
+        if spec.name in taken:
+            raise DataError(f"the data already has a field named {spec.name!r}; rename that "
+                            f"field (dataset.fields) so the item-owned {spec.kind} field "
+                            f"{spec.name!r} can be added")
+        if len(values) != self.info.n_items:
+            raise ValueError(f"field {spec.name!r}: {len(values)} values for "
+                             f"{self.info.n_items} items")
+        table = {**self.field_table("item"), spec.name: values}
+        info = dataclasses.replace(self.info, fields=(*self.info.fields, spec))
+        return dataclasses.replace(self, info=info, _tables={**self._tables, "item": table})
 
     def multi_hot(self, owner: str, names: list[str] | tuple[str, ...] | None = None
                   ) -> tuple[sp.csr_matrix, list[str]]:

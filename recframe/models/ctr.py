@@ -136,6 +136,8 @@ class CTRModel(RecModel):
                 continue
             if f.kind == "numeric":
                 out[f.name] = torch.zeros(n, device=device)
+            elif f.kind == "dense":
+                out[f.name] = torch.zeros(n, f.max_len, device=device)
             elif f.kind in ("multi_categorical", "sequence"):
                 out[f.name] = torch.zeros(n, f.max_len, dtype=torch.long, device=device)
             else:
@@ -155,10 +157,24 @@ class CTRModel(RecModel):
         return fields
 
     # -- training and scoring ----------------------------------------------------------
+    def row_fields(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The fields of a batch of logged rows (``batch["fields"]``), completed with the
+        item-owned fields the rows do not carry, looked up in the item table by
+        ``batch["items"]`` (e.g. ``item_text``, which the item-text stage adds to the
+        item table only: ``model.item_text=field``)."""
+        fields = batch["fields"]
+        missing = [f.name for f in self.field_specs if f.owner == "item"
+                   and f.kind != "sequence" and f.name not in fields
+                   and f.name in self._tables["item"]]
+        if not missing:
+            return fields
+        items = batch["items"].to(self._device())
+        return {**fields, **{name: self._table("item", name)[items] for name in missing}}
+
     def _batch_fields(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor],
                                                             torch.Tensor]:
         if "fields" in batch:
-            return batch["fields"], batch["label"]
+            return self.row_fields(batch), batch["label"]
         return self.point_fields(batch["users"], batch["items"]), batch["labels"]
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -179,8 +195,9 @@ class CTRModel(RecModel):
         return total
 
     def predict(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Logits ``[B]`` of logged rows (the CTR protocol): reads ``batch["fields"]``."""
-        return self.logits(batch["fields"])
+        """Logits ``[B]`` of logged rows (the CTR protocol): reads ``batch["fields"]``
+        (completed from the item table, :meth:`row_fields`)."""
+        return self.logits(self.row_fields(batch))
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits of every item for each user, ``[B, n_items]``: the user's fields (and

@@ -26,7 +26,7 @@ from recframe.data.fields import FieldSpec
 from recframe.errors import ConfigError, DataError
 
 #: kinds that become one vector per row in ``FieldEmbedding.forward``
-VECTOR_KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric")
+VECTOR_KINDS: tuple[str, ...] = ("categorical", "multi_categorical", "numeric", "dense")
 #: the default initial std of every embedding: FuxiCTR's ``FeatureEmbedding`` default
 #: (``embedding_initializer="partial(nn.init.normal_, std=1e-4)"``, fuxictr 2.3.10,
 #: fuxictr/pytorch/layers/embeddings/feature_embedding.py) and DeepCTR-Torch's
@@ -98,6 +98,11 @@ class FieldEmbedding(nn.Module):
         cats = [f for f in self.specs if f.kind == "categorical"]
         multis = [f for f in self.specs if f.kind == "multi_categorical"]
         nums = [f for f in self.specs if f.kind == "numeric"]
+        denses = [f for f in self.specs if f.kind == "dense"]
+        for f in denses:
+            if f.max_len < 1:
+                raise DataError(f"field {f.name!r} (dense) has max_len {f.max_len}; a dense "
+                                f"field's max_len is its vector length and must be >= 1")
         for f in (*cats, *multis):
             if f.vocab_size < 2:
                 raise DataError(f"field {f.name!r} ({f.kind}) has vocab_size {f.vocab_size}; "
@@ -132,6 +137,7 @@ class FieldEmbedding(nn.Module):
         self._cat_names = [f.name for f in cats]
         self._multi_names = [f.name for f in multis]
         self._num_names = [f.name for f in nums]
+        self._dense_names = [f.name for f in denses]
         self.register_buffer("cat_base", torch.tensor(
             [self._base[f.name] for f in cats], dtype=torch.long), persistent=False)
         lengths = [f.max_len for f in multis]
@@ -148,8 +154,13 @@ class FieldEmbedding(nn.Module):
         self.numeric_weight = nn.Parameter(torch.randn(len(nums), dim) * init_std)
         self.numeric_bias = (nn.Parameter(torch.zeros(len(nums), dim))
                              if numeric_bias else None)
-        # kind-grouped outputs [cats, multis, nums] -> the order of self.specs
-        grouped = [*self._cat_names, *self._multi_names, *self._num_names]
+        # a parameter, not an nn.Linear: models that re-initialize their Linear layers
+        # (glorot_linears) leave the field projections at the embeddings' init
+        self.dense_weight = nn.ParameterList(
+            nn.Parameter(torch.randn(f.max_len, dim) * init_std) for f in denses)
+        # kind-grouped outputs [cats, multis, nums, denses] -> the order of self.specs
+        grouped = [*self._cat_names, *self._multi_names, *self._num_names,
+                   *self._dense_names]
         self.register_buffer("order", torch.tensor(
             [grouped.index(f.name) for f in self.specs], dtype=torch.long), persistent=False)
         self._in_order = grouped == [f.name for f in self.specs]
@@ -221,6 +232,10 @@ class FieldEmbedding(nn.Module):
             if self.numeric_bias is not None:
                 vec = vec + self.numeric_bias
             parts.append(vec)
+        if self._dense_names:
+            dtype = self.embedding.weight.dtype
+            parts.append(torch.stack([self._get(fields, n).to(dtype) @ w for n, w in zip(
+                self._dense_names, self.dense_weight, strict=True)], dim=1))
         if not parts:
             batch = next(iter(fields.values())).shape[0] if fields else 0
             return self.embedding.weight.new_zeros(batch, 0, self.dim)

@@ -24,6 +24,11 @@ Modes:
     text-enhanced SASRec baselines of Li et al., "Text Is All You Need" (Recformer),
     KDD 2023. An item never seen in training still has its text term, so the model can
     score cold items.
+``field``
+    for click (CTR) models, which have no item ID table of their own but read typed
+    fields: the text vector becomes one more item field, ``item_text`` (kind ``dense``),
+    which :class:`recframe.models.fields.FieldEmbedding` projects to one field vector
+    like any other (:func:`with_item_text_field`). Cold items keep their text field.
 """
 
 from __future__ import annotations
@@ -31,20 +36,27 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from recframe.data.encode import RecData
+from recframe.data.fields import FieldSpec
 from recframe.data.item_text import ItemTextVectors, TextSettings, item_text_vectors
 from recframe.errors import ConfigError
+from recframe.models.fields import FieldEmbedding
 from recframe.params import ITEM_TEXT_KEY
 
 log = logging.getLogger(__name__)
 
-ITEM_TEXT_MODES = ("none", "init", "add")
+ITEM_TEXT_MODES = ("none", "init", "add", "field")
+#: the name of the dense item field that ``model.item_text=field`` adds
+ITEM_TEXT_FIELD = "item_text"
 #: the models shipped with recframe that declare ``item_embeddings`` (for messages)
 BUILT_IN_TEXT_MODELS = ("bpr", "neumf", "lightgcn", "sasrec", "gru4rec", "bert4rec")
+#: the click models shipped with recframe that read fields (``model.item_text=field``)
+BUILT_IN_FIELD_MODELS = ("lr", "fm", "deepfm", "dcnv2", "autoint", "din", "mlp_ctr")
 
 
 class TextAwareEmbedding(nn.Embedding):
@@ -149,14 +161,17 @@ def apply_item_text(model: nn.Module, mode: str, settings: TextSettings, data: R
     any optimizer exists, so the ``add`` projection trains like every other parameter."""
     if mode == "none":
         return model
+    if mode == "field":
+        return _check_text_field(model, data, model_name)
     tables: dict[str, int] = dict(getattr(model, "item_embeddings", None) or {})
     if not tables:
         names = ", ".join(supported or BUILT_IN_TEXT_MODELS)
         raise ConfigError(
             f"model.item_text={mode}: model {model_name!r} declares no item embedding table "
             f"(item_embeddings) to enhance with text. ID-embedding models accept it ({names}); "
-            f"a plugin model opts in by declaring item_embeddings (docs/item_text.md). The "
-            f"content model uses text directly (model=content 'model.item_vectors=[minilm]').")
+            f"a plugin model opts in by declaring item_embeddings (docs/item_text.md). Click "
+            f"models take the text as a dense field (model.item_text=field); the content "
+            f"model uses text directly (model=content 'model.item_vectors=[minilm]').")
     text = item_text_vectors(data, settings)  # the disk cache makes reruns cheap
     for attr, offset in tables.items():
         emb = getattr(model, attr, None)
@@ -169,4 +184,39 @@ def apply_item_text(model: nn.Module, mode: str, settings: TextSettings, data: R
     if mode == "add":  # the text term gives never-trained items a representation
         model.scores_cold_items = True
     model.item_text_record = {"mode": mode, **text.record()}
+    return model
+
+
+def with_item_text_field(data: RecData, settings: TextSettings) -> RecData:
+    """``data`` with the items' text vectors as one more item field, ``item_text`` (kind
+    ``dense``, length = the encoder's dimension; items without text get a zero vector),
+    for ``model.item_text=field``. Called before the model is built, since a click
+    model sizes its layers from the fields. The encoding is recorded on the data
+    (``meta["item_text"]``) for :func:`apply_item_text` to report."""
+    text = item_text_vectors(data, settings)
+    vectors = np.ascontiguousarray(text.vectors, dtype=np.float32)
+    spec = FieldSpec(name=ITEM_TEXT_FIELD, kind="dense", owner="item",
+                     max_len=int(vectors.shape[1]))
+    out = data.with_item_field(spec, vectors)
+    out.meta = {**data.meta, "item_text": text.record()}
+    return out
+
+
+def _check_text_field(model: nn.Module, data: RecData, model_name: str) -> nn.Module:
+    """``model.item_text=field``: the model must read the ``item_text`` field."""
+    record = data.meta.get("item_text")
+    reads = any(isinstance(m, FieldEmbedding) and ITEM_TEXT_FIELD in m.field_names
+                for m in model.modules())
+    if record is None or not reads:
+        why = ("reads no typed fields" if not any(isinstance(m, FieldEmbedding)
+                                                   for m in model.modules())
+               else f"leaves the {ITEM_TEXT_FIELD!r} field out (model.fields / "
+                    f"model.exclude_fields)")
+        raise ConfigError(
+            f"model.item_text=field: model {model_name!r} {why}, so the item text field "
+            f"would not be used. Click models read it "
+            f"({', '.join(BUILT_IN_FIELD_MODELS)}; keep {ITEM_TEXT_FIELD!r} in model.fields); "
+            f"ID-embedding models take model.item_text=init or add (docs/item_text.md).")
+    model.scores_cold_items = True  # a cold item still has its text field
+    model.item_text_record = {"mode": "field", "field": ITEM_TEXT_FIELD, **record}
     return model
