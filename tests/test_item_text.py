@@ -167,3 +167,17 @@ def test_a_model_without_item_tables_says_which_switch_to_use(fake_encoder, tmp_
 def test_plain_models_record_no_text_stage():
     results = run("model=pop", *SMALL)
     assert results["item_text"] is None
+
+
+def test_cached_vectors_are_read_without_the_encoder_packages(tmp_path, monkeypatch):
+    settings = TextSettings(encoder="fake", template="{title}", cache_dir=str(tmp_path))
+    monkeypatch.setattr(text_encoders, "load_encoder", lambda name, device: BagOfLetters())
+    monkeypatch.setattr(text_encoders, "missing_dependency", lambda encoder: None)
+    first = item_text_vectors(_movies(), settings)
+    monkeypatch.setattr(text_encoders, "missing_dependency",
+                        lambda encoder: "sentence-transformers is not installed")
+    again = item_text_vectors(_movies(), settings)  # the same texts: read from the cache
+    assert np.array_equal(first.vectors, again.vectors)
+    other = TextSettings(encoder="fake", template="{title}!", cache_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="text.encoder: sentence-transformers is not installed"):
+        item_text_vectors(_movies(), other)  # other texts: a cache miss needs the encoder

@@ -191,14 +191,21 @@ def item_text_vectors(data: RecData, settings: TextSettings | None = None, *,
         ids = data.item_ids[np.flatnonzero(~has_text)[:5]].astype(str).tolist()
         log.warning("%d of %d items have no text (e.g. %s): they keep the ID path",
                     int((~has_text).sum()), len(texts), ", ".join(ids))
-    problem = (text_encoders.missing_dependency(settings.encoder) if loader is None else None)
-    if problem:
-        raise ConfigError(f"text.encoder: {problem}")
     start = time.perf_counter()
     vectors = text_encoders.embed_texts(
         texts, encoder=settings.encoder, dataset=data.info.name, cache_dir=settings.cache_dir,
-        batch_size=settings.batch_size, device=settings.device, loader=loader)
+        batch_size=settings.batch_size, device=settings.device,
+        loader=loader or _load_checked)
     seconds = time.perf_counter() - start
     log.info("item text: %d items, %d-d %s vectors in %.1f s", len(texts), vectors.shape[1],
              settings.encoder, seconds)
     return ItemTextVectors(vectors, has_text, settings.encoder, settings.template, seconds)
+
+
+def _load_checked(encoder: str, device: str) -> text_encoders.Encoder:
+    """The encoder, after checking its packages are installed: called on a cache miss
+    only, so cached embeddings are read without the encoder's dependencies."""
+    problem = text_encoders.missing_dependency(encoder)
+    if problem:
+        raise ConfigError(f"text.encoder: {problem}")
+    return text_encoders.load_encoder(encoder, device)
