@@ -426,9 +426,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         stage = check_rerank(cfg, pm)
         exp = build_experiment(cfg, pm)
         if stage is not None:
-            from recframe.rerank.stage import check_applies
+            from recframe.rerank.stage import check_applies, check_prompts_fit
 
             check_applies(exp)
+            check_prompts_fit(stage, exp, pm)  # a context too small fails before training
         plan, prepared, task, datamodule = exp.plan, exp.prepared, exp.task, exp.datamodule
         results["protocol"] = protocol_record(cfg, plan, prepared, task.cold)
         results["protocol"]["candidates"] = exp.candidates

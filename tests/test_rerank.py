@@ -375,3 +375,18 @@ def test_truncation_counts_each_user_once(experiment, tmp_path):
                           experiment, default_manager())
     assert 0 < record["history_truncated_users"] <= 4
     assert record["history_dropped_items"] >= record["history_truncated_users"]
+
+
+def test_a_context_too_small_for_any_prompt_fails_before_training(compose, tmp_path):
+    from recframe.runner import run_experiment
+
+    cfg = compose("model=pop", "rerank=llm", "rerank.backend=fake", "rerank.context_length=20",
+                  "rerank.cache=false", "rerank.top_n=10")
+    with pytest.raises(ConfigError, match="even without any history"):
+        run_experiment(cfg, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["status"] == "failed" and "fit" not in saved.get("timings", {})
+    # a context that fits the ten longest titles without history passes the check
+    ok = compose("model=pop", "rerank=llm", "rerank.backend=fake", "rerank.context_length=4096",
+                 "rerank.cache=false", "rerank.top_n=10", "rerank.max_users=3")
+    assert run_experiment(ok, tmp_path / "ok")["status"] == "ok"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from recframe.results import RERANK_FILE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RERANK_FILE", "check_applies", "protocol_entry", "run_stage"]
+__all__ = ["RERANK_FILE", "check_applies", "check_prompts_fit", "protocol_entry", "run_stage"]
 
 ARMS = ("base", "reranked")
 
@@ -111,22 +111,45 @@ class Ranker:
         self.counters.history_dropped_items += fitted.history_dropped
         return fitted.text
 
-    def pointwise(self, history: Sequence[str], titles: Sequence[str]) -> np.ndarray:
-        """One score per candidate (higher is better)."""
+    def _pointwise_prompt(self, titles: Sequence[str]
+                          ) -> tuple[list[str], Callable[[Sequence[str]], str], int,
+                                     tuple[str, ...]]:
+        """``(continuations, prefix builder, prefix token budget, answer targets)``."""
         b = self.backend
         if self.s.target == "yes_no":
             conts = [yes_question(t) + b.chat_suffix() for t in titles]
             longest = max(b.count_tokens(c) for c in conts)
-            prefix = self._fit(history, lambda h: b.chat_prefix(SYSTEM, history_text(h)),
-                               self.budget - longest - 1)
-            targets: tuple[str, ...] = ("Yes", "No")
+            return (conts, lambda h: b.chat_prefix(SYSTEM, history_text(h)),
+                    self.budget - longest - 1, ("Yes", "No"))
+        conts = [" " + t for t in titles]
+        longest = max(b.count_tokens(c) for c in conts)
+        return (conts, lambda h: b.chat_prefix(SYSTEM, history_text(h) + TITLE_REQUEST)
+                + b.chat_suffix(), self.budget - longest, ())
+
+    def _listwise_prompt(self, shown_titles: Sequence[str]
+                         ) -> tuple[Callable[[Sequence[str]], str], int]:
+        """``(prompt builder, prompt token budget)`` of one shown order."""
+        b = self.backend
+        request = listwise_request(shown_titles)
+        overhead = b.count_tokens(b.chat_prefix(SYSTEM, "") + b.chat_suffix())
+        return (lambda h: history_text(h) + request,
+                self.budget - self.s.max_new_tokens - overhead)
+
+    def check_fits(self, titles: Sequence[str]) -> None:
+        """Fail (the message of :func:`fit_history`) when a prompt over candidates
+        ``titles`` does not fit the context even without history."""
+        if self.s.mode == "pointwise":
+            _, build, budget, _ = self._pointwise_prompt(titles)
         else:
-            conts = [" " + t for t in titles]
-            longest = max(b.count_tokens(c) for c in conts)
-            prefix = self._fit(
-                history, lambda h: b.chat_prefix(SYSTEM, history_text(h) + TITLE_REQUEST)
-                + b.chat_suffix(), self.budget - longest)
-            targets = ()
+            build, budget = self._listwise_prompt(titles)
+        fit_history([], build, self.backend.count_tokens, budget,
+                    f"rerank.backend={self.backend.name}")
+
+    def pointwise(self, history: Sequence[str], titles: Sequence[str]) -> np.ndarray:
+        """One score per candidate (higher is better)."""
+        b = self.backend
+        conts, build, budget, targets = self._pointwise_prompt(titles)
+        prefix = self._fit(history, build, budget)
 
         def call() -> dict[str, Any]:
             out: dict[str, Any] = {"logprob": [], "n_tokens": [], "targets": [], "tokens_in": 0}
@@ -152,10 +175,7 @@ class Ranker:
         rankings = []
         for order in shown:
             shown_titles = [titles[i] for i in order]
-            request = listwise_request(shown_titles)
-            overhead = b.count_tokens(b.chat_prefix(SYSTEM, "") + b.chat_suffix())
-            prompt = self._fit(history, lambda h, r=request: history_text(h) + r,
-                               self.budget - self.s.max_new_tokens - overhead)
+            prompt = self._fit(history, *self._listwise_prompt(shown_titles))
 
             def call(prompt: str = prompt) -> dict[str, Any]:
                 g = b.generate(SYSTEM, prompt, self.s.max_new_tokens)
@@ -219,6 +239,26 @@ def check_applies(exp: Any) -> None:
         raise ConfigError("rerank=llm re-orders the full-ranking top-N; sampled-candidate "
                           "evaluation (evaluation=sampled) is not supported. Use "
                           "evaluation=full.")
+
+
+def check_prompts_fit(node: Any, exp: Any, pm: Any) -> None:
+    """Before training: build the backend and check that a prompt over the catalogue's
+    ``top_n`` longest titles fits its context without any history, so a context that is
+    too small fails now rather than after the base model has trained. Longest by
+    characters among the titles, then by the backend's token count."""
+    s = read_settings(node)
+    spec = pm.llm_backends.get(s.backend, key="rerank.backend")
+    titles, _, _ = item_titles(exp.data, s.title_column)
+    chars = np.fromiter((len(str(t)) for t in titles), dtype=np.int64, count=len(titles))
+    longest = [str(titles[i]) for i in np.argsort(-chars, kind="stable")[:4 * s.top_n]]
+    backend: LLMBackend = spec.build(node)
+    try:
+        tokens = np.array([backend.count_tokens(t) for t in longest], dtype=np.int64)
+        worst = [longest[i] for i in np.argsort(-tokens, kind="stable")[:s.top_n]]
+        if len(worst) >= 2:
+            Ranker(backend, s, DiskCache(None)).check_fits(worst)
+    finally:
+        backend.close()
 
 
 def run_stage(node: Any, exp: Any, pm: Any) -> tuple[dict[str, Any], pd.DataFrame]:
