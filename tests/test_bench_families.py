@@ -79,11 +79,14 @@ def test_text_features_summary_pairs_each_mode_with_the_id_only_model(tmp_path):
     module = _load("text_features_summary")
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 0.3, 50)
-    values = {"none": base, "add": base + 0.05 + rng.normal(0, 0.02, 50), "ref": base / 2}
+    values = {"none": base, "add": base + 0.05 + rng.normal(0, 0.02, 50), "ref": base / 2,
+              "click_none": base, "field": base - 0.01}
     for k, (mode, per_user) in enumerate(values.items()):
         run = tmp_path / str(k)
         run.mkdir()
-        model = {"name": "bpr", "item_text": mode} if mode != "ref" else {"name": "pop"}
+        model = ({"name": "pop"} if mode == "ref" else
+                 {"name": "deepfm", "item_text": mode.removeprefix("click_")}
+                 if mode in ("click_none", "field") else {"name": "bpr", "item_text": mode})
         (run / "results.json").write_text(json.dumps({
             "status": "ok", "config": {"dataset": {"name": "d"}, "split": {"name": "random"},
                                        "model": model, "seed": 0},
@@ -97,5 +100,8 @@ def test_text_features_summary_pairs_each_mode_with_the_id_only_model(tmp_path):
     p = stats.ttest_rel(values["add"], values["none"]).pvalue  # one comparison: Holm = raw
     diff = values["add"].mean() - base.mean()
     assert f"{values['add'].mean():.4f} ({diff:+.4f}, p {p:.0e}) ▲" in bpr
-    assert "| – |" in bpr and "| 2.5 | 4 / – / 4 |" in bpr  # no init runs; costs
+    assert "| – |" in bpr and "| 2.5 | 4 / 4 / – |" in bpr  # bpr has no field runs; costs
+    assert "add (Δ, Holm p) | field (Δ, Holm p)" in lines[0] and "init" not in lines[0]
+    deepfm = next(line for line in lines if "| deepfm |" in line)
+    assert "(-0.0100, p" in deepfm and "▼" in deepfm  # a constant loss on every user
     assert any(line.startswith("| d | random | pop | 1 |") for line in lines)

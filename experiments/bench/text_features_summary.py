@@ -1,11 +1,12 @@
-"""What pretrained item text adds to each ID-embedding model: one Markdown table.
+"""What pretrained item text adds to each model: one Markdown table.
 
     python experiments/bench/text_features_summary.py outputs/text_features/main \
         [more sweep dirs] [--metric ndcg@10] [--out experiments/results/text_features/table.md]
 
 Reads every finished run (``results.json`` + ``per_user.parquet``) below the dirs,
-groups them by dataset, split, model and ``model.item_text``, and compares ``init`` and
-``add`` with ``none`` (the same model, ID only) on the same users: the mean test metric
+groups them by dataset, split, model and ``model.item_text``, and compares ``init``,
+``add`` (ID-embedding models) and ``field`` (click models) with ``none`` (the same
+model without text) on the same users: the mean test metric
 over seeds, the difference, and the paired t-test over users (each user's value
 averaged over the shared seeds; Holm-corrected over all comparisons of a dataset),
 with ``recframe.report.stats`` — the tests of ``recframe report``. Costs: the text
@@ -28,7 +29,8 @@ import pandas as pd
 
 from recframe.report.stats import holm, paired_test, paired_users
 
-MODES = ("none", "init", "add")
+MODES = ("none", "init", "add", "field")
+TEXT_MODES = MODES[1:]
 
 
 def collect(dirs: list[Path]) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
@@ -67,7 +69,7 @@ def summary(dirs: list[Path], metric: str = "ndcg@10") -> str:
         row: dict[str, Any] = {"dataset": dataset, "split": split, "model": model,
                                "none": _mean(runs, metric), "seeds": len(runs),
                                "cost_none": _cost(runs)}
-        for other in ("init", "add"):
+        for other in TEXT_MODES:
             cand = groups.get((dataset, split, model, other))
             if mode == "-" or not cand:
                 continue
@@ -78,7 +80,7 @@ def summary(dirs: list[Path], metric: str = "ndcg@10") -> str:
             row[f"cost_{other}"] = _cost(cand)
         rows.append(row)
     for dataset in {r["dataset"] for r in rows}:  # Holm within each dataset
-        cells = [(r, m) for r in rows if r["dataset"] == dataset for m in ("init", "add")
+        cells = [(r, m) for r in rows if r["dataset"] == dataset for m in TEXT_MODES
                  if m in r]
         adjusted = holm([r[m][2] for r, m in cells]) if cells else []
         for (r, m), p in zip(cells, adjusted, strict=True):
@@ -93,19 +95,22 @@ def summary(dirs: list[Path], metric: str = "ndcg@10") -> str:
         p_text = "n/a" if p != p else ("< 1e-300" if p == 0 else f"{p:.0e}")
         return f"{mean:.4f} ({diff:+.4f}, p {p_text}){mark}"
 
-    lines = ["| dataset | split | model | seeds | none | init (Δ, Holm p) | add (Δ, Holm p) | "
-             "encode s | fit s none / init / add |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    used = [m for m in TEXT_MODES if any(m in r for r in rows)] or ["init", "add"]
+    shown = ("none", *used)
+    lines = ["| dataset | split | model | seeds | none | "
+             + " | ".join(f"{m} (Δ, Holm p)" for m in used)
+             + f" | encode s | fit s {' / '.join(shown)} |",
+             "|---|---|---|---:|---:|" + "---:|" * len(used) + "---:|---:|"]
     for r in rows:
-        costs = [r.get(f"cost_{m}") for m in MODES]
+        costs = [r.get(f"cost_{m}") for m in shown]
         encode = max((c[0] for c in costs if c), default=0.0)
         fits = " / ".join(f"{c[1]:.0f}" if c else "–" for c in costs)
         lines.append(f"| {r['dataset']} | {r['split']} | {r['model']} | {r['seeds']} | "
-                     f"{r['none']:.4f} | {cell(r, 'init')} | {cell(r, 'add')} | "
-                     f"{encode:.1f} | {fits} |")
+                     f"{r['none']:.4f} | " + " | ".join(cell(r, m) for m in used)
+                     + f" | {encode:.1f} | {fits} |")
     return "\n".join(lines) + (
-        f"\n\nTest {metric}, full ranking, mean over seeds. Δ: init/add minus none (the same "
-        f"model, ID only); p: paired t-test over users (values averaged over the shared "
+        f"\n\nTest {metric}, mean over seeds. Δ: {'/'.join(used)} minus none (the same "
+        f"model without text); p: paired t-test over users (values averaged over the shared "
         f"seeds), Holm-corrected within each dataset; ▲/▼: significant gain/loss (p < 0.05). "
         f"encode s: the text encoding of the first run (later runs read the cache).")
 
