@@ -126,3 +126,28 @@ def test_arm_names_differing_only_by_dataset_keys_are_the_same_arm():
     assert _without_protocol_keys("neumf item_text=none dataset.name=ml-100k") == \
         "neumf item_text=none"
     assert _without_protocol_keys("bpr split.name=random") == "bpr"
+
+
+def test_summary_metric_defaults_to_one_with_paired_tests():
+    from recframe.report import _summary_metric
+
+    assert _summary_metric(["auc", "gauc", "logloss"], None, ("gauc", "logloss")) == "gauc"
+    assert _summary_metric(["recall@10", "ndcg@10"], None, ("recall@10",)) == "ndcg@10"
+    assert _summary_metric(["auc"], None, ()) == "auc"  # nothing tested: the first
+    assert _summary_metric(["auc", "gauc"], "auc", ("gauc",)) == "auc"  # asked for
+
+
+def test_a_flag_shows_the_paired_difference_when_the_means_disagree_with_it():
+    from recframe.report.cross import BaselineCheck
+
+    def check(mean, base, diff, higher=True):
+        return BaselineCheck("p", "arm", "lr", mean, base, diff, 0.5, 0.5, False,
+                             higher).line("gauc", 0.05)
+
+    # an impression-weighted mean ahead, the per-user paired difference behind
+    assert "(0.7356 vs 0.7266; per-user paired difference -0.0026, Holm p=0.5)" in check(
+        0.7356, 0.7266, -0.0026)
+    assert "per-user" not in check(0.7356, 0.7266, 0.004)  # both agree: nothing added
+    # lower is better (logloss): mean_diff is oriented (> 0 better), the text is raw
+    assert "per-user paired difference +0.0040" in check(0.5600, 0.5700, -0.004, False)
+    assert "per-user" not in check(0.5600, 0.5700, 0.01, False)

@@ -163,7 +163,11 @@ def _method_notes(alpha: float, confidence: float, seed_keys: list[str],
     ]
 
 
-def _summary_metric(keys: list[str], wanted: str | None) -> str | None:
+def _summary_metric(keys: list[str], wanted: str | None,
+                    tested: Sequence[str] = ()) -> str | None:
+    """``wanted``, else ``ndcg@10`` when reported, else the first metric with paired
+    tests (``tested``: e.g. GAUC under the CTR protocol, where AUC is global and has
+    no per-user values to test), else the first metric."""
     if wanted is not None:
         if wanted not in keys:
             hint = closest(wanted, keys)
@@ -171,14 +175,19 @@ def _summary_metric(keys: list[str], wanted: str | None) -> str | None:
                               f"({', '.join(keys) or 'none'})"
                               + (f". Did you mean {hint!r}?" if hint else ""))
         return wanted
-    return "ndcg@10" if "ndcg@10" in keys else (keys[0] if keys else None)
+    if "ndcg@10" in keys:
+        return "ndcg@10"
+    return next((k for k in keys if k in set(tested)), keys[0] if keys else None)
 
 
 def _add_summary(doc: Document, blocks: Sequence[Block], frames: Sequence[pd.DataFrame],
                  keys: list[str], wanted: str | None, alpha: float,
                  baseline: str | None, failed: Sequence[Run] = ()) -> list[str]:
     """The summary section (baseline check, cross-dataset ranks); returns the flags."""
-    metric = _summary_metric(keys, wanted)
+    column = "vs_baseline_p_t_holm"
+    tested = {str(m) for frame in frames if column in frame
+              for m in frame.loc[frame[column].notna(), "metric"]}
+    metric = _summary_metric(keys, wanted, tuple(tested))
     datasets = {str(b.signature["dataset"].get("name")) for b in blocks}
     if metric is None or (baseline is None and len(datasets) < 2):
         return []

@@ -50,17 +50,29 @@ class BaselineCheck:
     p_t_holm: float
     p_wilcoxon_holm: float
     beats: bool
+    higher_is_better: bool = True
+
+    def _paired(self) -> str:
+        """The paired per-user difference, when the reported means do not show it (a
+        metric such as GAUC weights users by impressions; the test weighs them alike)."""
+        reported = self.mean - self.baseline_mean
+        if not self.higher_is_better:
+            reported = -reported  # mean_diff is oriented: > 0 is better
+        if (reported > 0) == (self.mean_diff > 0) or math.isnan(self.mean_diff):
+            return ""
+        raw = self.mean_diff if self.higher_is_better else -self.mean_diff
+        return f"; per-user paired difference {raw:+.4f}"
 
     def line(self, metric: str, alpha: float) -> str:
         if math.isnan(self.p_t_holm):
             why = "no paired test (no shared seeds or per-user values)"
         elif self.mean_diff <= 0:
             why = (f"worse than or equal to {self.baseline} ({self.mean:.4f} vs "
-                   f"{self.baseline_mean:.4f}, Holm p={self.p_t_holm:.2g})")
+                   f"{self.baseline_mean:.4f}{self._paired()}, Holm p={self.p_t_holm:.2g})")
         else:
-            why = (f"ahead of {self.baseline} ({self.mean:.4f} vs {self.baseline_mean:.4f}) but "
-                   f"not significantly (Holm-corrected paired t-test p={self.p_t_holm:.2g} "
-                   f">= {alpha:g})")
+            why = (f"ahead of {self.baseline} ({self.mean:.4f} vs {self.baseline_mean:.4f}"
+                   f"{self._paired()}) but not significantly (Holm-corrected paired t-test "
+                   f"p={self.p_t_holm:.2g} >= {alpha:g})")
         return f"**FLAG** {self.arm} on {self.protocol}: does not beat its baseline on " \
                f"{metric}: {why}"
 
@@ -92,7 +104,7 @@ def baseline_checks(blocks: Sequence[Block], frames: Sequence[pd.DataFrame], met
                 baseline=names[base_label], mean=float(row["mean"]),
                 baseline_mean=float(base["mean"]), mean_diff=diff if higher else -diff,
                 p_t_holm=p_t, p_wilcoxon_holm=float(row["vs_baseline_p_wilcoxon_holm"]),
-                beats=bool(better and p_t < alpha)))
+                beats=bool(better and p_t < alpha), higher_is_better=higher))
     return out
 
 
