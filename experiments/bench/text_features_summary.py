@@ -110,7 +110,9 @@ def summary(dirs: list[Path], metric: str = "ndcg@10") -> str:
                      + f" | {encode:.1f} | {fits} |")
     return "\n".join(lines) + (
         f"\n\nTest {metric}, mean over seeds. Δ: {'/'.join(used)} minus none (the same "
-        f"model without text); p: paired t-test over users (values averaged over the shared "
+        f"model without text), the mean of per-user differences over the users with a value "
+        f"in both (a metric that weights users, such as GAUC by impressions, can differ "
+        f"from it in the means); p: paired t-test over users (values averaged over the shared "
         f"seeds), Holm-corrected within each dataset; ▲/▼: significant gain/loss (p < 0.05). "
         f"encode s: the text encoding of the first run (later runs read the cache).")
 
