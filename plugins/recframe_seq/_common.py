@@ -21,11 +21,13 @@ from recframe.api import (
     SEQUENCE_ROWS,
     ConfigError,
     DataInfo,
+    RecData,
     RecModel,
     TrainFormat,
     resolve_batch_size,
     resolve_sequence_settings,
 )
+from recframe_seq._loss import LossSettings, SequenceObjective
 
 PAD = 0
 
@@ -45,12 +47,19 @@ class SequenceModel(RecModel):
     item_embeddings: dict[str, int] = {"item_emb": 1}  # noqa: RUF012
 
     def __init__(self, n_items: int, embedding_dim: int, max_seq_len: int,
-                 extra_tokens: int = 0) -> None:
+                 extra_tokens: int = 0, loss: LossSettings | None = None) -> None:
         super().__init__()
         self.n_items = n_items
         self.max_seq_len = max_seq_len
         self.item_emb = nn.Embedding(n_items + 1 + extra_tokens, embedding_dim, padding_idx=PAD)
         self.out_bias = nn.Parameter(torch.zeros(n_items))
+        #: the training loss and the matching scores (``model.loss``; recframe_seq._loss)
+        self.objective = SequenceObjective(loss or LossSettings(), n_items)
+
+    def prepare(self, data: RecData) -> None:
+        s = self.objective.settings
+        if s.sampled and (s.negatives != "uniform" or s.logq_correction):
+            self.objective.set_counts(data.item_popularity())
 
     @staticmethod
     def tokens(seq: torch.Tensor) -> torch.Tensor:
@@ -62,12 +71,23 @@ class SequenceModel(RecModel):
         return self.item_emb.weight[1 : self.n_items + 1]
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Scores of all items for hidden states ``h`` ``[..., d]`` -> ``[..., n_items]``."""
-        return h @ self.output_weight().T + self.out_bias
+        """Scores of all items for hidden states ``h`` ``[..., d]`` -> ``[..., n_items]``:
+        ``h @ E^T + b``, or the cosine similarity / temperature under ``model.loss.l2_norm``."""
+        return self.objective.logits(h, self.output_weight(), self.out_bias)
 
-    def full_ce(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Softmax cross-entropy over the whole catalogue; ``h`` ``[N, d]``, item ids ``[N]``."""
-        return F.cross_entropy(self.logits(h), targets)
+    def train_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The configured loss (full or sampled softmax) of outputs ``h`` ``[N, d]`` for
+        item ids ``targets`` ``[N]``."""
+        return self.objective(h, targets, self.output_weight(), self.out_bias)
+
+    def check_length(self, seq: torch.Tensor) -> None:
+        """Refuse a sequence longer than the model's positions (``max_seq_len``)."""
+        if seq.shape[-1] > self.max_seq_len:
+            raise ConfigError(
+                f"{type(self).__name__} got a sequence of {seq.shape[-1]} positions but has "
+                f"only model.max_seq_len={self.max_seq_len} positions; pass the last "
+                f"{self.max_seq_len} items (recframe_seq._common.last_window) or retrain "
+                f"with a larger model.max_seq_len")
 
 
 def next_item_pairs(seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

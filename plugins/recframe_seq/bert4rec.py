@@ -21,6 +21,7 @@ from recframe_seq._common import (
     trim,
     with_choices,
 )
+from recframe_seq._loss import LossSettings, loss_settings
 
 
 class BERT4Rec(SequenceModel):
@@ -40,7 +41,8 @@ class BERT4Rec(SequenceModel):
     Training: each real item of the last ``max_seq_len`` training items is
     replaced by ``[MASK]`` with probability ``mask_prob``; a row with no
     masked item gets its last item masked. Loss: softmax cross-entropy over
-    all items at the masked positions, ``-log softmax(o_t E^T + b)[i_t]``.
+    all items at the masked positions, ``-log softmax(o_t E^T + b)[i_t]`` (or the
+    sampled softmax of ``model.loss``, recframe_seq._loss).
     The masks come from torch's global RNG on the batch's device, so a seeded
     run is reproducible.
 
@@ -56,8 +58,8 @@ class BERT4Rec(SequenceModel):
     def __init__(self, n_items: int, max_seq_len: int = 50, embedding_dim: int = 64,
                  num_blocks: int = 2, num_heads: int = 2, ffn_dim: int = 256,
                  dropout: float = 0.2, init_std: float = 0.02, mask_prob: float = 0.2,
-                 pre_ln: bool = True) -> None:
-        super().__init__(n_items, embedding_dim, max_seq_len, extra_tokens=1)
+                 pre_ln: bool = True, loss: LossSettings | None = None) -> None:
+        super().__init__(n_items, embedding_dim, max_seq_len, extra_tokens=1, loss=loss)
         self.mask_token = n_items + 1
         self.mask_prob = mask_prob
         self.pos_emb = nn.Embedding(max_seq_len, embedding_dim)
@@ -74,6 +76,7 @@ class BERT4Rec(SequenceModel):
         init_weights(self, init_std)
 
     def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.check_length(tokens)
         length = tokens.shape[1]
         positions = torch.arange(self.max_seq_len - length, self.max_seq_len,
                                  device=tokens.device)
@@ -99,7 +102,7 @@ class BERT4Rec(SequenceModel):
         masked[:, -1] |= none & real[:, -1]
         inputs = tokens.masked_fill(masked, self.mask_token)
         h = self.encode(inputs)
-        return self.full_ce(h[masked], seq[masked])
+        return self.train_loss(h[masked], seq[masked])
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         seq = trim(last_window(context["seq"], self.max_seq_len - 1))
@@ -120,5 +123,6 @@ def build_bert4rec(info: DataInfo, cfg: Any) -> BERT4Rec:
     mask_prob = get_float(cfg, "mask_prob", 0.2, 0.0, 1.0, low_open=True)
     return with_choices(
         BERT4Rec(**params, max_seq_len=max_len, mask_prob=mask_prob,
-                 pre_ln=get_bool(cfg, "pre_ln", True)), rows, choices, cfg,
+                 pre_ln=get_bool(cfg, "pre_ln", True),
+                 loss=loss_settings(cfg, info.n_items)), rows, choices, cfg,
         reference_rows=32)

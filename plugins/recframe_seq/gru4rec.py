@@ -1,4 +1,4 @@
-"""GRU4Rec: a recurrent next-item model trained with full softmax cross-entropy."""
+"""GRU4Rec: a recurrent next-item model trained with full (or sampled) softmax cross-entropy."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from recframe_seq._common import (
     trim,
     with_choices,
 )
+from recframe_seq._loss import LossSettings, loss_settings
 
 
 class GRU4Rec(SequenceModel):
@@ -37,7 +38,8 @@ class GRU4Rec(SequenceModel):
     projection, only when its input and output sizes differ);
     ``logits_t = o_t E_out^T + b`` with ``E_out = E`` (``tied``) or a separate
     output embedding of size ``hidden_size``. Loss: mean over the non-padded
-    positions ``t`` of ``-log softmax(logits_t)[x_{t+1}]``. Score of a user: ``logits`` of the
+    positions ``t`` of ``-log softmax(logits_t)[x_{t+1}]`` (or the sampled softmax of
+    ``model.loss``, recframe_seq._loss). Score of a user: ``logits`` of the
     last position of ``context["seq"]``.
 
     Sequences are left-aligned before the GRU so no padding precedes a user's
@@ -48,8 +50,9 @@ class GRU4Rec(SequenceModel):
 
     def __init__(self, n_items: int, max_seq_len: int = 50, embedding_dim: int = 64,
                  hidden_size: int = 128, num_layers: int = 1, dropout: float = 0.4,
-                 tied: bool = True, init_std: float = 0.05) -> None:
-        super().__init__(n_items, embedding_dim, max_seq_len)
+                 tied: bool = True, init_std: float = 0.05,
+                 loss: LossSettings | None = None) -> None:
+        super().__init__(n_items, embedding_dim, max_seq_len, loss=loss)
         self.tied = tied
         self.gru = nn.GRU(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True,
                           dropout=dropout if num_layers > 1 else 0.0)
@@ -81,11 +84,11 @@ class GRU4Rec(SequenceModel):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.train_rows == "prefixes":  # one target per row: its last item
             inputs, targets = last_target_pairs(trim(batch["seq"]))
-            return self.full_ce(self.last_state(inputs), targets)
+            return self.train_loss(self.last_state(inputs), targets)
         aligned, _ = left_align(trim(batch["seq"]))
         inputs, targets, valid = next_item_pairs(aligned)
         h = self._states(inputs)
-        return self.full_ce(h[valid], targets[valid])
+        return self.train_loss(h[valid], targets[valid])
 
     def last_state(self, seq: torch.Tensor) -> torch.Tensor:
         """The state after each row's most recent item, ``[B, d]``, of a left-padded ``seq``."""
@@ -108,4 +111,5 @@ def build_gru4rec(info: DataInfo, cfg: Any) -> GRU4Rec:
         dropout=get_float(cfg, "dropout", 0.4, 0.0, 1.0, high_open=True),
         tied=get_bool(cfg, "tied", True),
         init_std=get_float(cfg, "init_std", 0.05, 0.0, low_open=True),
+        loss=loss_settings(cfg, info.n_items),
     ), rows, choices, cfg, reference_rows=64)

@@ -1,10 +1,12 @@
-"""Entry point of the sequential-recommendation plugin: ``gru4rec``, ``sasrec``, ``bert4rec``."""
+"""Entry point of the sequential-recommendation plugin: ``gru4rec``, ``sasrec``, ``bert4rec``,
+``hstu``."""
 
 from __future__ import annotations
 
 from recframe.api import ModelSpec, hookimpl
 from recframe_seq.bert4rec import build_bert4rec
 from recframe_seq.gru4rec import build_gru4rec
+from recframe_seq.hstu import build_hstu
 from recframe_seq.sasrec import build_sasrec
 
 _NEEDS = frozenset({"timestamps"})
@@ -26,4 +28,9 @@ def recframe_register_models(registry) -> None:
         name="bert4rec", build=build_bert4rec, family="transformer", needs=_NEEDS,
         description="BERT4Rec, bidirectional transformer with a masked-item (Cloze) "
                     "objective (Sun et al., CIKM 2019)",
+    ))
+    registry.add(ModelSpec(
+        name="hstu", build=build_hstu, family="transformer", needs=_NEEDS,
+        description="HSTU, sequential transducer with pointwise SiLU attention and gating, "
+                    "sampled softmax (Zhai et al., ICML 2024)",
     ))

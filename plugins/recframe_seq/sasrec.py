@@ -5,18 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from recframe.api import DataInfo, RecData
+from recframe.api import DataInfo
 from recframe_seq._common import (
     SequenceModel,
     encode_last_position,
-    get_bool,
-    get_choice,
-    get_int,
     init_weights,
     last_target_pairs,
     last_window,
@@ -27,6 +22,7 @@ from recframe_seq._common import (
     trim,
     with_choices,
 )
+from recframe_seq._loss import LossSettings, loss_settings
 
 
 def causal_padding_mask(pad: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -56,11 +52,11 @@ class SASRec(SequenceModel):
     CE" variant that beats the paper's binary cross-entropy with one negative
     (Klenitskiy & Vasilev, "Turning Dross Into Gold Loss: is BERT4Rec really
     better than SASRec?", RecSys 2023; Petrov & Macdonald, "gSASRec", RecSys
-    2023). ``loss: sampled``: sampled softmax over the positive and
-    ``num_negatives`` negatives shared by the batch (uniform, or by training
-    popularity with ``sampling: popularity``), accidental hits removed, with
-    optional logQ correction (subtract ``log q(i)`` from every logit; a
-    constant, i.e. no effect, under uniform sampling).
+    2023). ``loss: {name: sampled_softmax, ...}``: sampled softmax over the
+    positive and negatives shared by the batch (uniform, popularity or
+    in-batch), accidental hits masked, optional logQ correction, temperature and
+    L2-normalised embeddings (``recframe_seq._loss``; the legacy ``loss:
+    sampled`` with ``num_negatives``/``sampling``/``logq_correction`` still works).
 
     Score of a user: ``h_L E^T + b``, the last position's output against the
     (tied) item embeddings.
@@ -72,15 +68,10 @@ class SASRec(SequenceModel):
 
     def __init__(self, n_items: int, max_seq_len: int = 50, embedding_dim: int = 64,
                  num_blocks: int = 2, num_heads: int = 1, ffn_dim: int = 256,
-                 dropout: float = 0.2, init_std: float = 0.02, loss: str = "ce",
-                 num_negatives: int = 256, sampling: str = "uniform",
-                 logq_correction: bool = False) -> None:
-        super().__init__(n_items, embedding_dim, max_seq_len)
+                 dropout: float = 0.2, init_std: float = 0.02,
+                 loss: LossSettings | None = None) -> None:
+        super().__init__(n_items, embedding_dim, max_seq_len, loss=loss)
         self.num_heads = num_heads
-        self.loss_type = loss
-        self.num_negatives = num_negatives
-        self.sampling = sampling
-        self.logq_correction = logq_correction
         self.pos_emb = nn.Embedding(max_seq_len, embedding_dim)
         self.emb_dropout = nn.Dropout(dropout)
         layer = nn.TransformerEncoderLayer(
@@ -89,20 +80,12 @@ class SASRec(SequenceModel):
         self.encoder = nn.TransformerEncoder(layer, num_blocks, norm=nn.LayerNorm(embedding_dim),
                                              enable_nested_tensor=False)
         init_weights(self, init_std)
-        # log q(i) of the sampling distribution (sampled loss); filled in prepare()
-        self.register_buffer("log_q", torch.full((n_items,), -math.log(n_items)),
-                             persistent=False)
-
-    def prepare(self, data: RecData) -> None:
-        if self.sampling == "popularity":
-            counts = data.item_popularity().astype(np.float64) + 1.0
-            log_q = torch.from_numpy(np.log(counts / counts.sum())).float()
-            self.log_q = log_q.to(self.log_q.device)
 
     def _inputs(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """Encoder inputs ``[B, L, d]``, the attention mask, and whether it is purely
         causal (no padding in the batch: attention then runs as a causal kernel
         without materialising a per-row mask)."""
+        self.check_length(seq)
         length = seq.shape[1]
         pad = seq < 0
         positions = torch.arange(self.max_seq_len - length, self.max_seq_len, device=seq.device)
@@ -132,27 +115,7 @@ class SASRec(SequenceModel):
             inputs, targets, valid = next_item_pairs(trim(batch["seq"]))
             h = self.encode(inputs)[valid]
             targets = targets[valid]
-        if self.loss_type == "ce":
-            return self.full_ce(h, targets)
-        return self.sampled_ce(h, targets)
-
-    def sampled_ce(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Sampled softmax: the positive against ``num_negatives`` negatives shared by the
-        batch; negatives equal to a row's positive are masked out."""
-        k = self.num_negatives
-        if self.sampling == "popularity":
-            neg = torch.multinomial(self.log_q.exp(), k, replacement=True)
-        else:
-            neg = torch.randint(self.n_items, (k,), device=h.device)
-        weight, bias = self.output_weight(), self.out_bias
-        pos_logit = (h * weight[targets]).sum(-1) + bias[targets]  # [N]
-        neg_logit = h @ weight[neg].T + bias[neg]  # [N, k]
-        if self.logq_correction:
-            pos_logit = pos_logit - self.log_q[targets]
-            neg_logit = neg_logit - self.log_q[neg]
-        neg_logit = neg_logit.masked_fill(neg.unsqueeze(0) == targets.unsqueeze(1), -torch.inf)
-        logits = torch.cat([pos_logit.unsqueeze(1), neg_logit], dim=1)
-        return F.cross_entropy(logits, torch.zeros_like(targets))
+        return self.train_loss(h, targets)
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         seq = trim(last_window(context["seq"], self.max_seq_len))
@@ -168,8 +131,5 @@ def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:
         "ffn_dim": 256, "dropout": 0.2, "init_std": 0.02})
     return with_choices(SASRec(
         **params, max_seq_len=max_len,
-        loss=get_choice(cfg, "loss", "ce", ("ce", "sampled")),
-        num_negatives=get_int(cfg, "num_negatives", 256),
-        sampling=get_choice(cfg, "sampling", "uniform", ("uniform", "popularity")),
-        logq_correction=get_bool(cfg, "logq_correction", False),
+        loss=loss_settings(cfg, info.n_items),
     ), rows, choices, cfg, reference_rows=64)
