@@ -42,6 +42,7 @@ from recframe.models.sequence_settings import (
     resolve_batch_size,
     resolve_sequence_settings,
 )
+from recframe.models.size import parameter_counts
 from recframe.params import (
     bool_param,
     check_known_keys,
@@ -86,5 +87,5 @@ __all__ = [
     "AUTO", "resolve_sequence_settings", "resolve_batch_size",
     "text_encoders", "TextSettings", "item_text_vectors", "item_texts", "join_text_columns",
     "BackendError", "Generation", "LLMBackend", "LLMBackendSpec", "Scored", "ScoreResult",
-    "backend_float", "backend_int",
+    "backend_float", "backend_int", "parameter_counts",
 ]

@@ -27,6 +27,7 @@ from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
 from recframe.models.base import RecModel, sequence_rows
 from recframe.models.item_text import apply_item_text, item_text_mode, with_item_text_field
+from recframe.models.size import parameter_counts, training_compute
 from recframe.params import model_build_config
 from recframe.pipeline import (
     Plan,
@@ -453,6 +454,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         results["data_choices"] = getattr(exp.model, "data_choices", None) or {}
         # the item-text stage of a text-enhanced model (mode, encoder, coverage, seconds)
         results["item_text"] = getattr(exp.model, "item_text_record", None)
+        # parameters, embedding tables apart (scaling curves read non_embedding_parameters)
+        results["model_size"] = parameter_counts(exp.model)
 
         resume_from = resume_checkpoint(cfg, run_dir)
         results["resumed_from"] = str(resume_from) if resume_from else None
@@ -484,6 +487,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
                 "fit": round(fit_seconds, 4),
                 "closed_form_fit": round(task.fit_seconds, 4),
                 # training only (validation and checkpointing excluded)
+                "train_seconds": round(sum(task.epoch_seconds), 4),
                 "seconds_per_epoch": round(
                     sum(task.epoch_seconds) / max(len(task.epoch_seconds), 1), 4),
                 "validation_seconds_per_epoch": round(
@@ -493,6 +497,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
                 "test_loop": round(task.test_loop_seconds, 4),
             },
         })
+        compute = training_compute(exp.model, results["model_size"])
+        if compute is not None:
+            results["training_compute"] = compute
         if plan.pointwise is not None and "true_probability" in prepared.raw_meta:
             results["bayes_optimal"] = bayes_optimal_metrics(
                 plan.pointwise, exp.data, prepared.raw_meta["true_probability"])

@@ -55,6 +55,8 @@ class SequenceModel(RecModel):
         self.out_bias = nn.Parameter(torch.zeros(n_items))
         #: the training loss and the matching scores (``model.loss``; recframe_seq._loss)
         self.objective = SequenceObjective(loss or LossSettings(), n_items)
+        #: positions (targets) trained on so far: the ``tokens`` of a FLOPs estimate
+        self.trained_positions = 0
 
     def prepare(self, data: RecData) -> None:
         s = self.objective.settings
@@ -78,6 +80,7 @@ class SequenceModel(RecModel):
     def train_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The configured loss (full or sampled softmax) of outputs ``h`` ``[N, d]`` for
         item ids ``targets`` ``[N]``."""
+        self.trained_positions += targets.numel()
         return self.objective(h, targets, self.output_weight(), self.out_bias)
 
     def check_length(self, seq: torch.Tensor) -> None:
