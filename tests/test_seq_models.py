@@ -1,4 +1,4 @@
-"""Sequence models (recframe_seq): gru4rec, sasrec, bert4rec."""
+"""Sequence models (recframe_seq): gru4rec, sasrec, bert4rec, hstu."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from recframe.api import ConfigError, DataInfo
 from recframe.plugin.manager import default_manager
 from recframe.runner import run_experiment
 
-MODELS = ("gru4rec", "sasrec", "bert4rec")
+MODELS = ("gru4rec", "sasrec", "bert4rec", "hstu")
 LOO = "split=leave_one_out"
 # Small and fast on the planted synthetic data (FAST in conftest: 300 users x 200 items).
 SMALL = ["model.max_seq_len=50", "model.embedding_dim=32"]
@@ -18,6 +18,7 @@ EXTRA = {
     "gru4rec": ["trainer.max_epochs=15", "model.hidden_size=64", "model.lr=0.003"],
     "sasrec": ["trainer.max_epochs=8", "model.lr=0.003"],
     "bert4rec": ["trainer.max_epochs=15", "model.lr=0.003", "model.mask_prob=0.3"],
+    "hstu": ["trainer.max_epochs=8", "model.lr=0.003"],
 }
 
 
@@ -87,7 +88,7 @@ def test_leading_padding_does_not_change_scores(name):
                                    model.score(torch.arange(4), wide))
 
 
-@pytest.mark.parametrize("name", ["gru4rec", "sasrec"])
+@pytest.mark.parametrize("name", ["gru4rec", "sasrec", "hstu"])
 def test_causal_models_do_not_see_the_future(name):
     """The output at position t depends only on items up to t (next-item training)."""
     torch.manual_seed(0)
@@ -114,6 +115,44 @@ def test_loss_is_finite_and_reproducible(name):
         losses.append(model.loss({"users": torch.arange(3), "seq": seq}))
     assert torch.isfinite(losses[0]) and losses[0] == losses[1]
     losses[0].backward()
+
+
+@pytest.mark.parametrize("name", ["sasrec", "hstu"])
+def test_last_position_encoding_equals_the_full_forward(name):
+    torch.manual_seed(0)
+    model = _build(name, max_seq_len=8, embedding_dim=16, num_blocks=3).eval()
+    seq = _context(30, 8)["seq"][:3]
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_last(seq), model.encode(seq)[:, -1])
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec", "hstu"])
+def test_a_sequence_longer_than_the_positions_is_refused(name):
+    model = _build(name, max_seq_len=4, embedding_dim=16)
+    with pytest.raises(ConfigError, match="has only model.max_seq_len=4 positions"):
+        model.encode(torch.arange(6).unsqueeze(0))
+
+
+def test_hstu_attention_is_pointwise_silu_normalised_by_the_length():
+    """One head, no bias: the block's attention is SiLU(q k^T) / n on allowed pairs."""
+    from torch.nn import functional as F
+
+    from recframe_seq.hstu import HSTUBlock
+
+    torch.manual_seed(0)
+    block = HSTUBlock(4, 1, 3, 2, max_seq_len=5, dropout=0.0, attn_dropout=0.0).eval()
+    x = torch.randn(1, 3, 4)
+    idx = torch.arange(3)
+    distance = (idx.unsqueeze(1) - idx.unsqueeze(0)).clamp(min=0)
+    mask = (idx.unsqueeze(1) >= idx.unsqueeze(0)).float().view(1, 1, 3, 3) / 5
+    with torch.no_grad():
+        got = block(x, mask, distance)
+        u, v, q, k = F.silu(block.uvqk(F.layer_norm(x, (4,))))[0].split([2, 2, 3, 3], -1)
+        rows = []
+        for i in range(3):  # a loop over queries and keys
+            o = sum(F.silu(q[i] @ k[j]) / 5 * v[j] for j in range(i + 1))
+            rows.append(x[0, i] + block.out(u[i] * F.layer_norm(o, (2,))))
+    torch.testing.assert_close(got[0], torch.stack(rows))
 
 
 @pytest.mark.parametrize("params", [

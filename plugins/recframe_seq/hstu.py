@@ -170,5 +170,8 @@ def build_hstu(info: DataInfo, cfg: Any) -> HSTU:
         dropout=get_float(cfg, "dropout", 0.2, 0.0, 1.0, high_open=True),
         attn_dropout=get_float(cfg, "attn_dropout", 0.0, 0.0, 1.0, high_open=True),
         init_std=get_float(cfg, "init_std", 0.02, 0.0, low_open=True),
-        loss=loss_settings(cfg, info.n_items, default=HSTU_LOSS),
+        # without a loss block (a config built in code): the paper's, negatives capped by
+        # the catalogue
+        loss=loss_settings(cfg, info.n_items, default={
+            **HSTU_LOSS, "num_negatives": min(128, max(1, info.n_items - 1))}),
     ), rows, choices, cfg, reference_rows=64)
