@@ -39,6 +39,7 @@ from recframe.report.ctr import method_notes as ctr_method_notes
 from recframe.report.document import Document
 from recframe.report.plots import at_k_plot, bar_plot, reliability_plot, training_plot
 from recframe.report.rerank import add_rerank_sections
+from recframe.report.scaling import add_scaling_section, scaling_plot, scaling_table
 from recframe.report.stats import WILCOXON_KWARGS, holm, paired_cohens_d, paired_test, summarize
 from recframe.report.tables import (
     LOWER_IS_BETTER,
@@ -322,9 +323,17 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
             title += " (CTR protocol)"
         prefix = f"protocol{i + 1}_" if multi else ""
         add_block_sections(doc, frame, block, title, 1, alpha, confidence, baseline_notes[i])
+        scale_metric = _summary_metric(block_keys[i], summary_metric)
+        scale = scaling_table(frame, block, scale_metric) if scale_metric else None
+        if scale is not None and not scale.empty:
+            add_scaling_section(doc, scale, scale_metric)
         if not plots:
             continue
         figures = []
+        scaling_png = out / f"{prefix}scaling.png"
+        if scale is not None and scaling_plot(scale, scale_metric, scaling_png, confidence):
+            figures.append((scaling_png, f"test {scale_metric} vs non-embedding parameters, "
+                                         f"training seconds and FLOPs"))
         bars = out / f"{prefix}metrics_bars.png"
         if bar_plot(frame, block, block_keys[i], bars, confidence):
             figures.append((bars, f"test metrics with {confidence:.0%} CI"))
