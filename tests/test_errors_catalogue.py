@@ -670,6 +670,42 @@ def e812(ctx):
     return message(lambda: item_texts(encoded(item_features=True), "{title}. {plot}"))
 
 
+def _seq_build(model: str, n_items: int = 30, **params):
+    from recframe.api import DataInfo
+    from recframe.plugin.manager import default_manager
+
+    spec = default_manager().models.get(model)
+    return spec.build(DataInfo(n_users=5, n_items=n_items, has_timestamps=True),
+                      cfg(name=model, **params))
+
+
+def e850(ctx):
+    return run_error(ctx, "model=sasrec", "split=leave_one_out", "model.loss=bpr")
+
+
+def e851(ctx):
+    return run_error(ctx, "model=hstu", "split=leave_one_out", "model.loss.temperature=0")
+
+
+def e852(ctx):
+    return message(lambda: _seq_build("hstu", loss={"name": "sampled_softmax",
+                                                     "num_negatives": 128}))
+
+
+def e853(ctx):
+    return run_error(ctx, "model=hstu", "split=leave_one_out", "model.loss.negatives=zipf")
+
+
+def e854(ctx):
+    return message(lambda: _seq_build("gru4rec", loss={"name": "sampled_softmax",
+                                                       "num_negative": 16}))
+
+
+def e855(ctx):
+    model = _seq_build("hstu", max_seq_len=4)
+    return message(lambda: model.encode(torch.arange(6).unsqueeze(0)))
+
+
 def _cold(kind: str, **kw):
     from recframe_splitters.cold import build_cold
 
