@@ -61,6 +61,8 @@ MODEL_OVERRIDES: dict[str, list[str]] = {
     "autoint": ["model.embedding_dim=8", "model.attention_dim=8", "model.attention_layers=1",
                 "model.batch_size=512"],
     "lightfm_style": ["model.embedding_dim=8"],
+    # the paper's 128 negatives exceed the 50-item catalogue (E852)
+    "hstu": ["model.embedding_dim=16", "model.loss.num_negatives=16"],
     "din": ["model.embedding_dim=8", "model.hidden=[16]", "model.attention_hidden=[8]",
             "model.batch_size=512",
             "dataset.fields=[{name: hist, kind: sequence, shares: item_id, max_len: 5}]"],
