@@ -71,11 +71,13 @@ def scaling_plot(table: pd.DataFrame, metric: str, path: Path, confidence: float
 
     def draw() -> None:
         from matplotlib import colormaps
+        from matplotlib.ticker import NullFormatter
 
-        fig = _figure(3.2 * len(axes_used) + 1.4, 3.0)
+        width = 3.2 * len(axes_used) + 2.0
+        fig = _figure(width, 3.0)
         panels = fig.subplots(1, len(axes_used), squeeze=False)[0]
-        fig.subplots_adjust(left=0.5 / fig.get_size_inches()[0], right=0.86, bottom=0.18,
-                            top=0.84, wspace=0.3)
+        fig.subplots_adjust(left=0.8 / width, right=1 - 1.1 / width, bottom=0.18,
+                            top=0.84, wspace=0.25)
         cmap = colormaps["tab10"]
         for ax, (column, label) in zip(panels, axes_used, strict=True):
             for i, (model, part) in enumerate(table.groupby("model", sort=True)):
@@ -87,8 +89,10 @@ def scaling_plot(table: pd.DataFrame, metric: str, path: Path, confidence: float
                             markersize=3, capsize=2, color=cmap(i % cmap.N), label=model,
                             elinewidth=0.8)
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(label)
-            ax.set_ylabel(f"test {metric}")
+        panels[0].set_ylabel(f"test {metric}")
+        for ax in panels:
             ax.grid(alpha=0.3)
         handles, labels = panels[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="upper right", frameon=False)
@@ -115,6 +119,7 @@ def add_scaling_section(doc: Document, table: pd.DataFrame, metric: str,
         rows.append([r["group"], f"{r['non_embedding_parameters']:,.0f}",
                      f"{r['train_seconds']:.1f}",
                      "–" if math.isnan(flops) else f"{flops:.2e}", str(r["n_seeds"]),
-                     f"{r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]"])
+                     f"{r['mean']:.4f}" + ("" if math.isnan(r["ci_low"]) else
+                                           f" [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")])
     doc.table(["configuration", "non-emb. params", "train s", "FLOPs (est.)", "seeds",
                f"{metric} [CI]"], rows)
