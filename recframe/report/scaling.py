@@ -47,7 +47,8 @@ def scaling_table(frame: pd.DataFrame, block: Block, metric: str) -> pd.DataFram
             continue
         row: dict[str, Any] = {"model": g.model_name, "group": g.label, "n_seeds": len(g.runs)}
         for column, _, path in AXES:
-            row[column] = float(np.nanmean([_dig(r.results, path) for r in g.runs] or [np.nan]))
+            values = [v for v in (_dig(r.results, path) for r in g.runs) if not math.isnan(v)]
+            row[column] = float(np.mean(values)) if values else math.nan
         s = stats.loc[g.label]
         row.update(mean=float(s["mean"]), ci_low=float(s["ci_low"]), ci_high=float(s["ci_high"]))
         rows.append(row)
