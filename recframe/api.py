@@ -33,6 +33,8 @@ from recframe.models import (
     FoldInNotSupported,
     RecModel,
     TrainFormat,
+    UnknownTrainFormat,
+    check_train_format,
     dense_history,
     history_matmul,
     least_squares_fold_in,
@@ -88,4 +90,5 @@ __all__ = [
     "text_encoders", "TextSettings", "item_text_vectors", "item_texts", "join_text_columns",
     "BackendError", "Generation", "LLMBackend", "LLMBackendSpec", "Scored", "ScoreResult",
     "backend_float", "backend_int", "parameter_counts",
+    "UnknownTrainFormat", "check_train_format",
 ]

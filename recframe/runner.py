@@ -25,7 +25,7 @@ from recframe.errors import ConfigError, RecframeError
 from recframe.eval.cold import COLD, COLD_RANKINGS, WARM, ColdStart
 from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
-from recframe.models.base import RecModel, sequence_rows
+from recframe.models.base import RecModel, ensure_train_format, sequence_rows
 from recframe.models.item_text import apply_item_text, item_text_mode, with_item_text_field
 from recframe.models.size import parameter_counts, training_compute
 from recframe.params import model_build_config
@@ -340,6 +340,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     if text_mode == "field":  # a click model sizes its layers from the fields: add it first
         prepared.data = data = with_item_text_field(data, text_settings)
     model = plan.model.build(data.info, model_build_config(cfg.model))
+    ensure_train_format(model, plan.model.name)
     apply_item_text(model, text_mode, text_settings, data, plan.model.name)
     if pointwise is not None and type(model).predict is RecModel.predict:
         raise ConfigError(

@@ -1,5 +1,9 @@
 """Entry point of the collaborative-filtering plugin: registers pop, bpr, itemknn, ease,
-ials and lightgcn."""
+ials, lightgcn and multvae.
+
+Mult-VAE lives here rather than in a plugin of its own: it is a collaborative-filtering
+model of the interaction matrix alone (no features, no order), an autoencoder of user rows
+like EASE, and a new package would add an entry point for one model."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from recframe_cf.ease import build_ease
 from recframe_cf.ials import build_ials
 from recframe_cf.itemknn import build_itemknn
 from recframe_cf.lightgcn import build_lightgcn
+from recframe_cf.multvae import build_multvae
 from recframe_cf.pop import build_pop
 
 
@@ -40,4 +45,9 @@ def recframe_register_models(registry) -> None:
         name="lightgcn", build=build_lightgcn, family="cf",
         description="LightGCN, linear graph convolution on the user-item graph with the "
                     "BPR loss (He et al., SIGIR 2020)",
+    ))
+    registry.add(ModelSpec(
+        name="multvae", build=build_multvae, family="cf",
+        description="Mult-VAE, variational autoencoder of user rows with a multinomial "
+                    "likelihood and KL annealing (Liang et al., WWW 2018)",
     ))

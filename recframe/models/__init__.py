@@ -5,6 +5,8 @@ from recframe.models.base import (
     FoldInNotSupported,
     RecModel,
     TrainFormat,
+    UnknownTrainFormat,
+    check_train_format,
     dense_history,
     history_matmul,
     least_squares_fold_in,
@@ -14,6 +16,6 @@ from recframe.models.fields import FieldEmbedding, FieldLinear
 
 __all__ = [
     "SEQUENCE_ROWS", "FoldInNotSupported", "RecModel", "TrainFormat", "dense_history",
-    "history_matmul",
+    "history_matmul", "UnknownTrainFormat", "check_train_format",
     "least_squares_fold_in", "CTRModel", "FieldEmbedding", "FieldLinear",
 ]

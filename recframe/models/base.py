@@ -36,14 +36,44 @@ def sequence_rows(model: nn.Module) -> str:
 
 
 class TrainFormat(str, Enum):
-    """How the data module feeds a model during training."""
+    """How the data module feeds a model during training (the keys, dtypes and shapes
+    of each format's batches: docs/batch_layouts.md)."""
 
     PAIRS = "pairs"  # (user, positive item, sampled negative item) triples
     POINTS = "points"  # (user, item, label) with sampled negatives labelled 0
     SEQUENCES = "sequences"  # per-user time-ordered item sequences
     LABELED = "labeled"  # logged rows with their 0/1 label and fields (no sampled negatives)
-    MATRIX = "matrix"  # batches of user rows of the interaction matrix
+    MATRIX = "matrix"  # batches of user rows of the binary training matrix (autoencoders)
     FIT = "fit"  # closed form: ``fit(data)`` once, no gradient steps
+
+
+class UnknownTrainFormat(RecframeError):
+    """A model declares a ``train_format`` that is not a :class:`TrainFormat`."""
+
+
+def check_train_format(value: object, who: str) -> TrainFormat:
+    """``value`` as a :class:`TrainFormat` (a member or its string value, e.g.
+    ``"matrix"``); anything else raises :class:`UnknownTrainFormat` (E830) naming
+    ``who`` (the model class or name) and the formats that exist."""
+    if isinstance(value, TrainFormat):
+        return value
+    try:
+        return TrainFormat(value)
+    except ValueError:
+        known = ", ".join(f"TrainFormat.{f.name} ({f.value!r})" for f in TrainFormat)
+        raise UnknownTrainFormat(
+            f"{who} declares train_format={value!r}, which is not a train format. Use one of "
+            f"{known} from recframe.api; docs/batch_layouts.md shows the batches of each."
+        ) from None
+
+
+def ensure_train_format(model: nn.Module, name: str) -> TrainFormat:
+    """Check a built model's ``train_format`` (E830), storing a valid string value
+    (``"matrix"``) as its :class:`TrainFormat` member; return it."""
+    fmt = check_train_format(getattr(model, "train_format", None), f"model {name!r}")
+    if model.train_format is not fmt:  # type: ignore[comparison-overlap]
+        model.train_format = fmt
+    return fmt
 
 
 class RecModel(nn.Module):
@@ -86,6 +116,14 @@ class RecModel(nn.Module):
     #: the same for users with no train interaction at all (no history): True when
     #: ``score`` ranks for them from user features, or gives everyone the same list.
     scores_cold_users: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A class that declares an unknown ``train_format`` fails when it is defined,
+        i.e. when its plugin module is imported to register it (E830)."""
+        super().__init_subclass__(**kwargs)
+        if "train_format" in cls.__dict__:
+            cls.train_format = check_train_format(
+                cls.__dict__["train_format"], f"model class {cls.__qualname__}")
 
     def prepare(self, data: RecData) -> None:
         """Called once with the encoded data before training (and before scoring a
@@ -164,9 +202,12 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 
 
 def history_matmul(context: dict[str, torch.Tensor], batch_size: int,
-                   weights: torch.Tensor) -> torch.Tensor:
+                   weights: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
     """``dense_history(context) @ weights`` (``[batch, n_items] @ [n_items, d]``) for the
-    batch's seen items, as a sparse product when the history is sparse.
+    batch's seen items, as a sparse product when the history is sparse. ``values``
+    (``[nnz]``, one per ``seen_rows``/``seen_cols`` entry, no gradient) replaces the 1s
+    of the history, e.g. a row-normalized, dropped-out input (Mult-VAE's encoder);
+    gradients flow to ``weights``.
 
     Short histories over a large catalogue (e.g. 9 of 23,715 items) make the dense
     product almost all zeros: on CPU the CSR product then costs ``nnz * d`` instead of
@@ -178,8 +219,12 @@ def history_matmul(context: dict[str, torch.Tensor], batch_size: int,
     n_items = weights.shape[0]
     density = rows.numel() / max(batch_size * n_items, 1)
     if weights.device.type != "cpu" or density >= SPARSE_HISTORY_DENSITY:
-        return dense_history(context, batch_size, n_items, dtype=weights.dtype) @ weights
-    values = torch.ones(rows.numel(), dtype=weights.dtype)
+        if values is None:
+            return dense_history(context, batch_size, n_items, dtype=weights.dtype) @ weights
+        dense = torch.zeros(batch_size, n_items, dtype=weights.dtype, device=weights.device)
+        return dense.index_put((rows, cols), values.to(weights.dtype), accumulate=True) @ weights
+    if values is None:
+        values = torch.ones(rows.numel(), dtype=weights.dtype)
     history = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (batch_size, n_items),
                                       check_invariants=False).coalesce().to_sparse_csr()
     return history @ weights

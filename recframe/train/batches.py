@@ -136,6 +136,35 @@ class SequenceBatches(_EpochBatches):
                                       self.max_len + 1)}
 
 
+class MatrixBatches(_EpochBatches):
+    """Batches of user rows of the binary training matrix, for autoencoders
+    (Mult-VAE, RecVAE, EASE-style models that learn by gradient).
+
+    Each batch is ``batch_size`` users (those with at least one training item, in a
+    per-epoch permutation) and their rows of ``train`` in coordinate form, with the
+    same keys as an evaluation batch's ``context``: ``users`` ``[B]``, ``seen_rows``
+    (row in the batch, ``0..B-1``) and ``seen_cols`` (item), both int64 ``[nnz]``.
+    A model's ``loss`` and ``score`` can therefore share one encoder, built with
+    :func:`recframe.api.dense_history` (a dense ``[B, n_items]`` 0/1 matrix) or
+    :func:`recframe.api.history_matmul` (the sparse product with a weight matrix,
+    which skips the zeros on CPU). Coordinates rather than a dense matrix or a torch
+    sparse tensor: a batch costs ``O(nnz)`` to build and move, pins and moves to an
+    accelerator like any dense tensor, and leaves the dense-or-sparse choice to the
+    model (``python experiments/bench/matrix_batches.py`` measures both).
+    """
+
+    def __init__(self, train: sp.csr_matrix, batch_size: int, seed: int) -> None:
+        self.train = train.tocsr()
+        self.row_users = np.flatnonzero(np.diff(self.train.indptr) > 0).astype(np.int64)
+        super().__init__(len(self.row_users), batch_size, seed)
+
+    def __getitem__(self, b: int) -> dict[str, torch.Tensor]:
+        users = self.row_users[self._indices(b)]
+        rows, cols = csr_rows(self.train, users)
+        return {"users": torch.from_numpy(users), "seen_rows": torch.from_numpy(rows),
+                "seen_cols": torch.from_numpy(cols)}
+
+
 class FitBatches(Dataset):
     """A single empty batch: closed-form models fit once in ``on_fit_start``."""
 

@@ -17,6 +17,7 @@ from recframe.train.batches import (
     EvalUsers,
     FitBatches,
     LabeledBatches,
+    MatrixBatches,
     PairBatches,
     PointBatches,
     SequenceBatches,
@@ -133,7 +134,9 @@ class RecDataModule(pl.LightningDataModule):
                 raise ValueError("sequence models must set max_seq_len >= 1")
             return SequenceBatches(self.data.history(("train",)), self.batch_size,
                                    self.max_seq_len, self.seed, self.sequence_rows)
-        raise NotImplementedError(f"train format {fmt.value!r} is not supported yet")
+        if fmt is TrainFormat.MATRIX:
+            return MatrixBatches(self.data.train, self.batch_size, self.seed)
+        raise NotImplementedError(f"train format {fmt.value!r} has no batches")  # unreachable
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

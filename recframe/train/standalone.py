@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from recframe.data.encode import RecData
-from recframe.models.base import RecModel, TrainFormat, sequence_rows
+from recframe.models.base import RecModel, TrainFormat, ensure_train_format, sequence_rows
 from recframe.train.datamodule import RecDataModule
 
 
@@ -31,8 +31,9 @@ def fit_model(
     Batches go to the device of the model's parameters (move the model to a GPU
     first to train there).
     """
+    fmt = ensure_train_format(model, type(model).__name__)
     model.prepare(data)
-    if model.train_format is TrainFormat.FIT:
+    if fmt is TrainFormat.FIT:
         model.fit(data)
         return model
     datamodule = RecDataModule(
