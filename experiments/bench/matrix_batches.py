@@ -51,6 +51,55 @@ def _seconds(fn: Callable[[], object], reps: int) -> float:
     return (time.perf_counter() - start) / reps
 
 
+def _rows(name: str, n_users: int, n_items: int, per_user: int, batch_size: int,
+          reps: int) -> list[str]:
+    """The table rows of one data shape."""
+    from recframe_cf.multvae import MultVAE
+
+    out: list[str] = []
+    train = _matrix(n_users, n_items, per_user)
+    batches = MatrixBatches(train, batch_size, seed=0)
+    torch.manual_seed(0)
+    model = MultVAE(n_items)
+    batch = batches[0]
+    size = len(batch["users"])
+
+    def dense_batch() -> torch.Tensor:
+        b = batches[0]
+        return dense_history(b, len(b["users"]), n_items)
+
+    def sparse_batch() -> torch.Tensor:
+        rows = train[batches.row_users[batches._indices(0)]]  # a scipy CSR slice
+        return torch.sparse_csr_tensor(torch.from_numpy(rows.indptr.astype(np.int64)),
+                                       torch.from_numpy(rows.indices.astype(np.int64)),
+                                       torch.from_numpy(rows.data), rows.shape)
+
+    x_dense = dense_batch()
+
+    def step_dense() -> None:  # the same model, its first layer a dense product
+        model.zero_grad()
+        x = torch.nn.functional.normalize(x_dense, dim=1)
+        x = torch.nn.functional.dropout(x, model.dropout)
+        hidden = torch.tanh(x @ model.enc_in + model.enc_in_bias)
+        mu, logvar = model.enc_out(hidden).chunk(2, dim=-1)
+        logits = model._decode(mu + torch.randn_like(mu) * torch.exp(0.5 * logvar))
+        (-(torch.log_softmax(logits, -1) * x_dense).sum(-1).mean()).backward()
+
+    def step_coords() -> None:
+        model.zero_grad()
+        model.loss(batch).backward()
+
+    rows = [("coordinates (recframe)", lambda: batches[0], step_coords),
+            ("dense matrix", dense_batch, step_dense),
+            ("torch sparse CSR", sparse_batch, None)]
+    for layout, build, step in rows:
+        build_ms = 1000 * _seconds(build, reps)
+        step_ms = f"{1000 * _seconds(step, reps):.1f}" if step else "as coordinates"
+        out.append(f"| {name} ({size} users x {n_items} items) | {layout} | "
+                   f"{build_ms:.2f} | {step_ms} |")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=500)
@@ -60,51 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     warnings.filterwarnings("ignore", message="Sparse invariant checks")
-    from recframe_cf.multvae import MultVAE
-
     print("| data | layout | build batch ms | Mult-VAE step ms |")
     print("|---|---|---:|---:|")
-    for name, n_users, n_items, per_user in SHAPES:
-        train = _matrix(n_users, n_items, per_user)
-        batches = MatrixBatches(train, args.batch, seed=0)
-        torch.manual_seed(0)
-        model = MultVAE(n_items)
-        batch = batches[0]
-        size = len(batch["users"])
-
-        def dense_batch() -> torch.Tensor:
-            b = batches[0]
-            return dense_history(b, len(b["users"]), n_items)
-
-        def sparse_batch() -> torch.Tensor:
-            rows = train[batches.row_users[batches._indices(0)]]  # a scipy CSR slice
-            return torch.sparse_csr_tensor(torch.from_numpy(rows.indptr.astype(np.int64)),
-                                           torch.from_numpy(rows.indices.astype(np.int64)),
-                                           torch.from_numpy(rows.data), rows.shape)
-
-        x_dense = dense_batch()
-
-        def step_dense() -> None:  # the same model, its first layer a dense product
-            model.zero_grad()
-            x = torch.nn.functional.normalize(x_dense, dim=1)
-            x = torch.nn.functional.dropout(x, model.dropout)
-            hidden = torch.tanh(x @ model.enc_in + model.enc_in_bias)
-            mu, logvar = model.enc_out(hidden).chunk(2, dim=-1)
-            logits = model._decode(mu + torch.randn_like(mu) * torch.exp(0.5 * logvar))
-            (-(torch.log_softmax(logits, -1) * x_dense).sum(-1).mean()).backward()
-
-        def step_coords() -> None:
-            model.zero_grad()
-            model.loss(batch).backward()
-
-        rows = [("coordinates (recframe)", lambda: batches[0], step_coords),
-                ("dense matrix", dense_batch, step_dense),
-                ("torch sparse CSR", sparse_batch, None)]
-        for layout, build, step in rows:
-            build_ms = 1000 * _seconds(build, args.reps)
-            step_ms = f"{1000 * _seconds(step, args.reps):.1f}" if step else "as coordinates"
-            print(f"| {name} ({size} users x {n_items} items) | {layout} | {build_ms:.2f} | "
-                  f"{step_ms} |")
+    for shape in SHAPES:
+        print("\n".join(_rows(*shape, args.batch, args.reps)))
     return 0
 
 
