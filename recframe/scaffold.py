@@ -17,6 +17,7 @@ import keyword
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 from recframe.errors import RecframeError
@@ -194,24 +195,72 @@ def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_") if part) + "Model"
 
 
-def validate_name(name: str) -> None:
-    """Raise :class:`ScaffoldError` unless ``name`` can be the package and model name."""
+#: what ``recframe new-plugin NAME`` accepts, said in every refusal
+ALLOWED_NAMES = (
+    "a lowercase Python identifier (letters, digits, underscores; starting with a letter) "
+    "that does not start with 'recframe' (built-in plugins' prefix), is not a Python "
+    "keyword, a standard-library module or another importable module, and is not a name an "
+    "installed plugin already registers (`recframe plugins` lists them)")
+
+
+def _suggestion(name: str, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_").removeprefix("recframe")
+    base = base.strip("0123456789_") or "myrec"
+    for candidate in (f"my_{base}", f"{base}_recs", f"{base}_plugin", f"{base}2"):
+        if candidate not in taken and not keyword.iskeyword(candidate):
+            return candidate
+    return "myrec"
+
+
+def registered_names(pm: Any = None) -> dict[str, tuple[str, str]]:
+    """Every name installed plugins register: name -> (kind, plugin that registers it),
+    plus the plugins' own names (kind ``plugin``)."""
+    from recframe.plugin.manager import KINDS, SINGULAR, default_manager
+
+    pm = pm or default_manager()
+    names: dict[str, tuple[str, str]] = {p.name: ("plugin", p.name) for p in pm.plugins()}
+    for attr in KINDS:
+        registry = getattr(pm, attr)
+        for n in registry.names():
+            names.setdefault(n, (SINGULAR.get(attr, attr), registry.plugin_of(n)))
+    return names
+
+
+def validate_name(name: str, pm: Any = None) -> None:
+    """Raise :class:`ScaffoldError` unless ``name`` can be the package and model name
+    (:data:`ALLOWED_NAMES`); each refusal says which rule the name breaks, what is
+    allowed, and suggests a free name. ``pm``: the plugin manager whose names are
+    taken (default: every installed plugin)."""
+    taken = registered_names(pm)
+    suggestion = _suggestion(name, set(taken))
     if not NAME_PATTERN.fullmatch(name):
-        hint = re.sub(r"[^a-z0-9_]", "_", name.lower()).lstrip("0123456789_") or "myrec"
-        raise ScaffoldError(
-            f"plugin name {name!r} must be a lowercase Python identifier (letters, digits, "
-            f"underscores; starting with a letter), e.g. {hint!r}")
-    if keyword.iskeyword(name) or name in sys.stdlib_module_names or name.startswith(
-            "recframe"):
-        raise ScaffoldError(f"plugin name {name!r} is reserved (a Python keyword, a standard "
-                            f"library module or recframe's own); pick another name")
-    try:
-        found = importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        found = True
-    if found:
-        raise ScaffoldError(f"a module named {name!r} is already importable; a plugin package "
-                            f"of that name would clash with it. Pick another name")
+        why = "is not a lowercase Python identifier"
+    elif name.startswith("recframe"):
+        why = "starts with 'recframe', the prefix of recframe's own packages"
+    elif keyword.iskeyword(name):
+        why = "is a Python keyword"
+    elif name in sys.stdlib_module_names:
+        why = "is a standard-library module"
+    elif name in taken:
+        kind, plugin = taken[name]
+        if kind == "model":
+            why = (f"is already registered as a model by plugin {plugin!r}; the new plugin "
+                   f"registers a model of its own name, and two models of one name stop "
+                   f"every command (E403)")
+        elif kind == "plugin":
+            why = "is the name of an installed plugin"
+        else:
+            why = f"is already registered as a {kind} by plugin {plugin!r}"
+    else:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = True
+        if not found:
+            return
+        why = "is already an importable module; a plugin package of that name would clash"
+    raise ScaffoldError(f"plugin name {name!r} {why}. Allowed: {ALLOWED_NAMES}. "
+                        f"For example: {suggestion!r}")
 
 
 def new_plugin(name: str, dest: Path | str = ".") -> Path:

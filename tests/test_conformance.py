@@ -68,6 +68,7 @@ MODEL_OVERRIDES: dict[str, list[str]] = {
             "dataset.fields=[{name: hist, kind: sequence, shares: item_id, max_len: 5}]"],
     "ials": ["model.factors=8", "model.iterations=2"],
     "lightgcn": ["model.embedding_dim=16", "model.layers=2"],
+    "multvae": ["model.hidden_dim=32", "model.latent_dim=8", "model.batch_size=32"],
     "ensemble": ["model.components.1.epochs=1", "model.components.1.embedding_dim=8"],
 }
 SLOW_MODELS: set[str] = set()
@@ -303,6 +304,40 @@ def test_check_model_catches_state_missing_from_the_checkpoint(tmp_path):
     pm = PluginManager([plugin])
     with pytest.raises(AssertionError, match="not in the checkpoint"):
         check_model("forgetful", pm=pm, evaluation_modes=("full",))
+
+
+class WrongFormat(ForgetfulPop):
+    def __init__(self, n_items: int) -> None:
+        super().__init__(n_items)
+        self.train_format = "batches_of_rows"  # not a TrainFormat (set on the instance)
+
+
+def test_check_model_rejects_an_unknown_train_format(tmp_path):
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "wrong_format.yaml").write_text("name: wrong_format\n")
+    plugin = _plugin(
+        recframe_register_models=lambda registry: registry.add(ModelSpec(
+            name="wrong_format", build=lambda info, cfg: WrongFormat(info.n_items))),
+        recframe_config_searchpath=lambda: f"file://{tmp_path / 'conf'}",
+    )
+    with pytest.raises(AssertionError, match="declares train_format='batches_of_rows', which "
+                                             "is not a train format"):
+        check_model("wrong_format", pm=PluginManager([plugin]), evaluation_modes=("full",))
+
+
+def test_a_model_class_with_an_unknown_train_format_fails_when_defined():
+    from recframe.api import RecModel, TrainFormat, UnknownTrainFormat
+
+    with pytest.raises(UnknownTrainFormat, match="model class .*Rows declares "
+                                                 "train_format='rows'"):
+        class Rows(RecModel):
+            train_format = "rows"
+
+    class Matrix(RecModel):  # a format's string value is accepted as the member
+        train_format = "matrix"
+
+    assert Matrix.train_format is TrainFormat.MATRIX
 
 
 def test_check_model_requires_a_config_file():

@@ -152,3 +152,19 @@ def test_cli_new_plugin(tmp_path, capsys):
     assert "lowercase" in " ".join(capsys.readouterr().err.split())  # rich may wrap lines
     assert main(["new-plugin", "myrec", "--dest", str(tmp_path)]) == 2
     assert "already exists" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("name,why", [
+    ("bpr", "already registered as a model by plugin 'cf'"),
+    ("ndcg", "already registered as a metric by plugin 'metrics'"),
+    ("recframe_vae", "starts with 'recframe'"),
+    ("json", "is a standard-library module"),
+])
+def test_refusals_say_why_and_what_is_allowed(tmp_path, name, why):
+    with pytest.raises(ScaffoldError) as info:
+        new_plugin(name, tmp_path)
+    text = str(info.value)
+    assert why in text and "Allowed: a lowercase Python identifier" in text
+    suggestion = text.rsplit("For example: ", 1)[1].strip("'")
+    new_plugin(suggestion, tmp_path)  # the suggested name is accepted
+    assert not (tmp_path / name).exists()

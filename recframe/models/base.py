@@ -123,7 +123,7 @@ class RecModel(nn.Module):
         super().__init_subclass__(**kwargs)
         if "train_format" in cls.__dict__:
             cls.train_format = check_train_format(
-                cls.__dict__["train_format"], f"model class {cls.__qualname__}")
+                cls.__dict__["train_format"], f"model class {cls.__name__}")
 
     def prepare(self, data: RecData) -> None:
         """Called once with the encoded data before training (and before scoring a
