@@ -15,6 +15,15 @@ from recframe.data import (
     text_encoders,
 )
 from recframe.data.blocks import describe_blocks, feature_blocks
+from recframe.data.fingerprint import (
+    FINGERPRINT_KEY,
+    combine_digests,
+    file_digests,
+    fingerprint_files,
+    fingerprint_frames,
+    fingerprint_params,
+    md5_file,
+)
 from recframe.data.item_text import (
     TextSettings,
     item_text_vectors,
@@ -91,4 +100,6 @@ __all__ = [
     "BackendError", "Generation", "LLMBackend", "LLMBackendSpec", "Scored", "ScoreResult",
     "backend_float", "backend_int", "parameter_counts",
     "UnknownTrainFormat", "check_train_format",
+    "FINGERPRINT_KEY", "combine_digests", "file_digests", "fingerprint_files",
+    "fingerprint_frames", "fingerprint_params", "md5_file",
 ]

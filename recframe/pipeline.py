@@ -18,6 +18,7 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from recframe.data.encode import RecData, encode
+from recframe.data.fingerprint import raw_fingerprint
 from recframe.data.types import LABEL, RATING, TIMESTAMP, Dataset, Split
 from recframe.errors import ConfigError, DataError
 from recframe.eval.ctr import DEFAULT_CTR_METRICS, DEFAULT_CTR_MONITOR, PointwiseEvaluator
@@ -186,6 +187,9 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
     timings: dict[str, float] = {}
     t = time.perf_counter()
     raw = plan.dataset.load(cfg.dataset)
+    raw_meta = dict(raw.meta)  # the fingerprint a dataset gives, else its content's
+    raw_meta["fingerprint"], raw_meta["fingerprint_source"] = raw_fingerprint(
+        raw.meta, (raw.interactions, raw.items, raw.users), str(cfg.dataset.name))
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -224,7 +228,7 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
             "the test part is empty after splitting: every user needs held-out "
             "interactions. Check split ratios/holdout counts and the k-core filters."
         )
-    return PreparedData(data, dict(raw.meta), timings, counts)
+    return PreparedData(data, raw_meta, timings, counts)
 
 
 def check_compatible(model: ModelSpec, data: RecData,

@@ -150,6 +150,8 @@ def _data_record(cfg: DictConfig, prepared: Any) -> dict[str, Any]:
         "dataset": {
             "name": cfg.dataset.name,
             "raw_fingerprint": prepared.raw_meta.get("fingerprint"),
+            # "dataset": given by the dataset plugin; "content": the loaded frames' hash
+            "raw_fingerprint_source": prepared.raw_meta.get("fingerprint_source"),
         },
         "preprocess": _plain(cfg.get("preprocess")) or [],
         "split": OmegaConf.to_container(cfg.split, resolve=True),

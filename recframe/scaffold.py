@@ -17,8 +17,8 @@ import keyword
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from recframe.errors import RecframeError
 

@@ -65,11 +65,11 @@ class MultVAE(RecModel):
         #: training steps taken (drives the KL annealing; saved with the checkpoint)
         self.register_buffer("anneal_step", torch.zeros((), dtype=torch.long))
 
-    def _encode(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mu, logvar)`` ``[B, latent]`` of the batch's rows, L2-normalized (and
+    def _encode(self, batch: dict[str, torch.Tensor], size: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, logvar)`` ``[size, latent]`` of the batch's rows, L2-normalized (and
         dropped out while training)."""
         rows = batch["seen_rows"]
-        size = len(batch["users"])
         counts = torch.bincount(rows, minlength=size).clamp_min(1).to(self.enc_in.dtype)
         values = counts.rsqrt()[rows]
         if self.training and self.dropout > 0:
@@ -89,10 +89,10 @@ class MultVAE(RecModel):
         return min(self.anneal_cap, float(self.anneal_step) / self.total_anneal_steps)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        mu, logvar = self._encode(batch)
+        size = len(batch["users"])
+        mu, logvar = self._encode(batch, size)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         log_probs = torch.log_softmax(self._decode(z), dim=-1)
-        size = len(batch["users"])
         nll = -log_probs[batch["seen_rows"], batch["seen_cols"]].sum() / size
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1).mean()
         beta = self.beta()
@@ -101,14 +101,15 @@ class MultVAE(RecModel):
         return nll + beta * kl
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
-        mu, _ = self._encode(context)
+        mu, _ = self._encode(context, len(users))
         return self._decode(mu)
 
 
 def build_multvae(info: DataInfo, cfg: Any) -> MultVAE:
-    check_known_keys(cfg, "model 'multvae'", (
+    check_known_keys(cfg, "model 'multvae'", (  # + the keys the core reads (a run strips them)
         "hidden_dim", "latent_dim", "dropout", "anneal_cap", "total_anneal_steps",
-        "batch_size", "lr", "weight_decay"), "{name: multvae, hidden_dim: 600, ...}")
+        "batch_size", "lr", "weight_decay", "training", "item_text"),
+        "{name: multvae, hidden_dim: 600, ...}")
     return MultVAE(
         info.n_items,
         hidden_dim=int_param(cfg, "hidden_dim", 600),

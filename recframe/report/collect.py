@@ -433,6 +433,8 @@ def protocol_signature(run: Run) -> dict[str, Any]:
     candidates = proto.get("candidates") or {"policy": "full"}
     candidates = {k: v for k, v in candidates.items() if k not in ("seed", "note")}
     dataset = proto.get("dataset") or {"name": (run.config.get("dataset") or {}).get("name")}
+    # where the fingerprint came from does not change the data (runs before it was recorded)
+    dataset = {k: v for k, v in dataset.items() if k != "raw_fingerprint_source"}
     signature = {
         "kind": run.kind,
         "dataset": dataset,
