@@ -23,6 +23,7 @@ from recframe.data.types import LABEL, RATING, TIMESTAMP, Dataset, Split
 from recframe.errors import ConfigError, DataError
 from recframe.eval.ctr import DEFAULT_CTR_METRICS, DEFAULT_CTR_MONITOR, PointwiseEvaluator
 from recframe.eval.evaluator import Evaluator
+from recframe.eval.metric_config import resolve_metrics
 from recframe.plugin.manager import PluginManager
 from recframe.plugin.specs import DatasetSpec, ModelSpec
 
@@ -78,8 +79,7 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
     split_spec = pm.splitters.get(_require(cfg, "split.name"), key="split.name")
     splitter = split_spec.build(cfg.split)
     model = pm.models.get(_require(cfg, "model.name"), key="model.name")
-    names = list(_require(cfg, "metrics.names"))
-    metrics = {n: pm.metrics.get(n, key="metrics.names") for n in names}
+    metrics = resolve_metrics(_require(cfg, "metrics.names"), pm.metrics)
     protocol = str((cfg.get("evaluation") or {}).get("protocol", "auto"))
     if protocol not in PROTOCOLS:
         raise ConfigError(
@@ -106,11 +106,10 @@ def pointwise_evaluator(cfg: DictConfig, pm: PluginManager) -> PointwiseEvaluato
     """The CTR protocol's evaluator from ``metrics.*``: when ``metrics.names`` holds no
     metric with a pointwise form (the ranking defaults), the CTR defaults
     (auc, gauc, logloss, ece; monitor auc) are used and written back to ``cfg``."""
-    names = list(_require(cfg, "metrics.names"))
-    specs = {n: pm.metrics.get(n, key="metrics.names") for n in names}
+    specs = resolve_metrics(_require(cfg, "metrics.names"), pm.metrics)
     if not any(s.pointwise is not None for s in specs.values()):
         log.info("CTR protocol: metrics.names %s are ranking metrics; reporting %s instead",
-                 names, list(DEFAULT_CTR_METRICS))
+                 list(specs), list(DEFAULT_CTR_METRICS))
         specs = {n: pm.metrics.get(n, key="metrics.names") for n in DEFAULT_CTR_METRICS
                  if n in pm.metrics}
         with open_dict(cfg):

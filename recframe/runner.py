@@ -24,6 +24,7 @@ from recframe.data.item_text import TextSettings
 from recframe.errors import ConfigError, RecframeError
 from recframe.eval.cold import COLD, COLD_RANKINGS, WARM, ColdStart
 from recframe.eval.ctr import PointwiseEvaluator
+from recframe.eval.metric_config import resolve_metrics
 from recframe.eval.protocol import candidate_policy, candidate_sampler
 from recframe.models.base import RecModel, ensure_train_format, sequence_rows
 from recframe.models.item_text import apply_item_text, item_text_mode, with_item_text_field
@@ -337,7 +338,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         plan.protocol = "ranking"
         if plan.evaluator is None:  # names CTR metrics: the ranking evaluator says why not
             plan.evaluator = ranking_evaluator(
-                cfg, {n: pm.metrics.get(n, key="metrics.names") for n in cfg.metrics.names})
+                cfg, resolve_metrics(cfg.metrics.names, pm.metrics))
     text_mode, text_settings = item_text_mode(cfg.model), TextSettings.from_config(cfg.get("text"))
     if text_mode == "field":  # a click model sizes its layers from the fields: add it first
         prepared.data = data = with_item_text_field(data, text_settings)

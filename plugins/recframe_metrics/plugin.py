@@ -23,7 +23,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         name="recall",
         fn=ranking.recall,
-        description="Recall@K: relevant items in the top K / number of relevant items.",
+        description="Recall@K: relevant items in the top K / number of relevant items "
+                    "(parameter denominator: relevant | min_k = min(K, relevant), Liang "
+                    "et al. 2018).",
+        configure=ranking.configure_recall,
     ),
     MetricSpec(
         name="precision",

@@ -30,9 +30,10 @@ import functools
 
 import torch
 
-from recframe.api import MetricInput
+from recframe.api import ConfigError, MetricInput, check_known_keys
 
-__all__ = ["hit", "map_at_k", "mrr", "ndcg", "precision", "recall"]
+__all__ = ["configure_recall", "hit", "map_at_k", "mrr", "ndcg", "precision", "recall",
+           "recall_min_k"]
 
 
 def _hits_at(inp: MetricInput, k: int) -> torch.Tensor:
@@ -76,6 +77,35 @@ def recall(inp: MetricInput, k: int) -> torch.Tensor:
     hits = _hits_at(inp, k)
     n_rel = inp.n_relevant.to(hits.dtype)
     return _safe_div(hits.sum(dim=1), n_rel)
+
+
+def recall_min_k(inp: MetricInput, k: int) -> torch.Tensor:
+    r"""Truncated Recall@k: hits in the top k over the most hits the top k can hold.
+
+    .. math:: \mathrm{Recall@}k(u) = \frac{\sum_{i=1}^{k} rel_i}{\min(k, |R_u|)}
+
+    The Recall@R of Liang, Krishnan, Hoffman & Jebara, "Variational Autoencoders for
+    Collaborative Filtering", WWW 2018 (Eq. 8): 1 for a perfect ranking even when a user
+    has more than k relevant items. 0 when ``|R_u| = 0``.
+    """
+    hits = _hits_at(inp, k)
+    n_rel = inp.n_relevant.to(hits.dtype).clamp(max=k)
+    return _safe_div(hits.sum(dim=1), n_rel)
+
+
+#: ``recall``'s parameter ``denominator`` -> its function
+RECALL_DENOMINATORS = {"relevant": recall, "min_k": recall_min_k}
+
+
+def configure_recall(params: dict, where: str):
+    """``recall``'s parameters: ``denominator: relevant`` (``|R_u|``, the default) or
+    ``min_k`` (``min(k, |R_u|)``, :func:`recall_min_k`)."""
+    check_known_keys(params, where, ("denominator",), "{name: recall, denominator: min_k}")
+    denominator = params.get("denominator", "relevant")
+    if denominator not in RECALL_DENOMINATORS:
+        raise ConfigError(f"{where}.denominator must be one of {list(RECALL_DENOMINATORS)} "
+                          f"(relevant: |R_u|; min_k: min(K, |R_u|)), got {denominator!r}")
+    return RECALL_DENOMINATORS[denominator]
 
 
 def precision(inp: MetricInput, k: int) -> torch.Tensor:

@@ -75,6 +75,10 @@ class MetricSpec:
     masked ``[B, n_items]`` score matrix and dense ground truth),
     ``"item_features"`` (row-normalized item feature vectors) or
     ``"item_popularity"``.
+
+    ``configure`` (optional) makes the metric take parameters from config; the entry
+    ``{name: NAME, label: LABEL, **params}`` of ``metrics.names`` then reports
+    ``LABEL@K`` with ``fn = configure(params, where)``.
     """
 
     name: str
@@ -90,6 +94,13 @@ class MetricSpec:
     #: metric is undefined for a user, e.g. AUC of a user with one class) or None
     #: when the metric has no per-user form. Its key is the bare name (``val/auc``).
     pointwise: Callable[[Any], Any] | None = None
+    #: a metric that takes parameters from config (``metrics.names: [{name: recall,
+    #: denominator: min_k}]``, see :mod:`recframe.eval.metric_config`):
+    #: ``configure(params, where)`` gets the entry's parameters (a dict, without ``name``
+    #: and ``label``) and the entry's config path for messages, validates them (raise a
+    #: :class:`recframe.errors.ConfigError`, e.g. with ``recframe.api.check_known_keys``)
+    #: and returns the ``fn(inp, k)`` they define. ``None``: the metric takes none.
+    configure: Callable[[dict[str, Any], str], Callable[[Any, int], Any]] | None = None
 
 
 @dataclass(frozen=True)
