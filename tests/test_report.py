@@ -338,10 +338,47 @@ def test_sampled_and_incomparable_protocols_are_flagged(tmp_path):
     md = (report.out_dir / "report.md").read_text()
     assert "SAMPLED (not comparable to full ranking)" in md
     assert "NOT all comparable" in md and "## Protocol 1" in md and "## Protocol 2" in md
-    assert "(n=1)" in md
+    # one seed everywhere: said once, not as "(n=1)" in every cell
+    assert "(n=1)" not in md and "One seed per configuration" in md
     table = report.table
     assert table["best"].all()  # each protocol has its own best: nothing crosses protocols
     assert table.loc[table["sampled"], "group"].str.endswith("[SAMPLED]").all()
+
+
+def test_n1_marks_only_single_seed_cells_among_several_seeds(tmp_path):
+    for seed in (0, 1):
+        _fake(tmp_path / f"b{seed}", seed)
+    _fake(tmp_path / "p0", 0, model="pop")
+    md = (build_report([tmp_path], plots=False).out_dir / "report.md").read_text()
+    assert "| pop | 1 | 0.1000 (n=1) |" in md  # the metric table's row of the one-seed group
+    bpr = [line for line in md.splitlines() if line.startswith("| bpr | 2 | ")]
+    assert bpr and "±" in bpr[0] and "(n=1)" not in bpr[0]
+
+
+def test_plot_legends_sit_outside_every_panel(tmp_path, monkeypatch):
+    """Long group labels: the legend is right of the panels, inside the figure, and
+    covers no panel (before, it was pinned to the figure's corner over the last one)."""
+    from recframe.report import plots
+
+    figures = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: (figures.append(fig), save(fig, path)))
+    long_name = "a_model_with_a_long_name"
+    for seed in (0, 1):
+        for i in range(6):
+            _fake(tmp_path / f"m{i}_{seed}", seed, model=f"{long_name}_{i}", ndcg=0.1 + i / 50)
+    build_report([tmp_path], plots=True)
+    assert figures
+    for fig in figures:
+        renderer = fig.canvas.get_renderer()
+        legends = fig.legends
+        assert len(legends) == 1
+        box = legends[0].get_window_extent(renderer)
+        frame = fig.bbox
+        assert box.x0 >= frame.x0 and box.x1 <= frame.x1 + 1 and box.y0 >= frame.y0
+        for ax in fig.axes:
+            if ax.get_visible():
+                assert not box.overlaps(ax.get_window_extent(renderer)), fig.texts
 
 
 # -- hand-worked statistics ---------------------------------------------------------------

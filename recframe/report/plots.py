@@ -54,6 +54,43 @@ def _panels(fig: Any, n: int, legend_width: float = 1.6) -> Any:
     return axes
 
 
+#: space between the axes and the legend, and right of the legend (inches)
+_LEGEND_PAD = 0.15
+
+
+def _legend(fig: Any, handles: Sequence[Any], labels: Sequence[str]) -> Any:
+    """The figure's legend outside the axes, right of the panels, never over the data.
+
+    The legend starts at the top of the panels, just right of them; the figure is made
+    as wide as the panels plus the measured legend (the panels keep their size in
+    inches), and a legend taller than the panels is split into columns.
+    """
+    if not handles:
+        return None
+    params = fig.subplotpars
+    width, height = fig.get_size_inches()
+    left_in, right_in = params.left * width, params.right * width
+    top, bottom = params.top, params.bottom
+    renderer = fig.canvas.get_renderer()
+    ncol, legend = 1, None
+    while True:
+        if legend is not None:
+            legend.remove()
+        legend = fig.legend(handles, labels, loc="upper left", ncol=ncol, frameon=False,
+                            borderaxespad=0.0, bbox_to_anchor=(params.right, top),
+                            bbox_transform=fig.transFigure)
+        box = legend.get_window_extent(renderer)
+        if box.height / fig.dpi <= (top - bottom) * height or ncol >= len(handles):
+            break
+        ncol += 1
+    new_width = right_in + 2 * _LEGEND_PAD + box.width / fig.dpi
+    fig.set_size_inches(new_width, height)
+    fig.subplots_adjust(left=left_in / new_width, right=right_in / new_width)
+    legend.set_bbox_to_anchor(((right_in + _LEGEND_PAD) / new_width, top),
+                              transform=fig.transFigure)
+    return legend
+
+
 def _save(fig: Any, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI,
                                                metadata={"Software": None}))
@@ -121,9 +158,11 @@ def bar_plot(frame: pd.DataFrame, block: Block, keys: Sequence[str], path: Path,
                 ax.set_xlabel("K")
             ax.grid(axis="y", alpha=0.3)
         handles, legend_labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, legend_labels, loc="upper right", frameon=False)
+        _legend(fig, handles, legend_labels)
         n1 = sorted(set(sub.loc[sub["n_seeds"] == 1, "group"]))
-        note = f"; n=1 (no CI): {', '.join(n1)}" if n1 else ""
+        some = sub.loc[sub["n_seeds"] > 0, "group"]
+        note = ("; one seed each (no CI)" if n1 and set(n1) == set(some) else
+                f"; n=1 (no CI): {', '.join(n1)}" if n1 else "")
         fig.suptitle(f"test metrics: mean over seeds, {confidence:.0%} CI error bars{note}")
         _save(fig, path)
 
@@ -163,8 +202,7 @@ def at_k_plot(frame: pd.DataFrame, block: Block, path: Path) -> bool:
             ax.set_xticks(sorted(part["k"].dropna().unique().astype(float)))
             ax.grid(alpha=0.3)
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        if handles:
-            fig.legend(handles, labels, loc="upper right", frameon=False)
+        _legend(fig, handles, labels)
         fig.suptitle("test metrics vs K: mean over seeds (band: CI)")
         _save(fig, path)
 
@@ -224,8 +262,7 @@ def training_plot(block: Block, monitor: str, path: Path) -> bool:
             if lab not in seen:
                 handles.append(h)
                 labels.append(lab)
-        if handles:
-            fig.legend(handles, labels, loc="upper right", frameon=False)
+        _legend(fig, handles, labels)
         fig.suptitle("training curves: mean over seeds (logs/metrics.csv)")
         _save(fig, path)
 
@@ -272,7 +309,7 @@ def reliability_plot(block: Block, path: Path) -> bool:
             ax.set_ylabel("observed click rate")
             ax.grid(alpha=0.3)
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="upper right", frameon=False)
+        _legend(fig, handles, labels)
         fig.suptitle("reliability diagrams: test part, pooled over seeds (calibration.json)")
         _save(fig, path)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -242,12 +243,13 @@ def fmt_p(p: Any) -> str:
     return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
-def value_cell(row: pd.Series) -> Cell:
-    """``mean ± std [ci_low, ci_high]`` (or ``mean (n=1)``) plus significance marks."""
+def value_cell(row: pd.Series, mark_single: bool = True) -> Cell:
+    """``mean ± std [ci_low, ci_high]`` (or ``mean (n=1)``) plus significance marks;
+    ``mark_single=False`` leaves out ``(n=1)`` (a table where every value is one seed)."""
     if row["n_seeds"] == 0:
         return Cell("n/a" if row.get("not_applicable", False) else "-")
     if row["n_seeds"] == 1:
-        text = f"{fmt(row['mean'])} (n=1)"
+        text = f"{fmt(row['mean'])}" + (" (n=1)" if mark_single else "")
     else:
         text = (f"{fmt(row['mean'])} ± {fmt(row['std'])} "
                 f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]")
@@ -270,14 +272,19 @@ def add_block_sections(doc: Document, frame: pd.DataFrame, block: Block, title: 
                 "; ".join(r.display for r in g.runs)] for g in groups])
     ci = f"{confidence:.0%}"
     doc.heading(level + 1, "Test metrics")
-    doc.para(f"Mean ± std over seeds [{ci} t confidence interval]; n=1: a single seed, no "
-             "interval. Bold: best in the column. † / ‡: significantly worse than the best "
+    # one seed everywhere: every cell would say (n=1); the n column and this line say it once
+    single = bool((frame["n_seeds"] <= 1).all())
+    cell = functools.partial(value_cell, mark_single=not single)
+    spread = ("One seed per configuration: single-run values, no std or interval."
+              if single else f"Mean ± std over seeds [{ci} t confidence interval]; n=1: a "
+              f"single seed, no interval.")
+    doc.para(f"{spread} Bold: best in the column. † / ‡: significantly worse than the best "
              f"at alpha={alpha:g} by the paired t-test / Wilcoxon signed-rank test on per-user "
              "values, Holm-corrected over this protocol's comparisons with the best.")
     if "not_applicable" in frame and frame["not_applicable"].astype(bool).any():
         doc.para(NOT_APPLICABLE_NOTE)
     if block.ctr:  # one table, a column per metric (keys have no @K)
-        add_ctr_metric_table(doc, frame, groups, level + 2, value_cell)
+        add_ctr_metric_table(doc, frame, groups, level + 2, cell)
     for name in ([] if block.ctr else dict.fromkeys(frame["metric_name"])):
         sub = frame[frame["metric_name"] == name]
         keys = list(dict.fromkeys(sub["metric"]))
@@ -287,7 +294,7 @@ def add_block_sections(doc: Document, frame: pd.DataFrame, block: Block, title: 
         for g in groups:
             gsub = sub[sub["group"] == g.label].set_index("metric")
             n = int(gsub["n_seeds"].max()) if len(gsub) else 0
-            rows.append([Cell(g.label), Cell(str(n))] + [value_cell(gsub.loc[k]) for k in keys])
+            rows.append([Cell(g.label), Cell(str(n))] + [cell(gsub.loc[k]) for k in keys])
         direction = "higher is better" if sub["higher_is_better"].iloc[0] else \
             "lower is better"
         doc.heading(level + 2, f"{name} ({direction})")
