@@ -23,7 +23,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from recframe.api import Dataset, ModelSpec, RecModel, Split, TrainFormat, hookimpl
+from recframe.api import Dataset, DatasetSpec, ModelSpec, RecModel, Split, TrainFormat, hookimpl
 from recframe.errors import RecframeError
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
@@ -668,6 +668,49 @@ def e812(ctx):
     from recframe.data.item_text import item_texts
 
     return message(lambda: item_texts(encoded(item_features=True), "{title}. {plot}"))
+
+
+def e830(ctx):
+    def define():
+        class RowBatches(RecModel):
+            train_format = "rows"
+
+    return message(define)
+
+
+def e831(ctx):
+    from recframe.scaffold import new_plugin
+
+    return message(lambda: new_plugin("bpr", ctx.tmp))
+
+
+def e832(ctx):
+    def register(registry):
+        registry.add(DatasetSpec(name="plays", load=lambda c: Dataset(
+            pd.DataFrame({"user_id": [1, 2], "item_id": [1, 2]}), name="plays",
+            meta={"fingerprint": 20260101})))
+
+    conf = ctx.tmp / "conf" / "dataset"
+    conf.mkdir(parents=True)
+    (conf / "plays.yaml").write_text("name: plays\n")
+    plugin = toy_plugin("plays_plugin", recframe_register_datasets=register,
+                        recframe_config_searchpath=lambda: f"file://{ctx.tmp / 'conf'}")
+    from recframe.testing import plugin_manager, run
+
+    return message(lambda: run("dataset=plays", "model=pop", "preprocess=none",
+                               "logger=none", pm=plugin_manager(plugin)))
+
+
+def e833(ctx):
+    return resolve_error(ctx, "metrics.names=[recall,{name: ndcg, gain: exponential}]")
+
+
+def e834(ctx):
+    return resolve_error(ctx, "metrics.names=[{name: recall, denominator: k}]")
+
+
+def e835(ctx):
+    return resolve_error(ctx, "metrics.names=[recall,{name: recall, label: recall}]")
 
 
 def _seq_build(model: str, n_items: int = 30, **params):
