@@ -1,5 +1,10 @@
 """Validation helpers for plugin parameters: every error names the key.
 
+Documented with examples in docs/plugin_parameters.md. Each helper reads one key of a
+config node (a ``DictConfig`` or a dict), returns it with the right Python type, and
+raises a :class:`recframe.errors.ConfigError` (E304/E305) that names the key, the
+expected type or range and the value it got.
+
 The ``*_param`` helpers read model hyperparameters (errors name ``model.<key>``);
 :func:`check_known_keys`, :func:`read_key` and :func:`is_finite_number` serve any
 config block a plugin reads, such as one preprocessing step or a splitter (errors
@@ -94,6 +99,7 @@ def columns_param(cfg: Any, key: str, specs: tuple[FeatureSpec, ...],
 
 
 def choice_param(cfg: Any, key: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (e.g. a solver or a loss name)."""
     value = cfg.get(key, default)
     if value not in choices:
         raise ConfigError(f"model.{key} must be one of {list(choices)}, got {value!r}")
@@ -101,6 +107,7 @@ def choice_param(cfg: Any, key: str, default: str, choices: tuple[str, ...]) -> 
 
 
 def bool_param(cfg: Any, key: str, default: bool) -> bool:
+    """``true`` or ``false`` (not 0/1, not a string)."""
     value = cfg.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"model.{key} must be true or false, got {value!r}")
