@@ -335,7 +335,9 @@ def check_model(name_or_spec: str | ModelSpec, *, overrides: Sequence[str] = (),
     temporary directory, then:
 
     1. the config ``model/NAME.yaml`` exists and says ``name: NAME``; both runs
-       finish with status ``ok`` and finite test metrics;
+       finish with status ``ok`` and finite test metrics (a ``train_format`` that is
+       not a :class:`recframe.api.TrainFormat` fails here, E830; every format,
+       ``MATRIX`` included, trains through its batches of docs/batch_layouts.md);
     2. the best checkpoint loads with ``torch.load(weights_only=True)`` into a
        freshly built model (after ``prepare(data)``), and re-evaluating it
        reproduces the run's test metrics;
