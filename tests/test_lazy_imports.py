@@ -19,7 +19,7 @@ import pytest
 import recframe.api as api
 from recframe.errors import PluginLoadError
 from recframe.plugin import PluginManager, hookimpl, lazy
-from recframe.plugin.lazy import Lazy
+from recframe.plugin.lazyref import Lazy
 from recframe.plugin.specs import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,10 +154,10 @@ def test_registry_get_swaps_a_lazy_reference_for_the_object():
 
 
 def test_lazy_is_callable_and_names_dotted_attributes():
-    ref = lazy("recframe.plugin.lazy:Lazy.resolve")
+    ref = lazy("recframe.plugin.lazyref:Lazy.resolve")
     assert ref.resolve() is Lazy.resolve
     assert lazy("os.path:join")("a", "b") == "a/b" or sys.platform == "win32"
-    assert repr(ref) == "lazy('recframe.plugin.lazy:Lazy.resolve')"
+    assert repr(ref) == "lazy('recframe.plugin.lazyref:Lazy.resolve')"
 
 
 @pytest.mark.parametrize("target", ["os.path.join", "os.path:", ":join", "os path:join", 3])

@@ -1,6 +1,6 @@
 """Plugin system: pluggy hook specs, spec types, registries and the manager."""
 
-from recframe.plugin.lazy import Lazy, lazy
+from recframe.plugin.lazyref import Lazy, lazy
 from recframe.plugin.manager import PluginManager, default_manager, hookimpl
 from recframe.plugin.specs import (
     DatasetSpec,

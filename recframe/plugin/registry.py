@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from recframe.errors import DuplicateNameError, UnknownNameError, unknown_name_message
-from recframe.plugin.lazy import resolve_spec
+from recframe.plugin.lazyref import resolve_spec
 
 S = TypeVar("S")
 
@@ -47,7 +47,7 @@ class Registry(Generic[S]):
     def get(self, name: str, key: str = "") -> S:
         """Return the spec called ``name``; unknown names list what exists.
 
-        Fields registered as :func:`recframe.plugin.lazy.lazy` references are imported
+        Fields registered as :func:`recframe.plugin.lazyref.lazy` references are imported
         here, the first time ``name`` is asked for (registering imports nothing heavy).
         """
         if name in self._resolved:
