@@ -115,5 +115,6 @@ def _rewrite_link(m: re.Match[str], source: str, src_uri: str) -> str:
         return f"{bang}[{text}]({posixpath.relpath(path[5:], here or '.')}{anchor})"
     if path.lower().endswith(IMAGES):
         return f"{bang}[{text}]({posixpath.relpath('repo/' + path, here or '.')})"
-    label = text.strip("`")
-    return f"{text} (`{path}`)" if label != path.rstrip("/") else f"`{path}`"
+    if text.strip("`").rstrip("/") == path:  # the text already names the file
+        return text if text.startswith("`") else f"`{text}`"
+    return f"{text} (`{path}`)"
