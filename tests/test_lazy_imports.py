@@ -208,3 +208,14 @@ def test_run_help_matches_hydras_own_help(capsys):
                        config_path=CONFIG_MODULE, config_name=CONFIG_NAME)
         hydra_text = capsys.readouterr().out
         assert hydra_text == render_help(overrides) + "\n"
+
+
+def test_testing_kit_accepts_a_lazy_spec_equal_to_the_installed_one():
+    """check_metric(spec) with the installed spec's lazy form finds the installed one."""
+    from recframe.api import MetricSpec
+    from recframe.testing import check_metric
+
+    spec = MetricSpec(name="rprecision", fn=lazy("recframe_example.metric:rprecision"),
+                      description="Truncated R-precision@K: hits in the top min(|R_u|, K) / "
+                                  "min(|R_u|, K).")
+    check_metric(spec)
