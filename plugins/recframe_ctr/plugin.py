@@ -6,7 +6,7 @@ from recframe.api import ModelSpec, hookimpl, lazy
 
 #: the data must be encoded into typed fields (recframe.data.fields) for these models
 NEEDS = frozenset({"fields"})
-MODELS = (
+_DESCRIPTIONS = (
     ("lr", "Logistic regression over typed fields (first-order CTR baseline)"),
     ("fm", "Factorization machine over typed fields, O(kn) pairwise term (Rendle, ICDM 2010)"),
     ("deepfm", "DeepFM: FM plus an MLP on a shared field embedding (Guo et al., IJCAI 2017)"),
@@ -18,9 +18,14 @@ MODELS = (
             "(Zhou et al., KDD 2018); needs a sequence field"),
 )
 
+#: (name, builder, description); each builder is recframe_ctr.<name>.build_<name>, imported
+#: when a run builds that model
+MODELS = tuple((name, lazy(f"recframe_ctr.{name}:build_{name}"), description)
+               for name, description in _DESCRIPTIONS)
+
 
 @hookimpl
 def recframe_register_models(registry) -> None:
-    for name, description in MODELS:  # recframe_ctr.<name>.build_<name>, imported when built
-        registry.add(ModelSpec(name=name, build=lazy(f"recframe_ctr.{name}:build_{name}"),
-                               family="ctr", needs=NEEDS, description=description))
+    for name, build, description in MODELS:
+        registry.add(ModelSpec(name=name, build=build, family="ctr", needs=NEEDS,
+                               description=description))
