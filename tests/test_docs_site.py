@@ -155,6 +155,12 @@ def test_hook_leaves_code_blocks_alone(hook):
     assert hook.on_page_markdown(text, Page, None, None) == expected
 
 
+def test_hook_drops_sphinx_roles_of_docstrings(hook):
+    html = "returns a :class:<code>RecModel</code>; see :func:<code>lazy</code> and a:b"
+    assert hook.on_page_content(html, None, None, None) == (
+        "returns a <code>RecModel</code>; see <code>lazy</code> and a:b")
+
+
 # ---------------------------------------------------------------------------------- build
 
 @pytest.mark.slow
@@ -168,4 +174,5 @@ def test_site_builds_in_strict_mode(tmp_path):
     assert (tmp_path / "index.html").exists()
     api = (tmp_path / "reference" / "api" / "index.html").read_text()
     assert 'id="recframe.api.ModelSpec"' in api and 'id="recframe.api.RecModel"' in api
+    assert ":class:<code>" not in api
     assert (tmp_path / "tutorials" / "model_plugin" / "index.html").exists()

@@ -118,3 +118,12 @@ def _rewrite_link(m: re.Match[str], source: str, src_uri: str) -> str:
     if text.strip("`").rstrip("/") == path:  # the text already names the file
         return text if text.startswith("`") else f"`{text}`"
     return f"{text} (`{path}`)"
+
+
+#: Sphinx roles in docstrings (":class:`RecModel`") that Markdown leaves in front of the code
+ROLE = re.compile(r":(?:class|func|mod|meth|attr|data|exc|obj):(?=<code>)")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    """Drop the Sphinx role prefixes the API reference's docstrings carry."""
+    return ROLE.sub("", html)
