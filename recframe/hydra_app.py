@@ -103,6 +103,11 @@ def run_hydra(overrides: list[str]) -> None:
     register_searchpath_plugin()
     parser = get_args_parser()
     args: Any = parser.parse_args(resume_overrides(overrides))
+    if args.help:  # Hydra's help text, without its slow per-group repository copies
+        from recframe.run_help import render_help
+
+        print(render_help(list(args.overrides), resolve=bool(args.resolve)))
+        return
     _run_hydra(
         args=args,
         args_parser=parser,

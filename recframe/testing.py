@@ -53,6 +53,7 @@ from recframe.eval.evaluator import Evaluator
 from recframe.eval.pointwise import PointwiseInput
 from recframe.models.item_text import apply_item_text, item_text_mode
 from recframe.params import model_build_config
+from recframe.plugin.lazyref import resolve_spec
 from recframe.plugin.manager import KINDS, PluginManager, default_manager, hookimpl
 from recframe.plugin.specs import (
     DatasetSpec,
@@ -131,7 +132,8 @@ def _manager_with(spec: Any, pm: PluginManager | None) -> tuple[str, PluginManag
         raise TypeError(f"expected a name or a recframe spec, got {type(spec).__name__}")
     base = pm or default_manager()
     registry = getattr(base, kind)
-    if spec.name in registry and registry.get(spec.name) == spec:
+    # a spec whose fields are lazy("module:name") references equals its resolved form
+    if spec.name in registry and registry.get(spec.name) == resolve_spec(spec, "recframe.testing"):
         return spec.name, base
     if pm is not None:
         raise ValueError(

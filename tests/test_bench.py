@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "experiments" / "bench"
 #: every benchmark that runs without RecBole's own venv
 LOCAL = ["eval_floor", "topk_select", "pipeline_20m", "train_throughput", "cf_20m",
-         "hstu_vs_sasrec"]
+         "hstu_vs_sasrec", "startup"]
 
 
 def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -67,3 +67,28 @@ def test_fragments_carry_no_absolute_paths_of_this_machine(tmp_path):
     for path in (common.ROOT / "experiments" / "results" / "bench").glob("*.json"):
         assert common.portable(json.loads(path.read_text())) == json.loads(path.read_text()), \
             path.name
+
+
+def test_bench_md_records_commands_relative_to_the_repository(tmp_path):
+    """run_all's merge makes a fragment's command and text relative even when the fragment
+    was written with absolute paths (issue 20, part 8), and the committed bench.md/json
+    name no path of the machine that generated them."""
+    sys.path.insert(0, str(BENCH))
+    import common
+    import run_all
+
+    (tmp_path / "bench").mkdir()
+    script = common.ROOT / "experiments" / "bench" / "startup.py"
+    fragment = {"name": "startup", "figures": {"import_api_s": 0.1},
+                "command": f"python {script} --out {common.ROOT}/experiments/results/bench",
+                "markdown": f"ran in {common.ROOT}/experiments\n", "machine": {}}
+    (tmp_path / "bench" / "startup.json").write_text(json.dumps(fragment))
+    _, md = run_all.merge(tmp_path)
+    assert str(common.ROOT) not in md
+    assert ("Command: `python experiments/bench/startup.py --out experiments/results/bench`"
+            in md)
+    for name in ("bench.md", "bench.json"):
+        text = (common.ROOT / "experiments" / "results" / name).read_text()
+        assert str(common.ROOT) not in text and str(common.ROOT.parent) + "/" not in text
+        commands = [line for line in text.splitlines() if line.startswith("Command: ")]
+        assert all(c.startswith("Command: `python experiments/bench/") for c in commands)

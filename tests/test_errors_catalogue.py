@@ -830,6 +830,28 @@ def e976(ctx):
     return message(lambda: OpenAICompatibleBackend.from_config(cfg(model="m")))
 
 
+def e840(ctx):
+    from recframe.plugin import PluginManager, lazy
+
+    def register(registry):
+        registry.add(ModelSpec(name="graph", build=lazy("recframe_graphs.model:build_graph")))
+
+    pm = PluginManager([toy_plugin("graphs", recframe_register_models=register)],
+                       load_entry_points=False)
+    assert "graph" in pm.models  # registering imported nothing
+    return message(lambda: pm.models.get("graph"))
+
+
+def e841(ctx):
+    from recframe.plugin import PluginManager, lazy
+
+    def register(registry):
+        registry.add(ModelSpec(name="graph", build=lazy("recframe_graphs.model.build_graph")))
+
+    plugin = toy_plugin("graphs", recframe_register_models=register)
+    return message(lambda: PluginManager([plugin], load_entry_points=False))
+
+
 TRIGGERS: dict[str, Callable[[Ctx], str]] = {
     name.upper(): fn for name, fn in dict(globals()).items()
     if re.fullmatch(r"[ew]\d{3}", name) and callable(fn)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine  # noqa: E402
+from common import ROOT, machine, portable  # noqa: E402
 
 from recframe.results import atomic_write  # noqa: E402
 
@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 #: benchmark scripts, in the order they run and appear in bench.md
 BENCHMARKS = ["eval_floor", "topk_select", "pipeline_20m", "train_throughput", "cf_20m",
               "recbole_compare", "recbole_reference", "fuxictr_compare", "llm_rerank",
-              "hstu_vs_sasrec"]
+              "hstu_vs_sasrec", "startup"]
 
 
 def merge(results_dir: Path) -> tuple[dict, str]:
@@ -40,7 +40,8 @@ def merge(results_dir: Path) -> tuple[dict, str]:
         if not path.exists():
             sections.append(f"## {name}\n\nNot run yet: `python experiments/bench/{name}.py`.\n")
             continue
-        frag = json.loads(path.read_text())
+        # portable(): a fragment written elsewhere (or by hand) still gets relative paths
+        frag = portable(json.loads(path.read_text()))
         clash = sorted(set(frag["figures"]) & set(figures))
         if clash:
             raise SystemExit(f"{path}: figure keys {clash} already come from another benchmark")

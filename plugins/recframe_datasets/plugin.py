@@ -7,9 +7,12 @@ Registering is cheap: the loader modules are imported only when a run loads data
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recframe.api import Dataset, DatasetSpec, hookimpl
+from recframe.api import DatasetSpec, hookimpl
+
+if TYPE_CHECKING:
+    from recframe.api import Dataset
 
 
 def load_ml100k(cfg: Any) -> Dataset:

@@ -254,3 +254,9 @@ def pointwise_only(name: str) -> Callable[[Any, int], torch.Tensor]:
     fn.__name__ = f"{name}_ranking_unsupported"
     fn.__doc__ = f"Raises ConfigError: {name!r} is a CTR-protocol (evaluation=ctr) metric."
     return fn
+
+
+#: the ranking ``fn`` of the CTR-only metrics (lazy references in the plugin name these)
+gauc_ranking = pointwise_only("gauc")
+ece_ranking = pointwise_only("ece")
+calibration_gap_ranking = pointwise_only("calibration_gap")

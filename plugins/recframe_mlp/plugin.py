@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from recframe.api import ModelSpec, hookimpl
-from recframe_mlp.mlp_ctr import build_mlp_ctr
-from recframe_mlp.neumf import build_neumf
+from recframe.api import ModelSpec, hookimpl, lazy
 
 
 @hookimpl
 def recframe_register_models(registry) -> None:
     registry.add(ModelSpec(
-        name="neumf", build=build_neumf, family="mlp",
+        name="neumf", build=lazy("recframe_mlp.neumf:build_neumf"), family="mlp",
         description="NeuMF: GMF + MLP towers, pointwise BCE with sampled negatives "
                     "(He et al., WWW 2017)",
     ))
     registry.add(ModelSpec(
-        name="mlp_ctr", build=build_mlp_ctr, family="mlp",
+        name="mlp_ctr", build=lazy("recframe_mlp.mlp_ctr:build_mlp_ctr"), family="mlp",
         needs=frozenset({"fields"}),
         description="Deep CTR MLP over typed field embeddings (ids, features, context, "
                     "pooled sequences), BCE "

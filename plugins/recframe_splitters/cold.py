@@ -154,3 +154,8 @@ def build_cold(kind: str) -> Any:
 
     build.__doc__ = build_cold.__doc__
     return build
+
+
+#: the registered builders of ``cold_items`` and ``cold_users`` (lazy references name these)
+build_cold_items = build_cold("items")
+build_cold_users = build_cold("users")

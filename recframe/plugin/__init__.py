@@ -1,5 +1,6 @@
 """Plugin system: pluggy hook specs, spec types, registries and the manager."""
 
+from recframe.plugin.lazyref import Lazy, lazy
 from recframe.plugin.manager import PluginManager, default_manager, hookimpl
 from recframe.plugin.specs import (
     DatasetSpec,
@@ -12,6 +13,7 @@ from recframe.plugin.specs import (
 
 __all__ = [
     "DatasetSpec",
+    "Lazy",
     "LLMBackendSpec",
     "MetricSpec",
     "ModelSpec",
@@ -20,4 +22,5 @@ __all__ = [
     "SplitterSpec",
     "default_manager",
     "hookimpl",
+    "lazy",
 ]

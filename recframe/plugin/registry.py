@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from recframe.errors import DuplicateNameError, UnknownNameError, unknown_name_message
+from recframe.plugin.lazyref import resolve_spec
 
 S = TypeVar("S")
 
@@ -26,6 +27,7 @@ class Registry(Generic[S]):
         self.kind = kind
         self.spec_type = spec_type
         self._entries: dict[str, Entry[S]] = {}
+        self._resolved: dict[str, S] = {}
 
     def add(self, spec: S, plugin: str) -> None:
         if not isinstance(spec, self.spec_type):
@@ -43,13 +45,25 @@ class Registry(Generic[S]):
         self._entries[name] = Entry(spec, plugin)
 
     def get(self, name: str, key: str = "") -> S:
-        """Return the spec called ``name``; unknown names list what exists."""
+        """Return the spec called ``name``; unknown names list what exists.
+
+        Fields registered as :func:`recframe.plugin.lazyref.lazy` references are imported
+        here, the first time ``name`` is asked for (registering imports nothing heavy).
+        """
+        if name in self._resolved:
+            return self._resolved[name]
         try:
-            return self._entries[name].spec
+            entry = self._entries[name]
         except KeyError:
             raise UnknownNameError(
                 unknown_name_message(self.kind, name, self._entries, key)
             ) from None
+        spec = self._resolved[name] = resolve_spec(entry.spec, entry.plugin)
+        return spec
+
+    def description(self, name: str) -> str:
+        """The description of ``name`` without importing anything it refers to."""
+        return str(getattr(self._entries[name].spec, "description", ""))
 
     def plugin_of(self, name: str) -> str:
         return self._entries[name].plugin

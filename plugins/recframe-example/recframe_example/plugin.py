@@ -5,25 +5,24 @@
     [project.entry-points.recframe]
     example = "recframe_example.plugin"
 
-Registering is cheap (a spec holds a name and a builder); the work happens
-when a run builds the model, metric or step.
+Registering is cheap: a spec holds a name and a ``lazy("module:name")`` reference
+to its builder, so loading this plugin (at every ``recframe`` start) imports
+neither torch nor pandas; the module is imported when a run builds the model,
+metric or step.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from recframe.api import MetricSpec, ModelSpec, PreprocessorSpec, hookimpl
-from recframe_example.metric import rprecision
-from recframe_example.model import build_example
-from recframe_example.preprocess import build_cap_user_history
+from recframe.api import MetricSpec, ModelSpec, PreprocessorSpec, hookimpl, lazy
 
 
 @hookimpl
 def recframe_register_models(registry: Any) -> None:
     """Register the ``example`` model (config: ``conf/model/example.yaml``)."""
     registry.add(ModelSpec(
-        name="example", build=build_example, family="cf",
+        name="example", build=lazy("recframe_example.model:build_example"), family="cf",
         description="Item-item co-occurrence with asymmetric cosine (Aiolli, RecSys 2013), "
                     "closed form",
     ))
@@ -33,7 +32,7 @@ def recframe_register_models(registry: Any) -> None:
 def recframe_register_metrics(registry: Any) -> None:
     """Register ``rprecision`` (use it with ``metrics.names=[ndcg,rprecision]``)."""
     registry.add(MetricSpec(
-        name="rprecision", fn=rprecision,
+        name="rprecision", fn=lazy("recframe_example.metric:rprecision"),
         description="Truncated R-precision@K: hits in the top min(|R_u|, K) / min(|R_u|, K).",
     ))
 
@@ -42,7 +41,7 @@ def recframe_register_metrics(registry: Any) -> None:
 def recframe_register_preprocessors(registry: Any) -> None:
     """Register ``cap_user_history`` (an entry of the ``preprocess`` list)."""
     registry.add(PreprocessorSpec(
-        name="cap_user_history", build=build_cap_user_history,
+        name="cap_user_history", build=lazy("recframe_example.preprocess:build_cap_user_history"),
         description="Keep each user's max_per_user (default 50) most recent interactions.",
     ))
 
