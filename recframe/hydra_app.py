@@ -92,6 +92,25 @@ def _sweep_name() -> str:
     return f"{sweep_dir.parent.name}-{sweep_dir.name}"
 
 
+def _save_config_atomically(cfg: Any, filename: str, output_dir: Path) -> None:
+    """Hydra's ``.hydra/*.yaml`` writer, through :func:`recframe.results.atomic_write`
+    (``resume=`` reads ``overrides.yaml`` back: a kill must never leave half of it)."""
+    from omegaconf import OmegaConf
+
+    from recframe.results import atomic_write
+
+    text = OmegaConf.to_yaml(cfg)
+    atomic_write(Path(output_dir) / filename,
+                 lambda tmp: tmp.write_text(text, encoding="utf-8"), filename)
+
+
+def route_hydra_writes() -> None:
+    """Send Hydra's per-job config files through recframe's counted atomic writes."""
+    import hydra.core.utils
+
+    hydra.core.utils._save_config = _save_config_atomically
+
+
 def run_hydra(overrides: list[str]) -> None:
     """Run Hydra on ``overrides`` (``-m`` and ``--cfg`` flags included) without touching sys.argv.
 
@@ -101,8 +120,11 @@ def run_hydra(overrides: list[str]) -> None:
     from hydra._internal.utils import _run_hydra, get_args_parser
 
     register_searchpath_plugin()
+    route_hydra_writes()
     parser = get_args_parser()
-    args: Any = parser.parse_args(resume_overrides(overrides))
+    overrides = resume_overrides(overrides)
+    check_output_dir(overrides)
+    args: Any = parser.parse_args(overrides)
     _run_hydra(
         args=args,
         args_parser=parser,
@@ -110,6 +132,22 @@ def run_hydra(overrides: list[str]) -> None:
         config_path=CONFIG_MODULE,
         config_name=CONFIG_NAME,
     )
+
+
+def check_output_dir(overrides: list[str]) -> None:
+    """Fail before composing (E871) when the outputs would go to a read-only place:
+    ``hydra.run.dir`` / ``hydra.sweep.dir`` / ``output_root`` as given, else
+    ``$RECFRAME_OUTPUT_DIR``, else ``outputs``."""
+    import os
+
+    from recframe.faults import check_writable
+
+    multirun = "-m" in overrides or "--multirun" in overrides
+    keys = ("hydra.sweep.dir=" if multirun else "hydra.run.dir=", "output_root=")
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith(keys)]
+    target = given[0] if given else os.environ.get("RECFRAME_OUTPUT_DIR") or "outputs"
+    if "${" not in target and "," not in target:
+        check_writable(target, "run outputs to")
 
 
 def resume_overrides(overrides: list[str]) -> list[str]:

@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from recframe import faults
 from recframe.data.item_text import TextSettings
 from recframe.errors import ConfigError, RecframeError
 from recframe.eval.cold import COLD, COLD_RANKINGS, WARM, ColdStart
@@ -50,6 +51,7 @@ from recframe.results import (
     write_json,
     write_parquet,
 )
+from recframe.train.checkpoint_io import AtomicCheckpointIO
 from recframe.train.datamodule import RecDataModule
 from recframe.train.execution import resolve_steps_per_execution
 from recframe.train.optim import build_optimizer
@@ -258,6 +260,11 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     if not resume:
         return None
     last = Path(str(resume)) / "checkpoints" / "last.ckpt"
+    if not last.exists() and Path(str(resume)).is_dir():
+        # killed before its first checkpoint: nothing to continue, start over in place
+        log.warning("resume=%s: no checkpoint yet (the run stopped before its first epoch "
+                    "ended); training starts from the beginning", resume)
+        return None
     if not last.exists():
         raise ConfigError(
             f"resume={resume}: no checkpoint at {last}. Resume needs a run dir whose "
@@ -409,7 +416,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
     one multirun (the wandb group).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise faults.output_error(exc, run_dir) from exc
     started = time.time()
     results: dict[str, Any] = {
         "status": "running",
@@ -445,6 +455,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         }
         if task.is_closed_form:
             trainer_kwargs["max_epochs"] = 1
+        if not cfg.trainer.get("plugins"):  # checkpoints: temp file + rename, coded errors
+            trainer_kwargs["plugins"] = [AtomicCheckpointIO()]
         trainer: pl.Trainer = instantiate(cfg.trainer, **trainer_kwargs)
         steps = resolve_steps_per_execution(cfg.get("steps_per_execution", 1), trainer,
                                             task.is_closed_form)
@@ -531,6 +543,12 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
     finally:
         results["wall_seconds"] = round(time.time() - started, 3)
         results["memory"] = peak_memory_gib()
-        if _is_rank_zero():
-            write_json(run_dir / RESULTS_FILE, results)
-        _finish_wandb(loggers)
+        try:
+            if _is_rank_zero():
+                write_json(run_dir / RESULTS_FILE, results)
+        except OSError:
+            if results["status"] == "ok":
+                raise  # the run's outcome itself could not be recorded: an error
+            log.error("could not record the failure in %s", run_dir / RESULTS_FILE)
+        finally:
+            _finish_wandb(loggers)
