@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recframe import faults
 from recframe.data.item_text import TextSettings
-from recframe.errors import ConfigError, RecframeError
+from recframe.errors import ConfigError, DataError, RecframeError
 from recframe.eval.cold import COLD, COLD_RANKINGS, WARM, ColdStart
 from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
@@ -54,7 +54,7 @@ from recframe.results import (
 from recframe.train.checkpoint_io import AtomicCheckpointIO
 from recframe.train.datamodule import RecDataModule
 from recframe.train.execution import resolve_steps_per_execution
-from recframe.train.optim import build_optimizer
+from recframe.train.optim import build_optimizer, check_optimizer
 from recframe.train.task import RecTask
 
 log = logging.getLogger(__name__)
@@ -117,13 +117,16 @@ def _finish_wandb(loggers: list[Any]) -> None:
                 log.exception("wandb.finish() failed")
 
 
+def _optim_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """A model config may carry its own tuned defaults for these optimizer keys."""
+    return {k: cfg.model[k] for k in ("lr", "weight_decay") if cfg.model.get(k) is not None}
+
+
 def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any,
                pointwise: PointwiseEvaluator | None = None,
                cold: ColdStart | None = None) -> RecTask:
     optim_cfg = cfg.get("optim")
-    # A model config may carry its own tuned defaults for these optimizer keys.
-    overrides = {k: cfg.model[k] for k in ("lr", "weight_decay")
-                 if cfg.model.get(k) is not None}
+    overrides = _optim_overrides(cfg)
 
     def optimizer_factory(params: Any) -> torch.optim.Optimizer:
         return build_optimizer(optim_cfg, params, overrides)
@@ -296,6 +299,27 @@ def check_rerank(cfg: DictConfig, pm: PluginManager) -> Any | None:
     return node
 
 
+def check_validation(cfg: DictConfig, exp: Experiment) -> None:
+    """Early stopping and checkpointing watch a validation metric: with no validation
+    interaction at all (tiny data, a split without a valid share) fail here, saying so,
+    instead of Lightning's "metric ... is not available" traceback after training."""
+    counts = exp.prepared.counts
+    if counts.get("n_valid", 0) > 0 or counts.get("n_valid_impressions", 0) > 0:
+        return
+    watching = sorted(name for name, node in (cfg.get("callbacks") or {}).items()
+                      if node is not None and str(node.get("monitor", "")).startswith("val/"))
+    if not watching:
+        return
+    raise DataError(
+        f"no user has a validation interaction after splitting ({counts.get('n_users')} "
+        f"users: {counts.get('n_train')} train, 0 valid, {counts.get('n_test')} test "
+        f"interactions), but callbacks {', '.join(watching)} watch val/{exp.plan.monitor}. "
+        f"Give users more interactions (the random split holds one out for validation "
+        f"only from users with at least 3), give the split a valid share "
+        f"(split.ratios=[0.8,0.1,0.1]), or train without model selection (callbacks=none, "
+        f"a fixed trainer.max_epochs).")
+
+
 def _is_rank_zero() -> bool:
     return all(int(os.environ.get(v, "0")) == 0 for v in ("LOCAL_RANK", "NODE_RANK"))
 
@@ -320,6 +344,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     """Resolve ``cfg``, seed everything, prepare the data and build model, task and data."""
     pm = pm or default_manager()
     plan = resolve(cfg, pm)
+    check_optimizer(cfg.get("optim"), _optim_overrides(cfg))
     candidates = candidate_policy(cfg.evaluation)
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     prepared = prepare(cfg, plan)
@@ -436,6 +461,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         pm = pm or default_manager()
         stage = check_rerank(cfg, pm)
         exp = build_experiment(cfg, pm)
+        check_validation(cfg, exp)
         if stage is not None:
             from recframe.rerank.stage import check_applies, check_prompts_fit
 

@@ -259,7 +259,7 @@ def e209(ctx):
     from recframe_preprocess.binarize import build_binarize
 
     step = build_binarize(cfg(name="binarize"))
-    return message(lambda: step(frame([[1, 2]], columns=("user_id", "item_id"))))
+    return message(lambda: step(frame([[1, 2, "good", 1]])))
 
 
 def e210(ctx):
