@@ -315,9 +315,8 @@ def check_validation(cfg: DictConfig, exp: Experiment) -> None:
         f"users: {counts.get('n_train')} train, 0 valid, {counts.get('n_test')} test "
         f"interactions), but callbacks {', '.join(watching)} watch val/{exp.plan.monitor}. "
         f"Give users more interactions (the random split holds one out for validation "
-        f"only from users with at least 3), give the split a valid share "
-        f"(split.ratios=[0.8,0.1,0.1]), or train without model selection (callbacks=none, "
-        f"a fixed trainer.max_epochs).")
+        f"only from users with at least 3; check split.ratios), or train without model "
+        f"selection (callbacks=none, a fixed trainer.max_epochs).")
 
 
 def _is_rank_zero() -> bool:
