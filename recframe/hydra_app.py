@@ -85,7 +85,8 @@ def _run_job(cfg: DictConfig, run_dir: Path, multirun: bool, hydra_cfg: Any) -> 
 
     previous = finished_result(run_dir, cfg)
     if previous is not None:
-        log.info("job %s already finished in %s; skipping it", hydra_cfg.job.num, run_dir)
+        job = "" if not multirun else f" {hydra_cfg.job.num}"  # job.num is ??? in a run
+        log.info("job%s already finished in %s; skipping it", job, run_dir)
         return monitored_value(previous)
     if multirun:
         apply_gpu_round_robin(cfg, int(hydra_cfg.job.num))
