@@ -775,6 +775,12 @@ def e876(ctx):
     return message(lambda: joblock.raise_if_blocked(ctx.tmp))
 
 
+def e877(ctx):
+    ratings = write(ctx, "user_id,item_id,rating,timestamp\n" + GOOD_ROWS)
+    items = write(ctx, "item_id,genre\n\n", "items.csv")
+    return message(lambda: load_csv(ratings, item_features={"path": str(items)}))
+
+
 def w870(ctx):
     from recframe_preprocess.binarize import build_binarize
 
