@@ -109,3 +109,15 @@ def check_writable(directory: Path | str, what: str) -> None:
             f"cannot write {what} {directory}: {here} is not a writable directory. "
             f"Write the outputs somewhere writable: set RECFRAME_OUTPUT_DIR (or "
             f"output_root=..., hydra.run.dir=...).")
+
+
+def remove_stale_temps(run_dir: Path | str) -> list[Path]:
+    """Delete the temp files (``.<name>.<random>.tmp``) a killed attempt left in
+    ``run_dir``; called when a run resumes there (the resuming process owns the dir).
+    Nothing reads them: files become visible only by their rename."""
+    removed = []
+    for path in Path(run_dir).rglob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -495,6 +495,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         results["model_size"] = parameter_counts(exp.model)
 
         resume_from = resume_checkpoint(cfg, run_dir)
+        if cfg.get("resume"):  # temp files of the killed attempt: never read, now removed
+            faults.remove_stale_temps(run_dir)
         results["resumed_from"] = str(resume_from) if resume_from else None
         t = time.perf_counter()
         trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
