@@ -124,3 +124,39 @@ def test_two_sweeps_into_one_sweep_dir(tmp_path):
     out = other.communicate(timeout=900)[0]
     assert out.count("not run:") == 2 and "holds the finished results of another config" in out, out
     assert {j: (sweep / j / "results.json").read_bytes() for j in ("0", "1")} == before
+
+
+def _download(url: str, target: str, checksums: dict, out: str) -> None:
+    from recframe_datasets.download import download_and_extract
+
+    download_and_extract(url, Path(target), checksums)
+    Path(out).write_text("ok")
+
+
+def test_two_processes_download_into_one_cache_at_once(tmp_path):
+    """The shared data cache: two processes installing the same archive at once both
+    get the complete, checksummed directory; one of them downloads, nothing is left
+    half-installed (the archive is a file:// URL: no network)."""
+    import hashlib
+    import multiprocessing
+    import zipfile
+
+    archive = tmp_path / "data.zip"
+    payload = {"u.data": "1\t2\t5\t0\n" * 1000, "u.item": "1|x\n"}
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, body in payload.items():
+            zf.writestr(f"ml/{name}", body)
+    checksums = {n: hashlib.md5(b.encode()).hexdigest() for n, b in payload.items()}
+    target = tmp_path / "cache" / "ml"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_download, args=(archive.as_uri(), str(target), checksums,
+                                                 str(tmp_path / f"ok{i}"))) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert all((tmp_path / f"ok{i}").read_text() == "ok" for i in range(2))
+    assert sorted(p.name for p in target.iterdir()) == sorted(payload)
+    leftovers = [p.name for p in target.parent.iterdir() if p.name not in ("ml", "ml.lock")]
+    assert leftovers == []
