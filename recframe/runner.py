@@ -106,6 +106,21 @@ def _loggers(cfg: DictConfig, run_dir: Path, sweep_name: str | None = None) -> l
     return loggers
 
 
+def _trainer(cfg: DictConfig, kwargs: dict[str, Any]) -> pl.Trainer:
+    """The Lightning Trainer of ``cfg.trainer``; a bad setting is a ConfigError."""
+    target = str(cfg.trainer.get("_target_", ""))
+    try:
+        trainer = instantiate(cfg.trainer, **kwargs)
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"trainer: cannot build {target or 'the trainer'} from the trainer.* "
+                          f"settings: {type(cause).__name__}: {cause}") from exc
+    if not isinstance(trainer, pl.Trainer):
+        raise ConfigError(f"trainer._target_={target!r} is not a lightning.pytorch.Trainer; "
+                          f"use trainer=cpu, gpu or ddp")
+    return trainer
+
+
 def _finish_wandb(loggers: list[Any]) -> None:
     for lg in loggers:
         if type(lg).__name__ == "WandbLogger":
@@ -482,7 +497,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
             trainer_kwargs["max_epochs"] = 1
         if not cfg.trainer.get("plugins"):  # checkpoints: temp file + rename, coded errors
             trainer_kwargs["plugins"] = [AtomicCheckpointIO()]
-        trainer: pl.Trainer = instantiate(cfg.trainer, **trainer_kwargs)
+        trainer: pl.Trainer = _trainer(cfg, trainer_kwargs)
         steps = resolve_steps_per_execution(cfg.get("steps_per_execution", 1), trainer,
                                             task.is_closed_form)
         task.use_steps_per_execution(steps)

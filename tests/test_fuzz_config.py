@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork")
 
 FAST_EXAMPLES, SLOW_EXAMPLES = 12, 150
 BASE = ["dataset=synthetic", "dataset.n_users=40", "dataset.n_items=30", "preprocess=none",
-        "model=bpr", "logger=none", "metrics.ks=[5]", "trainer.max_epochs=1"]
+        "model=bpr", "logger=none", "metrics.ks=[10]", "trainer.max_epochs=1"]
 GROUPS = ("dataset", "preprocess", "split", "model", "metrics", "optim", "trainer",
           "callbacks", "logger", "evaluation")
 #: keys whose large values mean legitimately long or large work, not a bug: fuzzed
@@ -146,3 +146,12 @@ def test_fuzzed_override_runs_or_is_a_recframe_error_many(override, tmp_path_fac
 def test_every_group_has_fuzzable_keys():
     assert {k.split(".")[0] for k in KEYS} >= set(GROUPS) - {"preprocess", "logger"}
     assert OmegaConf.is_list(OmegaConf.create({"a": []}).a)
+
+
+def test_the_base_config_runs(tmp_path):
+    """Without this, every fuzzed example could fail for the same reason."""
+    check_override("seed=1", tmp_path)
+    from recframe.hydra_app import compose_config
+
+    code, outcome = run_child(compose_config([*BASE, "seed=1"]), tmp_path / "base")
+    assert (code, outcome) == (0, "ok"), outcome
