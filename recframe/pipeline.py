@@ -77,7 +77,7 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
     split_spec = pm.splitters.get(_require(cfg, "split.name"), key="split.name")
     splitter = split_spec.build(cfg.split)
     model = pm.models.get(_require(cfg, "model.name"), key="model.name")
-    names = list(_require(cfg, "metrics.names"))
+    names = metric_names(cfg)
     metrics = {n: pm.metrics.get(n, key="metrics.names") for n in names}
     protocol = str((cfg.get("evaluation") or {}).get("protocol", "auto"))
     if protocol not in PROTOCOLS:
@@ -96,16 +96,33 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
     return Plan(dataset, steps, splitter, model, evaluator, monitor, protocol)
 
 
+def metric_names(cfg: DictConfig) -> list[str]:
+    """``metrics.names``: a list of metric names (one name alone is a list of one)."""
+    names = _require(cfg, "metrics.names")
+    names = OmegaConf.to_container(names) if OmegaConf.is_config(names) else names
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"metrics.names must be a list of metric names, e.g. "
+                          f"metrics.names=[ndcg,recall]; got {names!r}")
+    return names
+
+
 def ranking_evaluator(cfg: DictConfig, metrics: dict[str, Any]) -> Evaluator:
-    ks = OmegaConf.to_container(_require(cfg, "metrics.ks"))
-    return Evaluator(metrics, ks if isinstance(ks, list) else [ks])
+    ks = _require(cfg, "metrics.ks")
+    ks = OmegaConf.to_container(ks) if OmegaConf.is_config(ks) else ks
+    ks = ks if isinstance(ks, list) else [ks]
+    if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks):
+        raise ConfigError(f"metrics.ks must be a list of cut-offs >= 1, e.g. "
+                          f"metrics.ks=[10,20]; got {ks!r}")
+    return Evaluator(metrics, ks)
 
 
 def pointwise_evaluator(cfg: DictConfig, pm: PluginManager) -> PointwiseEvaluator:
     """The CTR protocol's evaluator from ``metrics.*``: when ``metrics.names`` holds no
     metric with a pointwise form (the ranking defaults), the CTR defaults
     (auc, gauc, logloss, ece; monitor auc) are used and written back to ``cfg``."""
-    names = list(_require(cfg, "metrics.names"))
+    names = metric_names(cfg)
     specs = {n: pm.metrics.get(n, key="metrics.names") for n in names}
     if not any(s.pointwise is not None for s in specs.values()):
         log.info("CTR protocol: metrics.names %s are ranking metrics; reporting %s instead",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import sys
 import time
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recframe import faults
 from recframe.data.item_text import TextSettings
-from recframe.errors import ConfigError, DataError, RecframeError
+from recframe.errors import ConfigError, DataError, RecframeError, closest
 from recframe.eval.cold import COLD, COLD_RANKINGS, WARM, ColdStart
 from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.protocol import candidate_policy, candidate_sampler
@@ -106,8 +107,39 @@ def _loggers(cfg: DictConfig, run_dir: Path, sweep_name: str | None = None) -> l
     return loggers
 
 
+#: Trainer arguments that must be whole numbers: (smallest value, None allowed)
+_TRAINER_INTS = {"max_epochs": (-1, True), "min_epochs": (0, True), "max_steps": (-1, False),
+                 "min_steps": (0, True), "check_val_every_n_epoch": (1, True),
+                 "num_sanity_val_steps": (-1, False), "log_every_n_steps": (1, True),
+                 "accumulate_grad_batches": (1, False)}
+
+
+def check_trainer(node: Any) -> None:
+    """The Trainer's counting arguments, checked before Lightning reads them (it fails
+    on some only mid-training, with an assertion or a division by zero)."""
+    for key, (minimum, nullable) in _TRAINER_INTS.items():
+        if key not in node:
+            continue
+        value = node.get(key)
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"trainer.{key} must be a whole number >= {minimum}"
+                              + (" or null" if nullable else "") + f", got {value!r}")
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches",
+                "val_check_interval"):
+        value = node.get(key) if key in node else None
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value >= 0) or (isinstance(value, float) and value > 1):
+            raise ConfigError(f"trainer.{key} must be a whole number of batches or a fraction "
+                              f"in [0, 1], got {value!r}")
+
+
 def _trainer(cfg: DictConfig, kwargs: dict[str, Any]) -> pl.Trainer:
     """The Lightning Trainer of ``cfg.trainer``; a bad setting is a ConfigError."""
+    check_trainer(cfg.trainer)
     target = str(cfg.trainer.get("_target_", ""))
     try:
         trainer = instantiate(cfg.trainer, **kwargs)
@@ -334,6 +366,65 @@ def check_validation(cfg: DictConfig, exp: Experiment) -> None:
         f"selection (callbacks=none, a fixed trainer.max_epochs).")
 
 
+#: callback arguments Lightning reads only mid-training: key -> (kind, detail)
+_CALLBACK_ARGS = {"patience": ("int", 0), "min_delta": ("number", None),
+                  "mode": ("choice", ("min", "max")), "save_top_k": ("int", -1),
+                  "every_n_epochs": ("int", 0), "check_finite": ("bool", None),
+                  "auto_insert_metric_name": ("bool", None), "verbose": ("bool", None),
+                  "filename": ("str", None), "dirpath": ("str", None)}
+
+
+def check_callbacks(cfg: DictConfig, plan: Plan) -> None:
+    """Each callback's ``monitor`` names a metric the run logs, and its counting and
+    mode arguments have the right type, before training (Lightning would fail at the
+    end of the first epoch, or while loading the best checkpoint)."""
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None or not hasattr(node, "items"):
+            continue
+        for key, (kind, detail) in _CALLBACK_ARGS.items():
+            if key not in node or (node.get(key) is None and kind == "str"):
+                continue
+            value = node.get(key)
+            if not _arg_ok(kind, detail, value):
+                want = {"int": f"a whole number >= {detail}", "number": "a finite number",
+                        "choice": f"one of {detail}", "bool": "true or false",
+                        "str": "a string or null"}[kind]
+                raise ConfigError(f"callbacks.{name}.{key} must be {want}, got {value!r}")
+        if "monitor" not in node:
+            continue
+        monitor = node.get("monitor")
+        known = [f"val/{k}" for k in plan_keys(plan)] + ["train/loss"]
+        if monitor not in known:
+            hint = closest(str(monitor), known)
+            raise ConfigError(
+                f"callbacks.{name}.monitor={monitor!r} is not a metric this run logs"
+                + (f"; did you mean {hint!r}" if hint else "")
+                + f". It follows metrics.monitor by default (val/${{metrics.monitor}}); "
+                f"logged: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''}.")
+
+
+def _arg_ok(kind: str, detail: Any, value: Any) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= detail
+    if kind == "number":
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if kind == "choice":
+        return isinstance(value, str) and value in detail
+    if kind == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def plan_keys(plan: Plan) -> list[str]:
+    """The validation metric keys the run logs (``ndcg@10``, ``warm/ndcg@10``, ``auc``)."""
+    evaluator = plan.pointwise if plan.protocol == "ctr" else plan.evaluator
+    keys = list(evaluator.keys) if evaluator is not None else []  # a property of both
+    if plan.monitor not in keys:
+        keys.insert(0, plan.monitor)
+    return keys
+
+
 def _is_rank_zero() -> bool:
     return all(int(os.environ.get(v, "0")) == 0 for v in ("LOCAL_RANK", "NODE_RANK"))
 
@@ -359,6 +450,8 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     pm = pm or default_manager()
     plan = resolve(cfg, pm)
     check_optimizer(cfg.get("optim"), _optim_overrides(cfg))
+    if cfg.get("trainer") is not None:
+        check_trainer(cfg.trainer)
     candidates = candidate_policy(cfg.evaluation)
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     prepared = prepare(cfg, plan)
@@ -385,7 +478,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     text_mode, text_settings = item_text_mode(cfg.model), TextSettings.from_config(cfg.get("text"))
     if text_mode == "field":  # a click model sizes its layers from the fields: add it first
         prepared.data = data = with_item_text_field(data, text_settings)
-    model = plan.model.build(data.info, model_build_config(cfg.model))
+    model = build_model(plan, data, cfg)
     apply_item_text(model, text_mode, text_settings, data, plan.model.name)
     if pointwise is not None and type(model).predict is RecModel.predict:
         raise ConfigError(
@@ -398,10 +491,10 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     datamodule = RecDataModule(
         data,
         model.train_format,
-        batch_size=int(getattr(model, "train_batch_size", None)
-                       or cfg.model.get("batch_size", 1024)),
-        eval_batch_size=int(cfg.evaluation.batch_size),
-        num_negatives=int(getattr(model, "num_negatives", 1)),
+        batch_size=_positive_int(getattr(model, "train_batch_size", None)
+                                 or cfg.model.get("batch_size", 1024), "model.batch_size"),
+        eval_batch_size=_positive_int(cfg.evaluation.batch_size, "evaluation.batch_size"),
+        num_negatives=_positive_int(getattr(model, "num_negatives", 1), "model.num_negatives"),
         seed=int(cfg.get("seed", 0)),
         num_workers=int(cfg.get("num_workers", 0)),
         max_seq_len=int(getattr(model, "max_seq_len", 0)),
@@ -412,6 +505,28 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     if plan.protocol == "ctr":
         datamodule.eval_batch_size = int(cfg.evaluation.get("row_batch_size", 8192))
     return Experiment(plan, prepared, model, task, datamodule, candidates)
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
+        raise ConfigError(f"{key} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def build_model(plan: Plan, data: Any, cfg: DictConfig) -> Any:
+    """``plan.model.build``; a model whose settings make torch or numpy fail while
+    building it (a negative ``init_std``, a size beyond memory) is a ConfigError naming
+    the model and the cause, not a traceback. Models check their own keys first (a
+    ConfigError of theirs passes unchanged)."""
+    try:
+        return plan.model.build(data.info, model_build_config(cfg.model))
+    except RecframeError:
+        raise
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
+        raise ConfigError(
+            f"model {plan.model.name!r} cannot be built from its settings (model.*): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}. Check the model.* "
+            f"values against conf/model/{plan.model.name}.yaml.") from exc
 
 
 def per_user_frame(exp: Experiment) -> Any:
@@ -476,6 +591,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         stage = check_rerank(cfg, pm)
         exp = build_experiment(cfg, pm)
         check_validation(cfg, exp)
+        check_callbacks(cfg, exp.plan)
         if stage is not None:
             from recframe.rerank.stage import check_applies, check_prompts_fit
 

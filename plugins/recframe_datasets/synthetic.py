@@ -93,6 +93,7 @@ class SyntheticParams:
         """Raise a :class:`ConfigError` for impossible settings."""
         checks = [
             (self.n_users >= 1, "n_users must be >= 1"),
+            (0 <= self.seed < 2**63, "seed must be a non-negative integer"),
             (self.n_items >= 2, "n_items must be >= 2"),
             (self.dim >= 1, "dim must be >= 1"),
             (self.n_clusters >= 1, "n_clusters must be >= 1"),
