@@ -397,9 +397,9 @@ def check_callbacks(cfg: DictConfig, plan: Plan) -> None:
         if monitor not in known:
             hint = closest(str(monitor), known)
             raise ConfigError(
-                f"callbacks.{name}.monitor={monitor!r} is not a metric this run logs"
-                + (f"; did you mean {hint!r}" if hint else "")
-                + f". It follows metrics.monitor by default (val/${{metrics.monitor}}); "
+                f"callbacks.{name}.monitor={monitor!r} is not a metric this run logs."
+                + (f" Did you mean {hint!r}?" if hint else "")
+                + f" It follows metrics.monitor by default (val/${{metrics.monitor}}); "
                 f"logged: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''}.")
 
 

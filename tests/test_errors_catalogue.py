@@ -781,6 +781,26 @@ def e877(ctx):
     return message(lambda: load_csv(ratings, item_features={"path": str(items)}))
 
 
+def e878(ctx):
+    return run_error(ctx, "model=pop", "trainer.check_val_every_n_epoch=0")
+
+
+def e879(ctx):
+    return run_error(ctx, "model=pop", "callbacks.early_stopping.monitor=val/ndcg@5")
+
+
+def e880(ctx):
+    return run_error(ctx, "model=bpr", "model.init_std=-1")
+
+
+def e881(ctx):
+    return resolve_error(ctx, "metrics.ks=0")
+
+
+def e882(ctx):
+    return run_error(ctx, "model=bpr", "model.batch_size=0")
+
+
 def w870(ctx):
     from recframe_preprocess.binarize import build_binarize
 
