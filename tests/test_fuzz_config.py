@@ -155,3 +155,16 @@ def test_the_base_config_runs(tmp_path):
 
     code, outcome = run_child(compose_config([*BASE, "seed=1"]), tmp_path / "base")
     assert (code, outcome) == (0, "ok"), outcome
+
+
+@pytest.mark.slow
+def test_every_key_with_eight_hostile_values():
+    """tests/fuzz_sweep.py: 69 keys x 8 values, each run ok or a recframe error."""
+    import io
+
+    from tests.fuzz_sweep import sweep
+
+    log = io.StringIO()
+    runs, raw, _ = sweep(log)
+    print(log.getvalue().splitlines()[-1])
+    assert runs > 400 and raw == [], raw
