@@ -111,11 +111,7 @@ def metric_names(cfg: DictConfig) -> list[str]:
 def ranking_evaluator(cfg: DictConfig, metrics: dict[str, Any]) -> Evaluator:
     ks = _require(cfg, "metrics.ks")
     ks = OmegaConf.to_container(ks) if OmegaConf.is_config(ks) else ks
-    ks = ks if isinstance(ks, list) else [ks]
-    if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks):
-        raise ConfigError(f"metrics.ks must be a list of cut-offs >= 1, e.g. "
-                          f"metrics.ks=[10,20]; got {ks!r}")
-    return Evaluator(metrics, ks)
+    return Evaluator(metrics, ks if isinstance(ks, list) else [ks])  # it checks the ks
 
 
 def pointwise_evaluator(cfg: DictConfig, pm: PluginManager) -> PointwiseEvaluator:

@@ -794,7 +794,7 @@ def e880(ctx):
 
 
 def e881(ctx):
-    return resolve_error(ctx, "metrics.ks=0")
+    return resolve_error(ctx, "metrics.names=-1")
 
 
 def e882(ctx):
