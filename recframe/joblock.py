@@ -13,6 +13,8 @@ files until the job ends. Another process reaching the same dir
   of a different config (another sweep's job), writing nothing into it.
 
 ``recframe report`` reads the same lock to tell a running job from an interrupted one.
+Under ``trainer=ddp`` only rank 0 holds it (Lightning relaunches the command for the
+other ranks, in the same run dir).
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class RunDirTaken(ConfigError):
 
 _held: dict[Path, FileLock] = {}
 _blocked: dict[Path, ConfigError] = {}
+
+
+def _is_rank_zero() -> bool:
+    return all(int(os.environ.get(v, "0") or 0) == 0 for v in ("LOCAL_RANK", "NODE_RANK"))
 
 
 def lock_timeout() -> float:
@@ -77,6 +83,8 @@ def claim(run_dir: Path | str, config: Any) -> bool:
     :func:`raise_if_blocked`, when another process holds it or it holds another
     config's finished results."""
     run_dir = Path(run_dir).resolve()
+    if not _is_rank_zero():  # a DDP rank relaunched by Lightning: rank 0 holds the dir
+        return True
     if run_dir in _held:
         return True
     if run_dir in _blocked:
