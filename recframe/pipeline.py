@@ -97,9 +97,22 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
     return Plan(dataset, steps, splitter, model, evaluator, monitor, protocol)
 
 
+def metric_names(cfg: DictConfig) -> list[str]:
+    """``metrics.names``: a list of metric names (one name alone is a list of one)."""
+    names = _require(cfg, "metrics.names")
+    names = OmegaConf.to_container(names) if OmegaConf.is_config(names) else names
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"metrics.names must be a list of metric names, e.g. "
+                          f"metrics.names=[ndcg,recall]; got {names!r}")
+    return names
+
+
 def ranking_evaluator(cfg: DictConfig, metrics: dict[str, Any]) -> Evaluator:
-    ks = OmegaConf.to_container(_require(cfg, "metrics.ks"))
-    return Evaluator(metrics, ks if isinstance(ks, list) else [ks])
+    ks = _require(cfg, "metrics.ks")
+    ks = OmegaConf.to_container(ks) if OmegaConf.is_config(ks) else ks
+    return Evaluator(metrics, ks if isinstance(ks, list) else [ks])  # it checks the ks
 
 
 def pointwise_evaluator(cfg: DictConfig, pm: PluginManager) -> PointwiseEvaluator:

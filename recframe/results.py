@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from recframe import faults
+
 RESULTS_FILE = "results.json"
 PER_USER_FILE = "per_user.parquet"
 RERANK_FILE = "per_user_rerank.parquet"  # rerank=llm: per-user values, base and re-ranked
@@ -31,23 +33,38 @@ def _file_mode() -> int:
 
 
 @contextmanager
-def _atomic_path(path: Path):
-    """Yield a temp path in the same directory; rename over ``path`` on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _atomic_path(path: Path, what: str = "file"):
+    """Yield a temp path in the same directory; rename over ``path`` on success.
+
+    The rename is a counted write point (:mod:`recframe.faults`); a failed write
+    removes the temp file and raises a coded :class:`~recframe.faults.OutputError`
+    when the disk is full or the directory read-only.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise faults.output_error(exc, path) from exc
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, _file_mode())  # mkstemp makes 0600; results are for the team to read
+        faults.write_point(path, what)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise faults.output_error(exc, path) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
-    """Write a file through ``writer(tmp_path)`` and rename it into place."""
-    with _atomic_path(Path(path)) as tmp:
+def atomic_write(path: Path, writer: Callable[[Path], None], what: str = "file") -> None:
+    """Write a file through ``writer(tmp_path)`` and rename it into place.
+
+    ``what`` names the kind of file at the write point (fault-injection logs).
+    """
+    with _atomic_path(Path(path), what) as tmp:
         writer(tmp)
 
 
@@ -71,11 +88,11 @@ def redact_secrets(obj: Any) -> Any:
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     text = json.dumps(redact_secrets(payload), indent=2, sort_keys=False,
                       default=_json_default) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda tmp: tmp.write_text(text), Path(path).name)
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False), Path(path).name)
 
 
 def _json_default(obj: Any) -> Any:

@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from recframe import faults
 from recframe.data.item_text import TextSettings
 from recframe.errors import ConfigError, RecframeError
 from recframe.eval.cold import COLD, COLD_RANKINGS, WARM, ColdStart
@@ -51,9 +52,11 @@ from recframe.results import (
     write_json,
     write_parquet,
 )
+from recframe.run_checks import check_callbacks, check_trainer, check_validation, positive_int
+from recframe.train.checkpoint_io import AtomicCheckpointIO
 from recframe.train.datamodule import RecDataModule
 from recframe.train.execution import resolve_steps_per_execution
-from recframe.train.optim import build_optimizer
+from recframe.train.optim import build_optimizer, check_optimizer
 from recframe.train.task import RecTask
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,22 @@ def _loggers(cfg: DictConfig, run_dir: Path, sweep_name: str | None = None) -> l
     return loggers
 
 
+def _trainer(cfg: DictConfig, kwargs: dict[str, Any]) -> pl.Trainer:
+    """The Lightning Trainer of ``cfg.trainer``; a bad setting is a ConfigError."""
+    check_trainer(cfg.trainer)
+    target = str(cfg.trainer.get("_target_", ""))
+    try:
+        trainer = instantiate(cfg.trainer, **kwargs)
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"trainer: cannot build {target or 'the trainer'} from the trainer.* "
+                          f"settings: {type(cause).__name__}: {cause}") from exc
+    if not isinstance(trainer, pl.Trainer):
+        raise ConfigError(f"trainer._target_={target!r} is not a lightning.pytorch.Trainer; "
+                          f"use trainer=cpu, gpu or ddp")
+    return trainer
+
+
 def _finish_wandb(loggers: list[Any]) -> None:
     for lg in loggers:
         if type(lg).__name__ == "WandbLogger":
@@ -116,13 +135,16 @@ def _finish_wandb(loggers: list[Any]) -> None:
                 log.exception("wandb.finish() failed")
 
 
+def _optim_overrides(cfg: DictConfig) -> dict[str, Any]:
+    """A model config may carry its own tuned defaults for these optimizer keys."""
+    return {k: cfg.model[k] for k in ("lr", "weight_decay") if cfg.model.get(k) is not None}
+
+
 def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any,
                pointwise: PointwiseEvaluator | None = None,
                cold: ColdStart | None = None) -> RecTask:
     optim_cfg = cfg.get("optim")
-    # A model config may carry its own tuned defaults for these optimizer keys.
-    overrides = {k: cfg.model[k] for k in ("lr", "weight_decay")
-                 if cfg.model.get(k) is not None}
+    overrides = _optim_overrides(cfg)
 
     def optimizer_factory(params: Any) -> torch.optim.Optimizer:
         return build_optimizer(optim_cfg, params, overrides)
@@ -261,6 +283,11 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     if not resume:
         return None
     last = Path(str(resume)) / "checkpoints" / "last.ckpt"
+    if not last.exists() and Path(str(resume)).is_dir():
+        # killed before its first checkpoint: nothing to continue, start over in place
+        log.warning("resume=%s: no checkpoint yet (the run stopped before its first epoch "
+                    "ended); training starts from the beginning", resume)
+        return None
     if not last.exists():
         raise ConfigError(
             f"resume={resume}: no checkpoint at {last}. Resume needs a run dir whose "
@@ -316,6 +343,9 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     """Resolve ``cfg``, seed everything, prepare the data and build model, task and data."""
     pm = pm or default_manager()
     plan = resolve(cfg, pm)
+    check_optimizer(cfg.get("optim"), _optim_overrides(cfg))
+    if cfg.get("trainer") is not None:
+        check_trainer(cfg.trainer)
     candidates = candidate_policy(cfg.evaluation)
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     prepared = prepare(cfg, plan)
@@ -342,7 +372,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     text_mode, text_settings = item_text_mode(cfg.model), TextSettings.from_config(cfg.get("text"))
     if text_mode == "field":  # a click model sizes its layers from the fields: add it first
         prepared.data = data = with_item_text_field(data, text_settings)
-    model = plan.model.build(data.info, model_build_config(cfg.model))
+    model = build_model(plan, data, cfg)
     ensure_train_format(model, plan.model.name)
     apply_item_text(model, text_mode, text_settings, data, plan.model.name)
     if pointwise is not None and type(model).predict is RecModel.predict:
@@ -356,10 +386,10 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     datamodule = RecDataModule(
         data,
         model.train_format,
-        batch_size=int(getattr(model, "train_batch_size", None)
-                       or cfg.model.get("batch_size", 1024)),
-        eval_batch_size=int(cfg.evaluation.batch_size),
-        num_negatives=int(getattr(model, "num_negatives", 1)),
+        batch_size=positive_int(getattr(model, "train_batch_size", None)
+                                 or cfg.model.get("batch_size", 1024), "model.batch_size"),
+        eval_batch_size=positive_int(cfg.evaluation.batch_size, "evaluation.batch_size"),
+        num_negatives=positive_int(getattr(model, "num_negatives", 1), "model.num_negatives"),
         seed=int(cfg.get("seed", 0)),
         num_workers=int(cfg.get("num_workers", 0)),
         max_seq_len=int(getattr(model, "max_seq_len", 0)),
@@ -370,6 +400,22 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     if plan.protocol == "ctr":
         datamodule.eval_batch_size = int(cfg.evaluation.get("row_batch_size", 8192))
     return Experiment(plan, prepared, model, task, datamodule, candidates)
+
+
+def build_model(plan: Plan, data: Any, cfg: DictConfig) -> Any:
+    """``plan.model.build``; a model whose settings make torch or numpy fail while
+    building it (a negative ``init_std``, a size beyond memory) is a ConfigError naming
+    the model and the cause, not a traceback. Models check their own keys first (a
+    ConfigError of theirs passes unchanged)."""
+    try:
+        return plan.model.build(data.info, model_build_config(cfg.model))
+    except RecframeError:
+        raise
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
+        raise ConfigError(
+            f"model {plan.model.name!r} cannot be built from its settings (model.*): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}. Check the model.* "
+            f"values against conf/model/{plan.model.name}.yaml.") from exc
 
 
 def per_user_frame(exp: Experiment) -> Any:
@@ -413,7 +459,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
     one multirun (the wandb group).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise faults.output_error(exc, run_dir) from exc
     started = time.time()
     results: dict[str, Any] = {
         "status": "running",
@@ -430,6 +479,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         pm = pm or default_manager()
         stage = check_rerank(cfg, pm)
         exp = build_experiment(cfg, pm)
+        check_validation(cfg, exp)
+        check_callbacks(cfg, exp.plan)
         if stage is not None:
             from recframe.rerank.stage import check_applies, check_prompts_fit
 
@@ -449,7 +500,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         }
         if task.is_closed_form:
             trainer_kwargs["max_epochs"] = 1
-        trainer: pl.Trainer = instantiate(cfg.trainer, **trainer_kwargs)
+        if not cfg.trainer.get("plugins"):  # checkpoints: temp file + rename, coded errors
+            trainer_kwargs["plugins"] = [AtomicCheckpointIO()]
+        trainer: pl.Trainer = _trainer(cfg, trainer_kwargs)
         steps = resolve_steps_per_execution(cfg.get("steps_per_execution", 1), trainer,
                                             task.is_closed_form)
         task.use_steps_per_execution(steps)
@@ -462,6 +515,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         results["model_size"] = parameter_counts(exp.model)
 
         resume_from = resume_checkpoint(cfg, run_dir)
+        if cfg.get("resume"):  # temp files of the killed attempt: never read, now removed
+            faults.remove_stale_temps(run_dir)
         results["resumed_from"] = str(resume_from) if resume_from else None
         t = time.perf_counter()
         trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
@@ -535,6 +590,12 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
     finally:
         results["wall_seconds"] = round(time.time() - started, 3)
         results["memory"] = peak_memory_gib()
-        if _is_rank_zero():
-            write_json(run_dir / RESULTS_FILE, results)
-        _finish_wandb(loggers)
+        try:
+            if _is_rank_zero():
+                write_json(run_dir / RESULTS_FILE, results)
+        except OSError:
+            if results["status"] == "ok":
+                raise  # the run's outcome itself could not be recorded: an error
+            log.error("could not record the failure in %s", run_dir / RESULTS_FILE)
+        finally:
+            _finish_wandb(loggers)

@@ -22,6 +22,7 @@ def _comparable(config: Any) -> Any:
         config = OmegaConf.to_container(config, resolve=True)
     config = dict(config or {})
     config.pop("output_root", None)
+    config.pop("resume", None)  # resuming a finished run finds it finished
     return config
 
 

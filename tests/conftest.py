@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+from tests.hypothesis_db import DATABASE
+
+# every property test replays the committed example database first (tests/hypothesis_db.py)
+settings.register_profile("recframe", database=DATABASE)
+settings.load_profile("recframe")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RECFRAME_DATA_DIR", REPO.parent / "shared" / "data"))

@@ -259,7 +259,7 @@ def e209(ctx):
     from recframe_preprocess.binarize import build_binarize
 
     step = build_binarize(cfg(name="binarize"))
-    return message(lambda: step(frame([[1, 2]], columns=("user_id", "item_id"))))
+    return message(lambda: step(frame([[1, 2, "good", 1]])))
 
 
 def e210(ctx):
@@ -753,6 +753,104 @@ def _cold(kind: str, **kw):
     from recframe_splitters.cold import build_cold
 
     return build_cold(kind)(cfg(name=f"cold_{kind}", **kw))
+
+
+# reliability: outputs, validation, optimizer, keys, concurrent runs ----------------------
+
+
+def e870(ctx):
+    from recframe import faults
+    from recframe.results import write_json
+
+    ctx.monkeypatch.setenv(faults.FAULT_AT, "1")
+    ctx.monkeypatch.setenv(faults.FAULT_KIND, "enospc")
+    faults.reset()
+    return message(lambda: write_json(ctx.tmp / "results.json", {"status": "ok"}))
+
+
+def e871(ctx):
+    from recframe.hydra_app import check_output_dir
+
+    write(ctx, "not a directory", "outputs")
+    return message(lambda: check_output_dir([f"output_root={ctx.tmp / 'outputs' / 'x'}"]))
+
+
+def e872(ctx):
+    path = write(ctx, "user_id,item_id\n1,1\n1,2\n2,1\n")
+    return run_error(ctx, "dataset=csv", f"dataset.path={path}", "dataset.columns.rating=null",
+                     "dataset.columns.timestamp=null", "preprocess=none", "model=pop",
+                     "logger=none", fast=False)
+
+
+def e873(ctx):
+    return run_error(ctx, "model=bpr", "optim.lr=-1")
+
+
+def e874(ctx):
+    from recframe.config_keys import check_override_keys
+
+    return message(lambda: check_override_keys(["model=bpr", "model.embeding_dim=64"]))
+
+
+def e875(ctx):
+    import json
+
+    from recframe import joblock
+
+    (ctx.tmp / "results.json").write_text(json.dumps(
+        {"status": "ok", "config": {"model": {"name": "pop"}, "seed": 0}}))
+    joblock.claim(ctx.tmp, {"model": {"name": "bpr"}, "seed": 0})
+    return message(lambda: joblock.raise_if_blocked(ctx.tmp))
+
+
+def e876(ctx):
+    from filelock import FileLock
+
+    from recframe import joblock
+
+    ctx.monkeypatch.setenv(joblock.LOCK_TIMEOUT_ENV, "0.1")
+    other = FileLock(str(ctx.tmp / joblock.LOCK_FILE))
+    other.acquire()
+    try:
+        joblock.claim(ctx.tmp, {"seed": 0})
+    finally:
+        other.release()
+    return message(lambda: joblock.raise_if_blocked(ctx.tmp))
+
+
+def e877(ctx):
+    ratings = write(ctx, "user_id,item_id,rating,timestamp\n" + GOOD_ROWS)
+    items = write(ctx, "item_id,genre\n\n", "items.csv")
+    return message(lambda: load_csv(ratings, item_features={"path": str(items)}))
+
+
+def e878(ctx):
+    return run_error(ctx, "model=pop", "trainer.check_val_every_n_epoch=0")
+
+
+def e879(ctx):
+    return run_error(ctx, "model=pop", "callbacks.early_stopping.monitor=val/ndcg@5")
+
+
+def e880(ctx):
+    return run_error(ctx, "model=bpr", "model.init_std=-1")
+
+
+def e881(ctx):
+    return resolve_error(ctx, "metrics.names=-1")
+
+
+def e882(ctx):
+    return run_error(ctx, "model=bpr", "model.batch_size=0")
+
+
+def w870(ctx):
+    from recframe_preprocess.binarize import build_binarize
+
+    step = build_binarize(cfg(name="binarize"))
+    with ctx.caplog.at_level(logging.WARNING, logger="recframe_preprocess"):
+        step(frame([[1, 2], [1, 3]], columns=("user_id", "item_id")))
+    return ctx.caplog.text
 
 
 def e951(ctx):

@@ -138,8 +138,7 @@ def test_binarize_errors():
     with pytest.raises(ConfigError, match="Did you mean 'threshold'"):
         build_binarize(cfg(name="binarize", treshold=4))
     implicit = make([["u", "a"]], columns=("user_id", "item_id"))
-    with pytest.raises(DataError, match="needs a rating column.*'user_id', 'item_id'"):
-        build_binarize(cfg(name="binarize"))(implicit)
+    assert build_binarize(cfg(name="binarize"))(implicit) is implicit  # implicit: kept
     low = make([["u", "a", 1.0, 1]])
     with pytest.raises(DataError, match="removed every interaction"):
         build_binarize(cfg(name="binarize"))(low)

@@ -348,6 +348,9 @@ def load_features(spec: Any, id_col: str, key: str, *, base_dir: Path, ids: pd.S
     unit = table.attrs["unit"]
     id_values = parse_ids(_column(table, id_column), path=path, column=str(id_column),
                           role=f"{key} key", unit=unit)
+    if len(id_values) == 0:
+        raise DataError(f"{path}: the {key.replace('_', ' ')} file has no rows below its "
+                        f"header; add one row per id, or unset `{where}`.")
     dup = id_values.duplicated()
     if dup.any():
         line = dup.idxmax()

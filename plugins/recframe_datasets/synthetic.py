@@ -50,6 +50,9 @@ _COMMON_WORDS = np.array(["the", "of", "night", "return", "story", "last", "city
                           "secret", "road", "house", "day"])
 
 
+#: the largest n_users / n_items / n_clusters and dim a synthetic set may ask for
+MAX_SIZE, MAX_DIM = 10_000_000, 4096
+
 @dataclass(frozen=True)
 class SyntheticParams:
     """Generator settings (the ``synthetic`` dataset config, minus ``name``)."""
@@ -90,6 +93,7 @@ class SyntheticParams:
         """Raise a :class:`ConfigError` for impossible settings."""
         checks = [
             (self.n_users >= 1, "n_users must be >= 1"),
+            (0 <= self.seed < 2**63, "seed must be a non-negative integer"),
             (self.n_items >= 2, "n_items must be >= 2"),
             (self.dim >= 1, "dim must be >= 1"),
             (self.n_clusters >= 1, "n_clusters must be >= 1"),
@@ -106,6 +110,13 @@ class SyntheticParams:
              "max_per_user must be 0 (no cap) or >= min_per_user"),
             (0.0 <= self.sequential_strength <= 1.0, "sequential_strength must be in [0, 1]"),
             (self.n_successors >= 1, "n_successors must be >= 1"),
+            # sizes numpy can allocate (a generated set lives in memory)
+            (self.n_users <= MAX_SIZE and self.n_items <= MAX_SIZE,
+             f"n_users and n_items must be <= {MAX_SIZE:,}"),
+            (self.dim <= MAX_DIM and self.n_clusters <= MAX_SIZE,
+             f"dim must be <= {MAX_DIM} and n_clusters <= {MAX_SIZE:,}"),
+            (self.mean_per_user <= MAX_SIZE and self.max_per_user <= MAX_SIZE,
+             f"mean_per_user and max_per_user must be <= {MAX_SIZE:,}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -23,7 +23,8 @@ def build_binarize(cfg: Any) -> Any:
             get rating 1.0 and all other rows (including missing ratings) 0.0,
             for models trained on labelled points.
 
-    Fails with :class:`DataError` if the data has no (numeric) rating column.
+    Data without a rating column is implicit feedback: the step logs so (a warning)
+    and keeps every row as a positive. Non-numeric ratings are a :class:`DataError`.
     Labeled impressions (a 0/1 ``label`` column: the CTR protocol) are already
     binary: the step logs so and keeps every row (it never drops an unclicked
     impression, which the click model needs). So is implicit data without ratings
@@ -44,11 +45,12 @@ def build_binarize(cfg: Any) -> Any:
                      ds.name)
             return ds
         if not ds.has_ratings:
-            raise DataError(
-                f"preprocess step 'binarize' needs a rating column; your data has columns "
-                f"{list(df.columns)}. For implicit data remove binarize from the preprocess "
-                f"list (e.g. preprocess=none)."
-            )
+            log.warning(
+                "binarize: %s has no rating column (columns %s): treated as implicit "
+                "feedback, every interaction a positive; rows kept as they are. To binarize "
+                "ratings, map the rating column with dataset.columns.rating.",
+                ds.source or ds.name, list(df.columns))
+            return ds
         ratings = df[RATING]
         if not pd.api.types.is_numeric_dtype(ratings.dtype) or pd.api.types.is_bool_dtype(
             ratings.dtype

@@ -75,6 +75,10 @@ def _config_decls(cfg_fields: Any) -> list[tuple[str, dict[str, Any]]]:
             out.append((f"dataset.fields.{name}", {"name": name, **decl}))
         return out
     if isinstance(cfg_fields, Sequence) and not isinstance(cfg_fields, str):
+        bad = next((i for i, d in enumerate(cfg_fields) if not isinstance(d, Mapping)), None)
+        if bad is not None:
+            raise ConfigError(f"dataset.fields[{bad}]: expected a mapping like {{name: genres, "
+                              f"kind: categorical}}, got {cfg_fields[bad]!r}.")
         return [(f"dataset.fields[{i}]", dict(d)) for i, d in enumerate(cfg_fields)]
     raise ConfigError(f"dataset.fields: expected a mapping or a list, got {cfg_fields!r}.")
 

@@ -21,7 +21,9 @@ from recframe.report.collect import (
     Group,
     ReportError,
     Run,
+    Skipped,
     find_runs,
+    find_unfinished,
     group_runs,
     make_blocks,
     seed_derived_paths,
@@ -66,6 +68,8 @@ class Report:
     groups: list[Group]
     failed: list[Run]
     warnings: list[str] = field(default_factory=list)
+    #: started job dirs without results.json (reason: ``running`` or ``unfinished``)
+    unfinished: list[Skipped] = field(default_factory=list)
 
 
 def _select_metrics(available: list[str], metrics: Sequence[str] | str | None) -> list[str]:
@@ -263,7 +267,8 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
     out = Path(out_dir) if out_dir is not None else dirs[0] / "report"
 
     runs, skipped = find_runs(dirs)
-    if not runs and not skipped:
+    unfinished = find_unfinished(dirs)
+    if not runs and not skipped and not unfinished:
         raise ReportError("no results.json found below " + ", ".join(map(str, dirs)))
     ok = [r for r in runs if r.status == "ok"]
     failed = [r for r in runs if r.status != "ok"]
@@ -302,7 +307,9 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
     written: list[Path] = []
     doc = Document("recframe report")
     doc.para(f"{len(ok)} successful run(s) in {len(groups)} configuration group(s), "
-             f"{len(failed)} failed, {len(skipped)} unreadable; from "
+             f"{len(failed)} failed, {len(skipped)} unreadable"
+             + (f", {len(unfinished)} not finished (running or interrupted: "
+                f"not in the tables)" if unfinished else "") + "; from "
              + ", ".join(str(d) for d in dirs) + ".")
     doc.para(f"Settings: alpha={alpha:g}, confidence={confidence:.0%}, "
              f"baseline={baseline or 'none'}"
@@ -352,6 +359,12 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
                 doc.image(path, alt)
                 written.append(path)
     add_rerank_sections(doc, ok, keys if metrics is not None else None, alpha, confidence)
+    if unfinished:
+        doc.heading(1, "Unfinished runs")
+        doc.para("Started but without results yet: `running` (a process holds the job's "
+                 "lock) or `unfinished` (killed or interrupted: resume it with `recframe "
+                 "run resume=<run dir>`, or rerun the sweep). Rerun this report when they end.")
+        doc.table(["run", "status"], [[u.display, u.reason] for u in unfinished])
     if failed or skipped:
         doc.heading(1, "Failed runs")
         rows = []
@@ -377,4 +390,4 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
     page = doc.to_html(out)
     atomic_write(html_path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     written = [md_path, csv_path, html_path, *written]
-    return Report(out, written, table, groups, failed, warnings)
+    return Report(out, written, table, groups, failed, warnings, unfinished)

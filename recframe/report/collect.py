@@ -217,6 +217,26 @@ class Skipped:
         return name if rel == "." else f"{name}/{Path(rel).as_posix()}"
 
 
+def find_unfinished(dirs: Sequence[Path | str]) -> list[Skipped]:
+    """Job dirs below ``dirs`` that Hydra started (``.hydra/config.yaml``) but that have no
+    ``results.json`` yet: ``running`` while a process holds the job's lock
+    (:mod:`recframe.joblock`), else ``unfinished`` (killed, or not resumed yet)."""
+    from recframe.joblock import is_running
+
+    found: list[Skipped] = []
+    for d in dirs:
+        root = Path(d)
+        if root.is_file():
+            continue
+        for config in sorted(root.rglob(".hydra/config.yaml")):
+            run_dir = config.parent.parent
+            if (run_dir / RESULTS_FILE).exists():
+                continue
+            state = "running" if is_running(run_dir) else "unfinished"
+            found.append(Skipped(run_dir / RESULTS_FILE, root, state))
+    return sorted(found, key=lambda s: s.display)
+
+
 def find_runs(dirs: Sequence[Path | str]) -> tuple[list[Run], list[Skipped]]:
     """Every ``results.json`` below ``dirs`` (recursive), loaded; unreadable ones skipped."""
     runs: list[Run] = []

@@ -8,6 +8,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Checkpoint
 
+from recframe import faults
+
 
 class LastCheckpoint(Checkpoint):
     """Write ``last.ckpt`` at the end of every training epoch, atomically (temp file + rename).
@@ -34,5 +36,10 @@ class LastCheckpoint(Checkpoint):
         tmp = path.with_name(f".{path.name}.tmp")
         trainer.save_checkpoint(tmp, weights_only=False)  # every rank calls; rank 0 writes
         if trainer.is_global_zero:
-            os.replace(tmp, path)
+            try:
+                faults.write_point(path, "last.ckpt")
+                os.replace(tmp, path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise faults.output_error(exc, path) from exc
         trainer.strategy.barrier("recframe_last_checkpoint")

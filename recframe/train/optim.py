@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from recframe.errors import ConfigError
+from recframe.errors import ConfigError, closest
 
 # Devices on which torch's fused optimizer kernels exist for float parameters.
 FUSED_DEVICES = ("cpu", "cuda")
@@ -61,3 +62,51 @@ def build_optimizer(optim_cfg: DictConfig, params: Iterable[torch.nn.Parameter],
     elif fused is not None and not isinstance(fused, bool):
         raise ConfigError(f"optim.fused must be auto, true, false or null; got {fused!r}")
     return instantiate(cfg, params=params, **overrides)
+
+
+def check_optimizer(optim_cfg: DictConfig | None, overrides: Mapping[str, Any]) -> None:
+    """Build the configured optimizer over one dummy parameter, before any data is read,
+    so a bad setting (``optim.lr=-1``, a misspelled argument, a non-optimizer class)
+    is a :class:`ConfigError` naming the key, not a traceback after loading."""
+    if not optim_cfg:
+        return
+    cfg: dict[str, Any] = OmegaConf.to_container(optim_cfg, resolve=True)  # type: ignore[assignment]
+    target = str(cfg.get("_target_"))
+    try:
+        optimizer_class = get_class(target)
+    except Exception as err:
+        raise ConfigError(f"optim._target_ {target!r} is not an importable optimizer "
+                          f"class ({err}); e.g. torch.optim.Adam") from err
+    if not (isinstance(optimizer_class, type)
+            and issubclass(optimizer_class, torch.optim.Optimizer)):
+        raise ConfigError(f"optim._target_ {target!r} is not a torch.optim.Optimizer "
+                          f"class; e.g. torch.optim.Adam")
+    settings = {k: v for k, v in cfg.items() if not k.startswith("_") and k != "fused"}
+    settings.update(overrides)
+    try:
+        known = [p for p in inspect.signature(optimizer_class).parameters if p != "params"]
+    except (TypeError, ValueError):  # pragma: no cover - classes without a signature
+        known = []
+    for key in settings:
+        if known and key not in known:
+            hint = closest(key, known)
+            raise ConfigError(
+                f"optim.{key}: {target} has no argument {key!r}"
+                + (f". Did you mean {hint!r} (optim.{hint})?" if hint else "")
+                + f" Its arguments: {', '.join(known)}.")
+    for key, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"optim.{key} must be a finite number, got {value!r}")
+    lr = settings.get("lr")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:
+        source = "model.lr" if "lr" in overrides else "optim.lr"
+        raise ConfigError(f"{source} must be a positive learning rate, got {lr!r}; e.g. "
+                          f"{source}=0.001")
+    try:
+        optimizer_class([torch.nn.Parameter(torch.zeros(1))], **settings)
+    except (TypeError, ValueError, RuntimeError) as err:
+        given = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+        raise ConfigError(f"optim: {target}({given}) is rejected by torch: {err}. Fix the "
+                          f"optim.* (or model.lr / model.weight_decay) settings.") from None
