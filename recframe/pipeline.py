@@ -79,7 +79,7 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
     split_spec = pm.splitters.get(_require(cfg, "split.name"), key="split.name")
     splitter = split_spec.build(cfg.split)
     model = pm.models.get(_require(cfg, "model.name"), key="model.name")
-    metrics = resolve_metrics(_require(cfg, "metrics.names"), pm.metrics)
+    metrics = resolve_metrics(metric_names(cfg), pm.metrics)
     protocol = str((cfg.get("evaluation") or {}).get("protocol", "auto"))
     if protocol not in PROTOCOLS:
         raise ConfigError(
@@ -97,13 +97,15 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
     return Plan(dataset, steps, splitter, model, evaluator, monitor, protocol)
 
 
-def metric_names(cfg: DictConfig) -> list[str]:
-    """``metrics.names``: a list of metric names (one name alone is a list of one)."""
+def metric_names(cfg: DictConfig) -> list[Any]:
+    """``metrics.names``: a list of metric names or ``{name: ..., <parameters>}`` entries
+    (one entry alone is a list of one), checked for its shape."""
     names = _require(cfg, "metrics.names")
     names = OmegaConf.to_container(names) if OmegaConf.is_config(names) else names
-    if isinstance(names, str):
+    if isinstance(names, (str, dict)):
         names = [names]
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+    if not isinstance(names, list) or not names or not all(
+            isinstance(n, (str, dict)) for n in names):
         raise ConfigError(f"metrics.names must be a list of metric names, e.g. "
                           f"metrics.names=[ndcg,recall]; got {names!r}")
     return names
@@ -119,7 +121,7 @@ def pointwise_evaluator(cfg: DictConfig, pm: PluginManager) -> PointwiseEvaluato
     """The CTR protocol's evaluator from ``metrics.*``: when ``metrics.names`` holds no
     metric with a pointwise form (the ranking defaults), the CTR defaults
     (auc, gauc, logloss, ece; monitor auc) are used and written back to ``cfg``."""
-    specs = resolve_metrics(_require(cfg, "metrics.names"), pm.metrics)
+    specs = resolve_metrics(metric_names(cfg), pm.metrics)
     if not any(s.pointwise is not None for s in specs.values()):
         log.info("CTR protocol: metrics.names %s are ranking metrics; reporting %s instead",
                  list(specs), list(DEFAULT_CTR_METRICS))

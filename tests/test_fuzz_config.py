@@ -20,8 +20,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as _hypothesis_event
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tests.fault_harness import run_child
@@ -101,6 +103,12 @@ def overrides(draw) -> str:
                          st.floats(allow_nan=True, allow_infinity=True, width=32))
     value = draw(st.one_of(pool, st.lists(pool, max_size=3)))
     return f"{key}={_fmt(value)}"
+
+
+def event(name: str) -> None:
+    """Hypothesis's ``event``, a no-op when called outside a Hypothesis test."""
+    if currently_in_test_context():
+        _hypothesis_event(name)
 
 
 def check_override(override: str, tmp: Path) -> None:
