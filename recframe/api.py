@@ -92,8 +92,8 @@ if TYPE_CHECKING:
         lazy,
     )
     from recframe.rerank.backend import Generation, LLMBackend, Scored, ScoreResult
-    from recframe.results import atomic_write
     from recframe.rerank.settings import backend_float, backend_int
+    from recframe.results import atomic_write
     from recframe.train.standalone import build_model, fit_model
 
 #: module -> the names it exports through this one (a name may be a submodule)
