@@ -1,22 +1,17 @@
-"""Entry point of the generative-retrieval plugin: ``tiger``."""
+"""Entry point of the generative-retrieval plugin: ``tiger`` (imports nothing heavy until
+a run builds the model)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from recframe.api import DataInfo, ModelSpec, hookimpl
-
-
-def _build_tiger(info: DataInfo, cfg: Any) -> Any:
-    from recframe_generative.build import build_tiger
-
-    return build_tiger(info, cfg)
+from recframe.api import ModelSpec, hookimpl, lazy
 
 
 @hookimpl
 def recframe_register_models(registry) -> None:
     registry.add(ModelSpec(
-        name="tiger", build=_build_tiger, family="generative", needs=frozenset({"timestamps"}),
+        name="tiger",
+        build=lazy("recframe_generative.build:build_tiger"),
+        family="generative", needs=frozenset({"timestamps"}),
         description="TIGER, generative retrieval: RQ-VAE semantic IDs of item text (or SVD "
                     "embeddings), an encoder-decoder Transformer and constrained beam search "
                     "(Rajput et al., NeurIPS 2023)",
