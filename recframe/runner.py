@@ -136,9 +136,33 @@ def _finish_wandb(loggers: list[Any]) -> None:
                 log.exception("wandb.finish() failed")
 
 
-def _optim_overrides(cfg: DictConfig) -> dict[str, Any]:
-    """A model config may carry its own tuned defaults for these optimizer keys."""
-    return {k: cfg.model[k] for k in ("lr", "weight_decay") if cfg.model.get(k) is not None}
+def _optim_overrides(cfg: DictConfig, command_line: set[str] | None = None
+                     ) -> dict[str, Any]:
+    """A model config may carry its own tuned defaults for these optimizer keys; an
+    ``optim.<key>`` given on the command line that they override is a warning (W871)."""
+    overrides = {k: cfg.model[k] for k in ("lr", "weight_decay")
+                 if cfg.model.get(k) is not None}
+    given_keys = _command_line_keys() if command_line is None else command_line
+    for key in given_keys & {f"optim.{k}" for k in overrides}:
+        name = key.split(".", 1)[1]
+        given = (cfg.get("optim") or {}).get(name)
+        if given != overrides[name]:
+            warnings.warn(
+                f"{key}={given} is not used: model {cfg.model.get('name')!r} sets its own "
+                f"model.{name}={overrides[name]}, which takes precedence. Set "
+                f"model.{name}={given} instead (W871).", UserWarning, stacklevel=1)
+    return overrides
+
+
+def _command_line_keys() -> set[str]:
+    """The keys overridden on the command line of this Hydra run (empty outside one)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = HydraConfig.get().overrides.task
+    except (ImportError, ValueError):  # not inside a Hydra app (the Python API, tests)
+        return set()
+    return {o.split("=", 1)[0].lstrip("+~") for o in task if "=" in o}
 
 
 def build_task(plan: Plan, cfg: DictConfig, data: Any, model: Any,

@@ -898,6 +898,16 @@ def w870(ctx):
     return ctx.caplog.text
 
 
+def w871(ctx):
+    from recframe.hydra_app import compose_config
+    from recframe.runner import _optim_overrides
+
+    run_cfg = compose_config(["model=sasrec", "optim.lr=0.01"])
+    with pytest.warns(UserWarning) as caught:
+        assert _optim_overrides(run_cfg, {"optim.lr"})["lr"] == run_cfg.model.lr
+    return str(caught[0].message)
+
+
 def e951(ctx):
     return message(lambda: _cold("items", cold_share=1.5))
 
