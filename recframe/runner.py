@@ -136,6 +136,10 @@ def _finish_wandb(loggers: list[Any]) -> None:
                 log.exception("wandb.finish() failed")
 
 
+#: W871 warnings given in this process (the optimizer is built more than once per run)
+_WARNED_OPTIM: set[tuple[str, Any]] = set()
+
+
 def _optim_overrides(cfg: DictConfig, command_line: set[str] | None = None
                      ) -> dict[str, Any]:
     """A model config may carry its own tuned defaults for these optimizer keys; an
@@ -146,7 +150,8 @@ def _optim_overrides(cfg: DictConfig, command_line: set[str] | None = None
     for key in given_keys & {f"optim.{k}" for k in overrides}:
         name = key.split(".", 1)[1]
         given = (cfg.get("optim") or {}).get(name)
-        if given != overrides[name]:
+        if given != overrides[name] and (key, given) not in _WARNED_OPTIM:
+            _WARNED_OPTIM.add((key, given))
             warnings.warn(
                 f"{key}={given} is not used: model {cfg.model.get('name')!r} sets its own "
                 f"model.{name}={overrides[name]}, which takes precedence. Set "

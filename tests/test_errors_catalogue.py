@@ -900,9 +900,10 @@ def w870(ctx):
 
 def w871(ctx):
     from recframe.hydra_app import compose_config
-    from recframe.runner import _optim_overrides
+    from recframe.runner import _WARNED_OPTIM, _optim_overrides
 
-    run_cfg = compose_config(["model=sasrec", "optim.lr=0.01"])
+    _WARNED_OPTIM.clear()  # warned once per process
+    run_cfg = compose_config(["model=sasrec", "optim.lr=0.0123"])
     with pytest.warns(UserWarning) as caught:
         assert _optim_overrides(run_cfg, {"optim.lr"})["lr"] == run_cfg.model.lr
     return str(caught[0].message)
