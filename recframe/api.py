@@ -92,6 +92,7 @@ if TYPE_CHECKING:
         lazy,
     )
     from recframe.rerank.backend import Generation, LLMBackend, Scored, ScoreResult
+    from recframe.privacy.audit import AuditInput
     from recframe.rerank.settings import backend_float, backend_int
     from recframe.train.standalone import build_model, fit_model
 
@@ -133,6 +134,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "recframe.rerank.backend": ("Generation", "LLMBackend", "Scored", "ScoreResult"),
     "recframe.rerank.settings": ("backend_float", "backend_int"),
+    "recframe.privacy.audit": ("AuditInput",),
     "recframe.train.standalone": ("build_model", "fit_model"),
 }
 _EXPORTS = {name: module for module, names in _SOURCES.items() for name in names}
@@ -176,6 +178,7 @@ __all__ = [
     "text_encoders", "TextSettings", "item_text_vectors", "item_texts", "join_text_columns",
     "BackendError", "Generation", "LLMBackend", "LLMBackendSpec", "Scored", "ScoreResult",
     "backend_float", "backend_int",
+    "AuditInput",
     "Lazy", "lazy", "parameter_counts",
     "UnknownTrainFormat", "check_train_format",
     "FINGERPRINT_KEY", "combine_digests", "file_digests", "fingerprint_files",
