@@ -582,7 +582,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         if plan.audit:
             audit = audit_record(plan.audit, exp, int(cfg.get("seed", 0)))
             results.setdefault("privacy", {"name": "none"})["audit"] = audit
-            results["metrics"]["test"].update(audit["metrics"])
+            # next to the test metrics, under their own key (no cut-off, not per user)
+            results["metrics"]["audit"] = audit["metrics"]
         if plan.pointwise is not None and "true_probability" in prepared.raw_meta:
             results["bayes_optimal"] = bayes_optimal_metrics(
                 plan.pointwise, exp.data, prepared.raw_meta["true_probability"])
