@@ -579,6 +579,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
             results["training_compute"] = compute
         if exp.private is not None:
             results["privacy"] = privacy_record(exp.private)
+        if "k_anonymity" in prepared.raw_meta:
+            results["k_anonymity"] = prepared.raw_meta["k_anonymity"]
         if plan.audit:
             audit = audit_record(plan.audit, exp, int(cfg.get("seed", 0)))
             results.setdefault("privacy", {"name": "none"})["audit"] = audit

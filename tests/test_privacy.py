@@ -178,9 +178,8 @@ def test_capped_matrix_keeps_at_most_cap_of_each_users_items():
 
 
 def test_mia_auc_equals_the_pairwise_count():
-    from recframe_privacy.mia import auc, mia_auc
-
     from recframe.privacy.audit import AuditInput
+    from recframe_privacy.mia import auc, mia_auc
 
     rng = np.random.default_rng(0)
     members = rng.integers(0, 6, 40).astype(float)  # many ties
