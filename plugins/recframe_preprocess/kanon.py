@@ -16,9 +16,10 @@ values one level up its hierarchy:
   ``k`` users become ``other``, then ``*``.
 
 Suppressed users keep their interactions; only their features become the top value,
-so ``k_achieved`` is the smallest class among the other users. The step records what it did in ``Dataset.meta["k_anonymity"]`` (``results.json``:
-``k_anonymity``): k asked and achieved, each column's level and distinct values before
-and after, suppressed users and the entropy lost (bits, summed over columns).
+so ``k_achieved`` is the smallest class among the other users. The step records what
+it did in ``Dataset.meta["k_anonymity"]`` (``results.json``: ``k_anonymity``): k asked
+and achieved, each column's level and distinct values before and after, suppressed
+users and the entropy lost (bits, summed over columns).
 It protects against re-identification by linking the side features to an outside
 table; it does not hide behaviour (the interactions) nor stop attribute inference
 from a class whose members share a sensitive value (l-diversity's concern).
