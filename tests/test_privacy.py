@@ -228,6 +228,7 @@ def test_dp_stats_fits_closed_form_models(compose, tmp_path, model):
 
 def test_k_anonymize_every_combination_holds_k_users():
     import pandas as pd
+
     from recframe_preprocess.kanon import k_anonymize
 
     rng = np.random.default_rng(0)
