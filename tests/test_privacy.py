@@ -205,6 +205,13 @@ def test_dpsgd_run_records_epsilon_and_the_audit(compose, tmp_path):
     assert 0.0 <= results["metrics"]["audit"]["mia_auc"] <= 1.0
     assert results["protocol"]["counts"]["audit_held_out_users"] == 30
 
+    from recframe.report import build_report
+
+    report = build_report(tmp_path, tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Privacy-utility frontier" in text and "| bpr | dpsgd | 4.00 |" in text
+    assert (tmp_path / "report" / "privacy_frontier.png") in report.written
+
 
 def test_private_training_refuses_lightgcn_and_closed_form(compose, tmp_path):
     from recframe.runner import run_experiment

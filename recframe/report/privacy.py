@@ -48,7 +48,7 @@ def frontier_points(runs: list[Any], confidence: float = 0.95) -> list[dict[str,
         u_ci, a_ci, how = (u.ci_low, u.ci_high), (a.ci_low, a.ci_high), "seeds"
         if len(members) == 1:  # one seed: the run's own intervals
             how = "one seed: per-user t CI (NDCG), bootstrap CI (MIA)"
-            frame = members[0].per_user
+            frame = members[0].per_user()
             if frame is not None and UTILITY in frame:
                 u_ci = (summarize(frame[UTILITY].to_numpy(), confidence).ci_low,
                         summarize(frame[UTILITY].to_numpy(), confidence).ci_high)
@@ -97,6 +97,7 @@ def frontier_plot(points: list[dict[str, Any]], path: Path) -> bool:
             ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=f"{model} ({mode})")
     for ax, title in zip(axes, ("test NDCG@10", "membership-inference AUC"), strict=True):
         ax.set_xscale("log")
+        ax.minorticks_off()
         ticks = [*finite, inf_x]
         ax.set_xticks(ticks)
         ax.set_xticklabels([f"{t:g}" for t in finite] + ["inf"])
