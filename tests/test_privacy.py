@@ -210,7 +210,7 @@ def test_dpsgd_run_records_epsilon_and_the_audit(compose, tmp_path):
     report = build_report(tmp_path, tmp_path / "report")
     text = (tmp_path / "report" / "report.md").read_text()
     assert "Privacy-utility frontier" in text and "| bpr | dpsgd | 4.00 |" in text
-    assert (tmp_path / "report" / "privacy_frontier.png") in report.written
+    assert (tmp_path / "report" / "privacy_frontier.png") in report.files
 
 
 def test_private_training_refuses_lightgcn_and_closed_form(compose, tmp_path):
