@@ -191,6 +191,7 @@ def test_mia_auc_equals_the_pairwise_count():
     assert auc(np.ones(5), np.ones(4)) == 0.5
 
 
+@pytest.mark.slow  # a full run (~30 s on 2 cores)
 def test_dpsgd_run_records_epsilon_and_the_audit(compose, tmp_path):
     from recframe.runner import run_experiment
 
@@ -222,6 +223,7 @@ def test_private_training_refuses_lightgcn_and_closed_form(compose, tmp_path):
         run_experiment(compose("model=pop", "privacy=dpsgd"), tmp_path / "b")
 
 
+@pytest.mark.slow  # a full run (~30 s on 2 cores)
 @pytest.mark.parametrize("model", ["pop", "ease", "itemknn"])
 def test_dp_stats_fits_closed_form_models(compose, tmp_path, model):
     from recframe.runner import run_experiment
