@@ -91,8 +91,8 @@ if TYPE_CHECKING:
         hookimpl,
         lazy,
     )
-    from recframe.rerank.backend import Generation, LLMBackend, Scored, ScoreResult
     from recframe.privacy.audit import AuditInput
+    from recframe.rerank.backend import Generation, LLMBackend, Scored, ScoreResult
     from recframe.rerank.settings import backend_float, backend_int
     from recframe.train.standalone import build_model, fit_model
 

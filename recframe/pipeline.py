@@ -276,9 +276,6 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
     if "k_anonymity" in ds.meta:  # what the k_anonymize step generalized (results.json)
         raw_meta["k_anonymity"] = ds.meta["k_anonymity"]
     return PreparedData(data, raw_meta, timings, counts, held_out)
-        meta["k_anonymity"] = ds.meta["k_anonymity"]
-    return PreparedData(data, meta, timings, counts, held_out)
->>>>>>> 8b93a36 (privacy: k_anonymize preprocessor (Datafly generalization + suppression), recorded in results.json)
 
 
 def check_compatible(model: ModelSpec, data: RecData,

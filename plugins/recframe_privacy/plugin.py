@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from recframe.api import MetricSpec, hookimpl
-from recframe_privacy.mia import mia_auc
+from recframe.api import MetricSpec, hookimpl, lazy
 
 
 @hookimpl
 def recframe_register_metrics(registry):  # type: ignore[no-untyped-def]
     registry.add(MetricSpec(
         name="mia_auc",
-        fn=mia_auc,
+        fn=lazy("recframe_privacy.mia:mia_auc"),
         kind="audit",
         higher_is_better=False,
         description="Membership-inference AUC (score-threshold attack, per user) of "
