@@ -94,6 +94,7 @@ if TYPE_CHECKING:
     from recframe.privacy.audit import AuditInput
     from recframe.rerank.backend import Generation, LLMBackend, Scored, ScoreResult
     from recframe.rerank.settings import backend_float, backend_int
+    from recframe.results import atomic_write
     from recframe.train.standalone import build_model, fit_model
 
 #: module -> the names it exports through this one (a name may be a submodule)
@@ -135,6 +136,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "recframe.rerank.backend": ("Generation", "LLMBackend", "Scored", "ScoreResult"),
     "recframe.rerank.settings": ("backend_float", "backend_int"),
     "recframe.privacy.audit": ("AuditInput",),
+    "recframe.results": ("atomic_write",),
     "recframe.train.standalone": ("build_model", "fit_model"),
 }
 _EXPORTS = {name: module for module, names in _SOURCES.items() for name in names}
@@ -177,7 +179,7 @@ __all__ = [
     "AUTO", "resolve_sequence_settings", "resolve_batch_size",
     "text_encoders", "TextSettings", "item_text_vectors", "item_texts", "join_text_columns",
     "BackendError", "Generation", "LLMBackend", "LLMBackendSpec", "Scored", "ScoreResult",
-    "backend_float", "backend_int",
+    "backend_float", "backend_int", "atomic_write",
     "AuditInput",
     "Lazy", "lazy", "parameter_counts",
     "UnknownTrainFormat", "check_train_format",

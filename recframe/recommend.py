@@ -159,6 +159,9 @@ def _frame(rec: Recommender, users: np.ndarray, items: np.ndarray, values: np.nd
     titles = _titles(rec)
     if titles is not None:
         frame["title"] = titles[items.ravel()]
+    annotate = getattr(rec.exp.model, "item_annotations", None)
+    for column, values in (annotate(items) if callable(annotate) else {}).items():
+        frame[column] = np.asarray(values).ravel()  # e.g. a generative model's semantic IDs
     return frame
 
 
@@ -178,6 +181,9 @@ def _history_table(rec: Recommender, user: int, limit: int = 10) -> list[str]:
                                                                                 strict=True)]
 
 
+_BASE_COLUMNS = ("user_id", "rank", "item_id", "score", "title")
+
+
 def print_recommendations(rec: Recommender, frame: pd.DataFrame, console: Console,
                           users: np.ndarray | None = None) -> None:
     for n, (user_id, rows) in enumerate(frame.groupby("user_id", sort=False)):
@@ -186,11 +192,15 @@ def print_recommendations(rec: Recommender, frame: pd.DataFrame, console: Consol
         table.add_column("item")
         if "title" in rows:
             table.add_column("title")
+        extra = [c for c in rows.columns if c not in _BASE_COLUMNS]
+        for column in extra:  # the model's own item annotations (RecModel.item_annotations)
+            table.add_column(column)
         table.add_column("score", justify="right")
         for row in rows.itertuples():
             cells = [str(row.rank), str(row.item_id)]
             if "title" in rows:
                 cells.append(str(row.title))
+            cells += [str(getattr(row, c)) for c in extra]
             table.add_row(*cells, f"{row.score:.4f}")
         if users is not None:
             history = _history_table(rec, int(users[n]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -589,6 +590,11 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         if plan.pointwise is not None and "true_probability" in prepared.raw_meta:
             results["bayes_optimal"] = bayes_optimal_metrics(
                 plan.pointwise, exp.data, prepared.raw_meta["true_probability"])
+        record = getattr(exp.model, "run_record", None)
+        record = record() if callable(record) else None
+        if record is not None:  # what only the model knows (codebook usage, beam output)
+            results["model_record"] = record
+            log.info("model record: %s", json.dumps(record, default=str))
         frame = per_user_frame(exp)
         if trainer.is_global_zero and frame is not None:
             write_parquet(run_dir / PER_USER_FILE, frame)

@@ -30,6 +30,10 @@ TINY = ["dataset=synthetic", "dataset.n_users=60", "dataset.n_items=40", "prepro
 
 def _child(cfg_yaml: str, run_dir: str, env: dict[str, str], out: str) -> None:
     os.environ.update(env)
+    # relative paths in a (fuzzed) config resolve inside the test's directory,
+    # never in the repository the tests run from
+    os.makedirs(Path(run_dir).parent, exist_ok=True)
+    os.chdir(Path(run_dir).parent)
     torch.set_num_threads(1)
     faults.reset()
     from recframe.runner import run_experiment

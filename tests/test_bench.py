@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "experiments" / "bench"
 #: every benchmark that runs without RecBole's own venv
 LOCAL = ["eval_floor", "topk_select", "pipeline_20m", "train_throughput", "cf_20m",
-         "hstu_vs_sasrec", "startup"]
+         "hstu_vs_sasrec", "startup", "tiger_beam"]
 
 
 def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:

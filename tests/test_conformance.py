@@ -63,6 +63,9 @@ MODEL_OVERRIDES: dict[str, list[str]] = {
     "lightfm_style": ["model.embedding_dim=8"],
     # the paper's 128 negatives exceed the 50-item catalogue (E852)
     "hstu": ["model.embedding_dim=16", "model.loss.num_negatives=16"],
+    "tiger": ["model.embedding_dim=16", "model.encoder_layers=1", "model.decoder_layers=1",
+              "model.ffn_dim=32", "model.semantic_ids.epochs=2",
+              "model.semantic_ids.codebook_size=16", "model.semantic_ids.hidden=[16]"],
     "din": ["model.embedding_dim=8", "model.hidden=[16]", "model.attention_hidden=[8]",
             "model.batch_size=512",
             "dataset.fields=[{name: hist, kind: sequence, shares: item_id, max_len: 5}]"],

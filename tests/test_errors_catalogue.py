@@ -758,6 +758,51 @@ def _cold(kind: str, **kw):
 # reliability: outputs, validation, optimizer, keys, concurrent runs ----------------------
 
 
+def _semantic(ctx, **kw):
+    from recframe_generative.semantic_ids import SemanticIdSettings
+
+    return SemanticIdSettings(cache_dir=str(ctx.tmp / "sid"), epochs=2, kmeans_iters=2, **kw)
+
+
+def e860(ctx):
+    from recframe_generative.semantic_ids import item_embeddings
+
+    return message(lambda: item_embeddings(encoded(), _semantic(ctx, source="text")))
+
+
+def e861(ctx):
+    from recframe.data.encode import encode
+    from recframe_generative.semantic_ids import item_embeddings
+
+    rows = [[u, i, 1.0, u * 10 + i] for u in range(4) for i in range(4)]
+    held_out = frame([[0, 4, 1.0, 99]])  # item 4 only in the test part: no train interaction
+    data = encode(Split(frame(rows), held_out.with_interactions(held_out.interactions.iloc[:0]),
+                        held_out))
+    return message(lambda: item_embeddings(data, _semantic(ctx, source="svd", svd_dim=2,
+                                                           missing="error")))
+
+
+def e862(ctx):
+    from recframe_generative.semantic_ids import build_semantic_ids
+
+    settings = _semantic(ctx, source="svd", svd_dim=2, levels=1, codebook_size=2,
+                         collision_codes=1, hidden=(4,), latent_dim=2)
+    return message(lambda: build_semantic_ids(encoded(), settings))
+
+
+def e863(ctx):
+    return run_error(ctx, "model=tiger", "split=leave_one_out", "model.temperature=0")
+
+
+def e864(ctx):
+    return run_error(ctx, "model=tiger", "split=leave_one_out", "model.beam_size=0")
+
+
+def e865(ctx):
+    return run_error(ctx, "model=tiger", "split=leave_one_out", "model.max_seq_len=10",
+                     "model.max_positions=32")
+
+
 def e870(ctx):
     from recframe import faults
     from recframe.results import write_json

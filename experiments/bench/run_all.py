@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 #: benchmark scripts, in the order they run and appear in bench.md
 BENCHMARKS = ["eval_floor", "topk_select", "pipeline_20m", "train_throughput", "cf_20m",
               "recbole_compare", "recbole_reference", "fuxictr_compare", "llm_rerank",
-              "hstu_vs_sasrec", "startup"]
+              "hstu_vs_sasrec", "startup", "tiger_beam"]
 
 
 def merge(results_dir: Path) -> tuple[dict, str]:

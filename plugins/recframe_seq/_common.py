@@ -359,3 +359,27 @@ def transformer_params(info: DataInfo, cfg: Any, defaults: dict[str, Any]) -> di
         "dropout": get_float(cfg, "dropout", defaults["dropout"], 0.0, 1.0, high_open=True),
         "init_std": get_float(cfg, "init_std", defaults["init_std"], 0.0, low_open=True),
     }
+
+
+class CausalSequenceModel(SequenceModel):
+    """A left-to-right sequence encoder trained on next-item targets (SASRec, HSTU).
+
+    Subclasses give ``encode(seq) -> [B, L, d]``, ``encode_last(seq) -> [B, d]`` (the
+    last position only), ``train_loss(h, targets)`` and ``logits(h)``; this class trains
+    on every position (``train_rows`` recent/all) or on each prefix's last item
+    (``prefixes``), and scores from the last position of each user's history."""
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.train_rows == "prefixes":  # one target per row: its last item
+            inputs, targets = last_target_pairs(trim(batch["seq"]))
+            h = self.encode_last(inputs)
+        else:
+            inputs, targets, valid = next_item_pairs(trim(batch["seq"]))
+            h = self.encode(inputs)[valid]
+            targets = targets[valid]
+        return self.train_loss(h, targets)
+
+    def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        seq = trim(last_window(context["seq"], self.max_seq_len))
+        parts = [self.encode_last(trim(part)) for part in row_chunks(seq)]
+        return self.logits(torch.cat(parts))

@@ -11,16 +11,11 @@ from torch.nn import functional as F
 
 from recframe.api import DataInfo
 from recframe_seq._common import (
-    SequenceModel,
+    CausalSequenceModel,
     get_float,
     get_int,
     init_weights,
-    last_target_pairs,
-    last_window,
-    next_item_pairs,
-    row_chunks,
     sequence_settings,
-    trim,
     with_choices,
 )
 from recframe_seq._loss import LossSettings, loss_settings
@@ -77,7 +72,7 @@ class HSTUBlock(nn.Module):
         return x + self.out(self.dropout(y))
 
 
-class HSTU(SequenceModel):
+class HSTU(CausalSequenceModel):
     """Hierarchical Sequential Transduction Units for next-item prediction.
 
     Zhai, Liao, Liu, Wang, Li, Cao, Gao, Gong, Gu, He, Lu & Shi, "Actions Speak
@@ -140,21 +135,6 @@ class HSTU(SequenceModel):
         for block in rest:
             x = block(x, mask, distance)
         return last(x, mask, distance, last_only=True)[:, 0]
-
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.train_rows == "prefixes":  # one target per row: its last item
-            inputs, targets = last_target_pairs(trim(batch["seq"]))
-            h = self.encode_last(inputs)
-        else:
-            inputs, targets, valid = next_item_pairs(trim(batch["seq"]))
-            h = self.encode(inputs)[valid]
-            targets = targets[valid]
-        return self.train_loss(h, targets)
-
-    def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
-        seq = trim(last_window(context["seq"], self.max_seq_len))
-        parts = [self.encode_last(trim(part)) for part in row_chunks(seq)]
-        return self.logits(torch.cat(parts))
 
 
 def build_hstu(info: DataInfo, cfg: Any) -> HSTU:

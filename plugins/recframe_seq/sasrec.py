@@ -10,16 +10,11 @@ from torch import nn
 
 from recframe.api import DataInfo
 from recframe_seq._common import (
-    SequenceModel,
+    CausalSequenceModel,
     encode_last_position,
     init_weights,
-    last_target_pairs,
-    last_window,
-    next_item_pairs,
-    row_chunks,
     sequence_settings,
     transformer_params,
-    trim,
     with_choices,
 )
 from recframe_seq._loss import LossSettings, loss_settings
@@ -36,7 +31,7 @@ def causal_padding_mask(pad: torch.Tensor, num_heads: int) -> torch.Tensor:
     return mask.repeat_interleave(num_heads, dim=0)
 
 
-class SASRec(SequenceModel):
+class SASRec(CausalSequenceModel):
     """Self-attentive sequential recommendation.
 
     Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018.
@@ -106,21 +101,6 @@ class SASRec(SequenceModel):
         """``encode(seq)[:, -1]`` (``[B, d]``) without the last block's other positions."""
         x, mask, is_causal = self._inputs(seq)
         return encode_last_position(self.encoder, x, mask=mask, is_causal=is_causal)
-
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.train_rows == "prefixes":  # one target per row: its last item
-            inputs, targets = last_target_pairs(trim(batch["seq"]))
-            h = self.encode_last(inputs)
-        else:
-            inputs, targets, valid = next_item_pairs(trim(batch["seq"]))
-            h = self.encode(inputs)[valid]
-            targets = targets[valid]
-        return self.train_loss(h, targets)
-
-    def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
-        seq = trim(last_window(context["seq"], self.max_seq_len))
-        parts = [self.encode_last(trim(part)) for part in row_chunks(seq)]
-        return self.logits(torch.cat(parts))
 
 
 def build_sasrec(info: DataInfo, cfg: Any) -> SASRec:

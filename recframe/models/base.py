@@ -152,6 +152,19 @@ class RecModel(nn.Module):
         raise NotImplementedError
 
 
+    def run_record(self) -> dict[str, Any] | None:
+        """Facts about the run that only the model knows (e.g. codebook usage of
+        semantic IDs, how many items a beam search produced), as JSON-able values;
+        the runner writes them to ``results.json`` under ``model_record`` after the
+        test. ``None`` (the default): nothing to add."""
+        return None
+
+    def item_annotations(self, items: Any) -> dict[str, Any]:
+        """Extra per-item columns for ``recframe recommend``: ``{column: values}`` with
+        one value per entry of the item-index array ``items`` (same shape), e.g. the
+        semantic ID a generative model decoded. Empty (the default): none."""
+        return {}
+
     def score_new_users(self, context: dict[str, torch.Tensor]) -> torch.Tensor:
         """Fold-in: scores for users unknown at training time, from their history alone.
 

@@ -1,0 +1,1 @@
+"""Generative retrieval models for recframe: ``tiger`` (semantic IDs + constrained beam search)."""
