@@ -88,6 +88,33 @@ def test_per_user_gradients_vmap_and_loop_equal_autograd(reg):
             torch.testing.assert_close(p.grad_sample[i], p.grad, rtol=1e-5, atol=1e-6)
 
 
+def test_sasrec_per_user_gradients_vmap_equal_autograd():
+    """SASRec's functional_loss (no trimming, masked mean) runs under vmap and gives
+    each user the gradient of the model's own loss on that user's sequence."""
+    from recframe_seq.sasrec import SASRec
+
+    torch.manual_seed(0)
+    model = SASRec(n_items=30, max_seq_len=8, embedding_dim=8, num_blocks=1, ffn_dim=16,
+                   dropout=0.0)
+    model.train_rows = "recent"
+    seq = torch.randint(0, 30, (5, 1, 9))
+    seq[0, 0, :4] = -1  # left padding of different lengths
+    seq[2, 0, :7] = -1
+    batch = {"users": torch.arange(5).view(5, 1), "seq": seq}
+    grads = PerUserGradients(model, "vmap")
+    losses = grads.attach(batch)
+    assert grads.mode == "vmap"
+    for i in range(5):
+        model.zero_grad()
+        loss = model.loss(_user_slice(batch, i))  # trims padding, boolean-indexes targets
+        loss.backward()
+        assert losses[i] == pytest.approx(float(loss), rel=1e-5)
+        for name, p in model.named_parameters():
+            expected = p.grad if p.grad is not None else torch.zeros_like(p)
+            torch.testing.assert_close(p.grad_sample[i], expected, rtol=1e-4, atol=1e-6,
+                                       msg=name)
+
+
 def _dpsgd(model, train, epsilon, clip, users_per_step):
     from recframe.privacy.dpsgd import DPSGD
 
