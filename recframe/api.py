@@ -91,6 +91,7 @@ if TYPE_CHECKING:
         hookimpl,
         lazy,
     )
+    from recframe.privacy.audit import AuditInput
     from recframe.rerank.backend import Generation, LLMBackend, Scored, ScoreResult
     from recframe.rerank.settings import backend_float, backend_int
     from recframe.results import atomic_write
@@ -134,6 +135,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "recframe.rerank.backend": ("Generation", "LLMBackend", "Scored", "ScoreResult"),
     "recframe.rerank.settings": ("backend_float", "backend_int"),
+    "recframe.privacy.audit": ("AuditInput",),
     "recframe.results": ("atomic_write",),
     "recframe.train.standalone": ("build_model", "fit_model"),
 }
@@ -178,6 +180,7 @@ __all__ = [
     "text_encoders", "TextSettings", "item_text_vectors", "item_texts", "join_text_columns",
     "BackendError", "Generation", "LLMBackend", "LLMBackendSpec", "Scored", "ScoreResult",
     "backend_float", "backend_int", "atomic_write",
+    "AuditInput",
     "Lazy", "lazy", "parameter_counts",
     "UnknownTrainFormat", "check_train_format",
     "FINGERPRINT_KEY", "combine_digests", "file_digests", "fingerprint_files",

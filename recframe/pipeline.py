@@ -26,6 +26,7 @@ from recframe.eval.evaluator import Evaluator
 from recframe.eval.metric_config import resolve_metrics
 from recframe.plugin.manager import PluginManager
 from recframe.plugin.specs import DatasetSpec, ModelSpec
+from recframe.privacy import HeldOut, PrivacySettings, hold_out_users, read_privacy
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("auto", "ranking", "ctr")
@@ -45,6 +46,10 @@ class Plan:
     protocol: str = "ranking"
     #: the CTR protocol's evaluator, once the protocol is known
     pointwise: PointwiseEvaluator | None = None
+    #: ``privacy.*`` (recframe.privacy), checked before any data is read
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    #: metrics of ``kind="audit"`` (membership inference), computed after the test
+    audit: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,6 +58,8 @@ class PreparedData:
     raw_meta: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    #: users held out before encoding for the membership-inference audit, or None
+    held_out: HeldOut | None = None
 
 
 def _require(cfg: DictConfig, key: str) -> Any:
@@ -80,6 +87,21 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
     splitter = split_spec.build(cfg.split)
     model = pm.models.get(_require(cfg, "model.name"), key="model.name")
     metrics = resolve_metrics(metric_names(cfg), pm.metrics)
+    privacy = read_privacy(cfg.get("privacy"))
+    audit = {n: s for n, s in metrics.items() if s.kind == "audit"}
+    if audit and privacy.audit_users <= 0:
+        raise ConfigError(
+            f"metrics.names has {sorted(audit)}, a membership-inference audit, which needs "
+            f"users held out before training: set privacy.audit_users (e.g. 0.1), or remove "
+            f"{sorted(audit)} from metrics.names.")
+    metrics = {n: s for n, s in metrics.items() if s.kind != "audit"}
+    plan = _resolve_protocol(cfg, dataset, steps, splitter, model, metrics)
+    plan.privacy, plan.audit = privacy, audit
+    return plan
+
+
+def _resolve_protocol(cfg: DictConfig, dataset: DatasetSpec, steps: list[Any], splitter: Any,
+                      model: ModelSpec, metrics: dict[str, Any]) -> Plan:
     protocol = str((cfg.get("evaluation") or {}).get("protocol", "auto"))
     if protocol not in PROTOCOLS:
         raise ConfigError(
@@ -121,7 +143,8 @@ def pointwise_evaluator(cfg: DictConfig, pm: PluginManager) -> PointwiseEvaluato
     """The CTR protocol's evaluator from ``metrics.*``: when ``metrics.names`` holds no
     metric with a pointwise form (the ranking defaults), the CTR defaults
     (auc, gauc, logloss, ece; monitor auc) are used and written back to ``cfg``."""
-    specs = resolve_metrics(metric_names(cfg), pm.metrics)
+    specs = {n: s for n, s in resolve_metrics(metric_names(cfg), pm.metrics).items()
+             if s.kind != "audit"}
     if not any(s.pointwise is not None for s in specs.values()):
         log.info("CTR protocol: metrics.names %s are ranking metrics; reporting %s instead",
                  list(specs), list(DEFAULT_CTR_METRICS))
@@ -219,6 +242,12 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
 
     t = time.perf_counter()
     split = plan.splitter(ds)
+    held_out = None
+    if plan.privacy.audit_users > 0:  # the audit's non-members never reach the model
+        split, held_out = hold_out_users(split, plan.privacy.audit_users,
+                                         int(cfg.get("seed", 0)))
+        log.info("privacy.audit_users: %d users held out for the membership audit",
+                 held_out.n_users)
     timings["split"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -242,7 +271,11 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
             "the test part is empty after splitting: every user needs held-out "
             "interactions. Check split ratios/holdout counts and the k-core filters."
         )
-    return PreparedData(data, raw_meta, timings, counts)
+    if held_out is not None:
+        counts["audit_held_out_users"] = held_out.n_users
+    if "k_anonymity" in ds.meta:  # what the k_anonymize step generalized (results.json)
+        raw_meta["k_anonymity"] = ds.meta["k_anonymity"]
+    return PreparedData(data, raw_meta, timings, counts, held_out)
 
 
 def check_compatible(model: ModelSpec, data: RecData,

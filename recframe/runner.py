@@ -18,7 +18,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recframe import faults
@@ -43,6 +43,8 @@ from recframe.pipeline import (
     resolve,
 )
 from recframe.plugin.manager import PluginManager, default_manager
+from recframe.privacy import build_private
+from recframe.privacy.report import audit_record, privacy_record
 from recframe.results import (
     CALIBRATION_FILE,
     PER_USER_FILE,
@@ -363,6 +365,8 @@ class Experiment:
     task: RecTask
     datamodule: RecDataModule
     candidates: dict[str, Any]
+    #: ``RecTask.private`` (recframe.privacy): DP-SGD or a private closed-form fit
+    private: Any = None
 
     @property
     def data(self) -> Any:
@@ -398,7 +402,8 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         plan.protocol = "ranking"
         if plan.evaluator is None:  # names CTR metrics: the ranking evaluator says why not
             plan.evaluator = ranking_evaluator(
-                cfg, resolve_metrics(cfg.metrics.names, pm.metrics))
+                cfg, {n: s for n, s in resolve_metrics(cfg.metrics.names, pm.metrics).items()
+                      if s.kind != "audit"})
     text_mode, text_settings = item_text_mode(cfg.model), TextSettings.from_config(cfg.get("text"))
     if text_mode == "field":  # a click model sizes its layers from the fields: add it first
         prepared.data = data = with_item_text_field(data, text_settings)
@@ -429,7 +434,14 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
     )
     if plan.protocol == "ctr":
         datamodule.eval_batch_size = int(cfg.evaluation.get("row_batch_size", 8192))
-    return Experiment(plan, prepared, model, task, datamodule, candidates)
+    private = build_private(plan.privacy, model, data, seed=int(cfg.get("seed", 0)),
+                            max_epochs=int(cfg.trainer.get("max_epochs") or 1),
+                            model_name=plan.model.name)
+    if private is not None:
+        task.private = private
+        if hasattr(private, "batches"):  # DP-SGD: Poisson-sampled users per step
+            datamodule.train_set = private.batches
+    return Experiment(plan, prepared, model, task, datamodule, candidates, private)
 
 
 def build_model(plan: Plan, data: Any, cfg: DictConfig) -> Any:
@@ -521,6 +533,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         results["protocol"]["candidates"] = exp.candidates
         loggers = _loggers(cfg, run_dir, sweep_name)
         callbacks = _callbacks(cfg, run_dir, plan.monitor)
+        if hasattr(exp.private, "training_step"):
+            # DP-SGD: the planned steps all run and the last weights are tested, so no
+            # validation result chooses the released model (docs/privacy.md)
+            callbacks = [c for c in callbacks if not isinstance(c, EarlyStopping)]
         trainer_kwargs: dict[str, Any] = {
             "callbacks": callbacks,
             "logger": loggers or False,
@@ -533,8 +549,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         if not cfg.trainer.get("plugins"):  # checkpoints: temp file + rename, coded errors
             trainer_kwargs["plugins"] = [AtomicCheckpointIO()]
         trainer: pl.Trainer = _trainer(cfg, trainer_kwargs)
-        steps = resolve_steps_per_execution(cfg.get("steps_per_execution", 1), trainer,
-                                            task.is_closed_form)
+        steps = 1 if hasattr(exp.private, "training_step") else resolve_steps_per_execution(
+            cfg.get("steps_per_execution", 1), trainer, task.is_closed_form)
         task.use_steps_per_execution(steps)
         results["steps_per_execution"] = steps
         # settings the model chose from the data (``auto`` config values)
@@ -555,6 +571,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
         ckpt = checkpoint.best_model_path if checkpoint is not None else ""
         ckpt = ckpt or None  # no best checkpoint: test the final weights
+        if hasattr(exp.private, "training_step"):
+            ckpt = None  # DP-SGD: the last weights (all accounted steps), not the best
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt, verbose=False,
                      weights_only=True)
         eval_seconds = time.perf_counter() - t
@@ -589,6 +607,15 @@ def run_experiment(cfg: DictConfig, run_dir: Path | str, pm: PluginManager | Non
         compute = training_compute(exp.model, results["model_size"])
         if compute is not None:
             results["training_compute"] = compute
+        if exp.private is not None:
+            results["privacy"] = privacy_record(exp.private)
+        if "k_anonymity" in prepared.raw_meta:
+            results["k_anonymity"] = prepared.raw_meta["k_anonymity"]
+        if plan.audit:
+            audit = audit_record(plan.audit, exp, int(cfg.get("seed", 0)))
+            results.setdefault("privacy", {"name": "none"})["audit"] = audit
+            # next to the test metrics, under their own key (no cut-off, not per user)
+            results["metrics"]["audit"] = audit["metrics"]
         if plan.pointwise is not None and "true_probability" in prepared.raw_meta:
             results["bayes_optimal"] = bayes_optimal_metrics(
                 plan.pointwise, exp.data, prepared.raw_meta["true_probability"])

@@ -52,6 +52,16 @@ def print_summary(results: dict[str, Any], console: Console | None = None) -> No
         console.print(metrics_table(test, title))
     if results.get("protocol", {}).get("kind") == "ctr":
         console.print("CTR protocol: every labeled impression of the test part scored once")
+    audit = (results.get("privacy") or {}).get("audit") or {}
+    for name, value in (audit.get("metrics") or {}).items():
+        ci = (audit.get(name) or {}).get("ci95")
+        console.print(f"{name}: {_cell(value)}" + (f" [95% CI {ci[0]:.3f}, {ci[1]:.3f}]"
+                                                    if ci else "")
+                      + (f" (n/a: {audit['not_applicable']})" if value is None else ""))
+    eps = (results.get("privacy") or {}).get("epsilon", "absent")
+    if eps != "absent":
+        console.print(f"privacy: {results['privacy']['name']}, epsilon spent "
+                      f"{'inf' if eps is None else eps}")
     if results.get("not_applicable"):
         console.print(f"n/a: {results['not_applicable']['reason']}")
     console.print(f"results: {results.get('run_dir')}/results.json")

@@ -648,6 +648,27 @@ def check_click_model(name_or_spec: str | ModelSpec, *, overrides: Sequence[str]
     return ModelReport(name, results, logits, checked)
 
 
+def _check_audit_metric(name: str, spec: Any, bounded: bool) -> None:
+    """An audit metric returns a value (and its interval) from member and non-member
+    statistics; the same inputs give the same answer; identical groups are not told
+    apart by more than chance allows."""
+    from recframe.privacy.audit import AuditInput
+
+    rng = np.random.default_rng(4)
+    inp = AuditInput(rng.normal(1.0, 1.0, 60), rng.normal(0.0, 1.0, 50), seed=1)
+    out, again = spec.fn(inp, 0), spec.fn(inp, 0)
+    if not isinstance(out, dict) or "value" not in out:
+        _fail(f"metric {name!r}: an audit metric returns a dict with 'value', got {out!r}")
+    if out != again:
+        _fail(f"metric {name!r}: differs between two identical audits")
+    value = out["value"]
+    if not math.isfinite(value) or (bounded and not 0 <= value <= 1):
+        _fail(f"metric {name!r}: value {value!r} is not finite or outside [0, 1]")
+    ci = out.get("ci95")
+    if ci is not None and not ci[0] <= value <= ci[1]:
+        _fail(f"metric {name!r}: value {value} outside its interval {ci}")
+
+
 def check_metric(spec_or_name: str | MetricSpec, *, pm: PluginManager | None = None,
                  bounded: bool = True, n_users: int = 37, n_items: int = 30) -> None:
     """Check a metric on random rankings with every edge case the evaluator produces.
@@ -670,8 +691,11 @@ def check_metric(spec_or_name: str | MetricSpec, *, pm: PluginManager | None = N
         _check_pointwise_metric(name, spec, bounded)
     if spec.kind == "pointwise":
         return
+    if spec.kind == "audit":
+        _check_audit_metric(name, spec, bounded)
+        return
     if spec.kind not in ("per_user", "global"):
-        _fail(f"metric {name!r}: kind must be 'per_user', 'global' or 'pointwise', got "
+        _fail(f"metric {name!r}: kind must be 'per_user', 'global', 'pointwise' or 'audit', got "
               f"{spec.kind!r}")
     ks = [1, 5, n_items + 7]
     evaluator = Evaluator({name: spec}, ks)

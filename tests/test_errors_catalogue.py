@@ -1006,6 +1006,46 @@ def e841(ctx):
     return message(lambda: PluginManager([plugin], load_entry_points=False))
 
 
+def e910(ctx):
+    return run_error(ctx, "model=bpr", "privacy=dpsgd", "privacy.epsilon=0")
+
+
+def e911(ctx):
+    return run_error(ctx, "model=bpr", "privacy=dpsgd", "privacy.delta=1.0")
+
+
+def e912(ctx):
+    return run_error(ctx, "model=bpr", "privacy=dpsgd", "privacy.max_grad_norm=0")
+
+
+def e913(ctx):
+    return run_error(ctx, "model=lightgcn", "privacy=dpsgd")
+
+
+def e914(ctx):
+    return run_error(ctx, "model=pop", "privacy=dpsgd")
+
+
+def e915(ctx):
+    from recframe_preprocess.kanon import build_k_anonymize
+
+    users = pd.DataFrame({"age": [20, 30, 40]}, index=pd.Index([1, 2, 3], name="user_id"))
+    ds = Dataset(pd.DataFrame({"user_id": [1, 2, 3], "item_id": [1, 1, 1]}), users=users)
+    return message(lambda: build_k_anonymize(cfg(name="k_anonymize", k=5))(ds))
+
+
+def e916(ctx):
+    return run_error(ctx, "model=pop", "metrics.names=[ndcg,mia_auc]")
+
+
+def e917(ctx):
+    return run_error(ctx, "model=pop", "privacy.audit_users=0.7")
+
+
+def e918(ctx):
+    return run_error(ctx, "model=ials", "privacy=dp_stats")
+
+
 TRIGGERS: dict[str, Callable[[Ctx], str]] = {
     name.upper(): fn for name, fn in dict(globals()).items()
     if re.fullmatch(r"[ew]\d{3}", name) and callable(fn)

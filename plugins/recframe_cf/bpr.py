@@ -103,6 +103,17 @@ class BPRMF(RecModel):
             loss = loss + self.reg * l2
         return loss
 
+    def functional_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``loss`` through plain differentiable ops (no fused kernel), so per-example
+        gradient transforms (``torch.func.vmap``, used by privacy=dpsgd) can run it."""
+        loss = self.reference_loss(batch)
+        if self.reg:
+            u = self.user_emb(batch["users"])
+            p, n = self.item_emb(batch["pos"]), self.item_emb(batch["neg"])
+            l2 = u.pow(2).sum(-1).mean() + p.pow(2).sum(-1).mean() + n.pow(2).sum(-1).mean()
+            loss = loss + self.reg * l2
+        return loss
+
     def reference_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The BPR term through ``nn.Embedding`` and autograd (what ``loss`` must equal)."""
         u = self.user_emb(batch["users"])  # [B, d]

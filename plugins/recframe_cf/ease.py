@@ -68,7 +68,15 @@ class EASE(RecModel):
         """Solve in float64 with one ``n_items^2`` working matrix: the Gram matrix is
         accumulated densely block by block (never as a sparse product with ``n_items^2``
         entries), then factorized, inverted and turned into ``B`` in place."""
-        gram = torch.from_numpy(_dense_gram(data.train)).to(self.weights.device)
+        self.fit_statistic(_dense_gram(data.train), data)
+
+    #: privacy=dp_stats perturbs the Gram matrix (recframe.privacy.stats)
+    private_statistic = "gram"
+
+    def fit_statistic(self, gram_matrix: np.ndarray, data: RecData) -> None:
+        """Solve from a given ``X^T X`` (float64, overwritten-safe copy taken)."""
+        gram = torch.from_numpy(np.array(gram_matrix, dtype=np.float64)).to(
+            self.weights.device)
         gram.diagonal().add_(self.l2)
         torch.linalg.cholesky(gram, out=gram)
         precision = torch.cholesky_inverse(gram, out=gram)  # P = G^-1

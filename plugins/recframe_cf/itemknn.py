@@ -58,17 +58,31 @@ class ItemKNN(RecModel):
                              torch.zeros(n_items, self.neighbours, dtype=torch.long))
         self.register_buffer("neighbour_sims", torch.zeros(n_items, self.neighbours))
 
+    #: privacy=dp_stats perturbs the Gram matrix (recframe.privacy.stats)
+    private_statistic = "gram"
+
     def fit(self, data: RecData) -> None:
         x = data.train.astype(np.float32)  # users x items, binary
         xt = x.T.tocsr()  # items x users
         norms = np.sqrt(np.asarray(x.sum(axis=0), dtype=np.float64).ravel())
+        self._fit_rows(lambda start, end: (xt[start:end] @ x).toarray().astype(np.float64),
+                       norms)
+
+    def fit_statistic(self, gram: np.ndarray, data: RecData) -> None:
+        """Fit from a given dense ``X^T X`` (e.g. a noisy one): co-occurrences are its
+        rows, ``|i|`` the square root of its diagonal (clipped at 0)."""
+        norms = np.sqrt(np.clip(np.diagonal(gram), 0.0, None))
+        self._fit_rows(lambda start, end: np.asarray(gram[start:end], dtype=np.float64),
+                       norms)
+
+    def _fit_rows(self, block: Any, norms: np.ndarray) -> None:
         n, k = self.n_items, self.neighbours
         chunk = max(1, _FIT_CELLS // max(n, 1))
         items = torch.empty(n, k, dtype=torch.long)
         sims = torch.empty(n, k)
         for start in range(0, n, chunk):  # a loop over row blocks, not over items
             end = min(n, start + chunk)
-            co = (xt[start:end] @ x).toarray().astype(np.float64)  # [c, n] co-occurrences
+            co = block(start, end)  # [c, n] co-occurrences
             sim = co / (np.outer(norms[start:end], norms) + self.shrink + 1e-12)
             rows = np.arange(end - start)
             sim[rows, start + rows] = 0.0  # an item is not its own neighbour

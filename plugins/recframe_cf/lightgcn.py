@@ -41,6 +41,11 @@ class LightGCN(RecModel):
     """
 
     train_format = TrainFormat.PAIRS
+    #: why privacy=dpsgd refuses it (recframe.privacy.dpsgd)
+    private_training_unsupported = (
+        "its full-graph propagation mixes every user's interactions into every "
+        "embedding in each step, so one user's data reaches all users' gradients and "
+        "clipping per user does not bound it (per-user sensitivity is unbounded)")
     #: item tables ``model.item_text`` can make text-aware (attribute -> row of item 0)
     item_embeddings = {"item_emb": 0}
 

@@ -29,8 +29,15 @@ class Pop(RecModel):
         super().__init__()
         self.register_buffer("item_scores", torch.zeros(n_items))
 
+    #: privacy=dp_stats perturbs the item counts (recframe.privacy.stats)
+    private_statistic = "item_counts"
+
     def fit(self, data: RecData) -> None:
-        counts = data.item_popularity().astype(np.float64)
+        self.fit_statistic(data.item_popularity().astype(np.float64), data)
+
+    def fit_statistic(self, counts: np.ndarray, data: RecData) -> None:
+        """Rank by ``counts`` (the item counts, or a noisy version of them)."""
+        counts = np.asarray(counts, dtype=np.float64)
         # deterministic tie-break: lower item index first, within (0, 1) of a count
         tie = 1.0 - (np.arange(len(counts)) + 1) / (len(counts) + 1)
         self.item_scores.copy_(torch.from_numpy(counts + tie * 0.5).float())

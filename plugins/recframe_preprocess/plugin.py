@@ -47,3 +47,10 @@ def recframe_register_preprocessors(registry: Any) -> None:
         description="Replace user ids (items: true also item ids) by HMAC-SHA256 hashes "
         "keyed by the secret in $RECFRAME_ANON_KEY (key_env); the key is never in config.",
     ))
+    registry.add(PreprocessorSpec(
+        name="k_anonymize",
+        build=lazy("recframe_preprocess.kanon:build_k_anonymize"),
+        description="Generalize user features (age ranges, zip prefixes, rare categories "
+        "suppressed) until every combination holds >= k users (Datafly); records k achieved "
+        "and the information lost.",
+    ))

@@ -369,6 +369,10 @@ class CausalSequenceModel(SequenceModel):
     on every position (``train_rows`` recent/all) or on each prefix's last item
     (``prefixes``), and scores from the last position of each user's history."""
 
+    #: True while :meth:`functional_loss` runs: encoders then take no branch that
+    #: depends on the data (e.g. the padding mask even when no row is padded)
+    static_shapes = False
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.train_rows == "prefixes":  # one target per row: its last item
             inputs, targets = last_target_pairs(trim(batch["seq"]))
@@ -378,6 +382,26 @@ class CausalSequenceModel(SequenceModel):
             h = self.encode(inputs)[valid]
             targets = targets[valid]
         return self.train_loss(h, targets)
+
+    def functional_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:meth:`loss` with shapes that do not depend on the data (no trimming, a masked
+        mean instead of boolean indexing), so ``torch.func.vmap`` can take one gradient
+        per user (DP-SGD's per-user gradients, recframe.privacy.grads). The same value
+        as :meth:`loss` for the full softmax over every position (``train_rows``
+        recent/all); other settings use :meth:`loss` (per-user gradients then fall back
+        to one backward per user)."""
+        if self.train_rows == "prefixes" or self.objective.settings.sampled:
+            return self.loss(batch)
+        inputs, targets, valid = next_item_pairs(batch["seq"])
+        self.static_shapes = True
+        try:
+            logits = self.logits(self.encode(inputs))  # [B, L, n_items]
+        finally:
+            self.static_shapes = False
+        per_position = F.cross_entropy(logits.flatten(0, -2), targets.clamp(min=0).flatten(),
+                                       reduction="none")
+        weight = valid.flatten().to(per_position.dtype)
+        return (per_position * weight).sum() / weight.sum().clamp(min=1.0)
 
     def score(self, users: torch.Tensor, context: dict[str, torch.Tensor]) -> torch.Tensor:
         seq = trim(last_window(context["seq"], self.max_seq_len))

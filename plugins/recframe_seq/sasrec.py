@@ -86,7 +86,7 @@ class SASRec(CausalSequenceModel):
         positions = torch.arange(self.max_seq_len - length, self.max_seq_len, device=seq.device)
         x = self.item_emb(self.tokens(seq)) * math.sqrt(self.item_emb.embedding_dim)
         x = self.emb_dropout(x + self.pos_emb(positions))
-        if bool(pad.any()):
+        if self.static_shapes or bool(pad.any()):
             x = x * (~pad).unsqueeze(-1)
             return x, causal_padding_mask(pad, self.num_heads), False
         causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).triu(1)

@@ -71,6 +71,12 @@ class MetricSpec:
     ``pointwise`` form below); ``fn`` is never called, and naming it when ranking
     all items is a configuration error.
 
+    ``kind="audit"``: a privacy audit computed once after the test, not per batch:
+    ``fn(inp, 0)`` gets a :class:`recframe.api.AuditInput` (one attack statistic per
+    member and per held-out non-member user; needs ``privacy.audit_users > 0``) and
+    returns ``{"value": float, "ci95": [low, high], ...}``; the value is written to
+    ``metrics.audit`` in ``results.json`` (e.g. ``mia_auc``, docs/privacy.md).
+
     ``needs`` lists optional inputs the metric requires: ``"scores"`` (the
     masked ``[B, n_items]`` score matrix and dense ground truth),
     ``"item_features"`` (row-normalized item feature vectors) or

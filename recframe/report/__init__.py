@@ -40,6 +40,7 @@ from recframe.report.ctr import DEFAULT_CTR_BASELINE, default_baseline
 from recframe.report.ctr import method_notes as ctr_method_notes
 from recframe.report.document import Document
 from recframe.report.plots import at_k_plot, bar_plot, reliability_plot, training_plot
+from recframe.report.privacy import add_privacy_sections
 from recframe.report.rerank import add_rerank_sections
 from recframe.report.scaling import add_scaling_section, scaling_plot, scaling_table
 from recframe.report.stats import WILCOXON_KWARGS, holm, paired_cohens_d, paired_test, summarize
@@ -359,6 +360,7 @@ def build_report(dirs: Sequence[Path | str] | Path | str, out_dir: Path | str | 
                 doc.image(path, alt)
                 written.append(path)
     add_rerank_sections(doc, ok, keys if metrics is not None else None, alpha, confidence)
+    written += add_privacy_sections(doc, ok, out, confidence, plots)
     if unfinished:
         doc.heading(1, "Unfinished runs")
         doc.para("Started but without results yet: `running` (a process holds the job's "

@@ -85,6 +85,9 @@ class RecTask(pl.LightningModule):
         self._test_start = 0.0
         self._losses = LossTracker()  # the epoch's loss, checked finite without a sync
         self.steps_per_execution = 1
+        #: privacy by configuration (recframe.privacy): DP-SGD steps or a private
+        #: closed-form fit; None = ordinary training
+        self.private: Any = None
 
     @property
     def is_closed_form(self) -> bool:
@@ -95,7 +98,10 @@ class RecTask(pl.LightningModule):
         self.model.prepare(self.trainer.datamodule.data)
         if self.is_closed_form:
             start = time.perf_counter()
-            self.model.fit(self.trainer.datamodule.data)
+            if self.private is not None and hasattr(self.private, "fit"):
+                self.private.fit(self.model, self.trainer.datamodule.data)
+            else:
+                self.model.fit(self.trainer.datamodule.data)
             self.fit_seconds = time.perf_counter() - start
 
     def on_train_epoch_start(self) -> None:
@@ -111,6 +117,8 @@ class RecTask(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.epoch_seconds.append(self._last_batch_end - self._epoch_start)
+        if self.private is not None and hasattr(self.private, "epoch_end"):
+            self.private.epoch_end(self.current_epoch, self.global_step)
         mean = self._losses.epoch_mean()
         if mean is not None:
             # the epoch mean weighted by batch size, as self.log(on_epoch=True) would give
@@ -121,7 +129,8 @@ class RecTask(pl.LightningModule):
         datamodule then yields lists of that many mini-batches; see
         :mod:`recframe.train.execution`). Call before ``Trainer.fit``."""
         self.steps_per_execution = steps
-        self.automatic_optimization = steps == 1
+        self.automatic_optimization = steps == 1 and not hasattr(self.private,
+                                                                 "training_step")
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         if self.is_closed_form:
@@ -130,6 +139,9 @@ class RecTask(pl.LightningModule):
             # DDP cannot skip a step: a zero loss over every trainable parameter
             # keeps the ranks' (no-op) gradient all-reduce in step
             return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+        if hasattr(self.private, "training_step"):  # DP-SGD (recframe.privacy.dpsgd)
+            self.private.training_step(self, batch, batch_idx)
+            return None
         if self.automatic_optimization:
             return self._step_loss(batch, batch_idx)
         # steps_per_execution > 1: batch is a list of consecutive mini-batches, each one
@@ -157,7 +169,10 @@ class RecTask(pl.LightningModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         if self.is_closed_form or not params or self.optimizer_factory is None:
             return None
-        return self.optimizer_factory(params)
+        optimizer = self.optimizer_factory(params)
+        if hasattr(self.private, "wrap_optimizer"):
+            optimizer = self.private.wrap_optimizer(optimizer)
+        return optimizer
 
     # -- evaluation -------------------------------------------------------------
     def _eval_step(self, batch: dict[str, torch.Tensor]) -> None:
@@ -396,6 +411,8 @@ class RecTask(pl.LightningModule):
             "validation_seconds": list(self.validation_seconds),
             "fit_seconds": self.fit_seconds,
         }
+        if hasattr(self.private, "state"):  # the accountant's steps survive a resume
+            checkpoint["recframe"]["privacy"] = self.private.state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("recframe") or {}
@@ -404,6 +421,8 @@ class RecTask(pl.LightningModule):
             self.epoch_seconds = list(state.get("epoch_seconds", []))
             self.validation_seconds = list(state.get("validation_seconds", []))
             self.fit_seconds = float(state.get("fit_seconds", 0.0))
+            if hasattr(self.private, "load_state") and "privacy" in state:
+                self.private.load_state(state["privacy"])
 
     def best_validation(self) -> tuple[int | None, dict[str, float]]:
         """Epoch and metrics of the best validation epoch by the monitored metric."""

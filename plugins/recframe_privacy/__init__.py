@@ -1,0 +1,1 @@
+"""Built-in privacy plugin: the membership-inference audit metric ``mia_auc``."""
