@@ -366,6 +366,29 @@ def test_score_equals_predict_on_crossed_rows(key, has_labels, monkeypatch):
     assert float(scores.std()) > 0
 
 
+@pytest.mark.parametrize("key", sorted(SMALL))
+def test_new_users_are_scored_as_unknown_users(key):
+    """A user unknown at training time (the membership audit's held-out users,
+    ``recframe recommend`` for a new user) gets every user field unknown (code 0):
+    the crossed rows with zero user fields, the same ranking for everyone."""
+    torch.manual_seed(0)
+    data = FakeData(_info(False))
+    model = _build(key, data.info, init_std=0.3)
+    model.prepare(data)
+    model.eval()
+    n = 3
+    i = torch.arange(N_ITEMS).repeat(n)
+    rows = model.zero_fields(len(i), ("user", "context"), i.device)
+    rows.update(model.owner_fields("item", i))
+    with torch.no_grad():
+        scores = model.score_new_users({"users": torch.full((n,), -1)})
+        want = model.predict({"fields": rows, "label": torch.zeros(len(i))})
+        known = model.score(torch.tensor([0, 3, 1]), {})
+    torch.testing.assert_close(scores, want.view(n, N_ITEMS), rtol=1e-4, atol=1e-5)
+    assert torch.equal(scores[0], scores[1]) and float(scores.std()) > 0
+    assert not torch.allclose(scores, known)  # the user fields of known users count
+
+
 # -- every model learns planted click data -------------------------------------------------
 
 V = 12  # values per categorical field (codes 2..V+1)

@@ -179,7 +179,8 @@ class RecModel(nn.Module):
         raise FoldInNotSupported(
             f"model {type(self).__name__} cannot recommend for a new user: it has no fold-in "
             f"(it needs learned per-user state). Models that can: itemknn, ease, content, "
-            f"sequence models, and matrix factorization (bpr, ials) by least squares."
+            f"sequence models, matrix factorization (bpr, ials) by least squares, and "
+            f"click models (a new user as an unknown one)."
         )
 
 

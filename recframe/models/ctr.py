@@ -203,10 +203,20 @@ class CTRModel(RecModel):
         """Logits of every item for each user, ``[B, n_items]``: the user's fields (and
         sequence fields at the end of train) broadcast, each item's fields from the
         item table, context fields 0; at most :attr:`score_chunk_rows` rows at once."""
+        users = users.to(self._device())
+        return self._score_all_items(self.owner_fields("user", users), len(users))
+
+    def score_new_users(self, context: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scores for users unknown at training time: each user-owned field (the user
+        id, demographics) and sequence field is unknown (code 0, value 0.0), as an
+        unseen id is in an out-of-vocabulary bucket; so every new user gets the same
+        ranking, from the item fields alone (no fold-in of the history). This is what
+        ``recframe recommend`` and the membership audit (``mia_auc``) score."""
+        b = len(context["users"])
+        return self._score_all_items(self.zero_fields(b, ("user",), self._device()), b)
+
+    def _score_all_items(self, user_fields: dict[str, torch.Tensor], b: int) -> torch.Tensor:
         device = self._device()
-        users = users.to(device)
-        b = len(users)
-        user_fields = self.owner_fields("user", users)
         chunk = max(1, self.score_chunk_rows // max(1, b))
         out = []
         for start in range(0, self.n_items, chunk):
