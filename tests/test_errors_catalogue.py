@@ -1046,6 +1046,10 @@ def e918(ctx):
     return run_error(ctx, "model=ials", "privacy=dp_stats")
 
 
+def e919(ctx):
+    return run_error(ctx, "model=sasrec", "privacy=dpsgd", "privacy.user_state=local")
+
+
 TRIGGERS: dict[str, Callable[[Ctx], str]] = {
     name.upper(): fn for name, fn in dict(globals()).items()
     if re.fullmatch(r"[ew]\d{3}", name) and callable(fn)

@@ -115,13 +115,13 @@ def test_sasrec_per_user_gradients_vmap_equal_autograd():
                                        msg=name)
 
 
-def _dpsgd(model, train, epsilon, clip, users_per_step):
+def _dpsgd(model, train, epsilon, clip, users_per_step, user_state="shared"):
     from recframe.privacy.dpsgd import DPSGD
 
     settings = read_privacy(OmegaConf.create({
         "name": "dpsgd", "epsilon": epsilon, "delta": "auto", "max_grad_norm": clip,
         "users_per_step": users_per_step, "examples_per_user": 3, "accountant": "rdp",
-        "grad_sample": "vmap", "audit_users": 0.0}))
+        "grad_sample": "vmap", "audit_users": 0.0, "user_state": user_state}))
     info = type("D", (), {"info": type("I", (), {"n_users": train.shape[0]})(),
                           "train": train})()
     return DPSGD(settings, model, info, seed=0, max_epochs=2, model_name="bpr",
@@ -151,6 +151,55 @@ def test_dp_step_without_noise_is_the_sum_of_clipped_user_gradients_over_expecte
         torch.testing.assert_close(before[name] - p.detach(), expected / dp.expected_users,
                                    rtol=1e-4, atol=1e-7)
     assert dp.noise_multiplier == 0 and dp.epsilon() == math.inf
+
+
+def test_local_user_state_clips_and_noises_only_the_shared_parameters():
+    """user_state=local: the user table steps by each user's own unclipped gradient
+    (rows of users not drawn stay put), the item table by the clipped, noised sum."""
+    train = _train(n_users=40, n_items=9)
+    model = _bpr(*train.shape)
+    dp = _dpsgd(model, train, 1.0, 0.05, users_per_step=10, user_state="local")
+    assert dp.noise_multiplier > 0
+    opt = dp.wrap_optimizer(torch.optim.SGD(model.parameters(), lr=1.0))
+    assert all(p is not model.user_emb.weight for g in opt.param_groups for p in g["params"])
+    batch = dp.batches[0]
+    drawn = torch.unique(batch["users"])
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt.zero_grad()
+    dp.grads.attach(batch)
+    user_grads = model.user_emb.weight.grad_sample.clone()
+    item_grads = model.item_emb.weight.grad_sample.clone()
+    # the DPSGD step (what the training loop calls), on this batch
+    for p in dp.local.values():
+        p.grad = p.grad_sample.sum(0) / dp.expected_users
+        del p.grad_sample
+    opt.step()
+    dp.local_optimizer.step()
+    moved = before["user_emb.weight"] - model.user_emb.weight.detach()
+    torch.testing.assert_close(moved, user_grads.sum(0) / dp.expected_users)  # unclipped
+    others = torch.ones(train.shape[0], dtype=torch.bool)
+    others[drawn] = False
+    assert torch.equal(moved[others], torch.zeros_like(moved[others]))  # no noise
+    # the item table: each user's item gradient clipped on its own norm (the user rows
+    # do not count), summed, plus Gaussian noise of std sigma * C / expected users
+    item_moved = before["item_emb.weight"] - model.item_emb.weight.detach()
+    norms = item_grads.flatten(1).norm(dim=1)
+    factor = (0.05 / (norms + 1e-6)).clamp(max=1.0).view(-1, 1, 1)
+    noise = item_moved - (factor * item_grads).sum(0) / dp.expected_users
+    expected_norm = dp.noise_multiplier * 0.05 / dp.expected_users * math.sqrt(noise.numel())
+    assert 0.6 * expected_norm < float(noise.norm()) < 1.4 * expected_norm
+    assert dp.record()["local_parameters"] == ["user_emb.weight"]
+
+
+def test_local_user_state_needs_per_user_parameters():
+    from recframe_seq.sasrec import SASRec
+
+    train = _train()
+    model = SASRec(n_items=9, max_seq_len=4, embedding_dim=4, ffn_dim=4)
+    with pytest.raises(ConfigError, match="no per-user parameters"):
+        _dpsgd(model, train, 1.0, 1.0, users_per_step=4, user_state="local")
+    with pytest.raises(ConfigError, match="user_state must be one of"):
+        _dpsgd(_bpr(*train.shape), train, 1.0, 1.0, users_per_step=4, user_state="mine")
 
 
 def test_dp_noise_and_accountant_reach_the_target_epsilon():

@@ -80,6 +80,8 @@ class BPRMF(RecModel):
     the batch (``reg``).
     """
 
+    per_user_parameters = ("user_emb.weight",)
+
     train_format = TrainFormat.PAIRS
     #: item tables ``model.item_text`` can make text-aware (attribute -> row of item 0)
     item_embeddings = {"item_emb": 0}

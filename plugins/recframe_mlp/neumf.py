@@ -28,6 +28,8 @@ class NeuMF(RecModel):
     and the deeper layers are evaluated per (user, item), in chunks of items.
     """
 
+    per_user_parameters = ("gmf_user.weight", "mlp_user.weight")
+
     train_format = TrainFormat.POINTS
     #: item tables ``model.item_text`` can make text-aware (attribute -> row of item 0)
     item_embeddings = {"gmf_item": 0, "mlp_item": 0}

@@ -116,6 +116,10 @@ class RecModel(nn.Module):
     #: the same for users with no train interaction at all (no history): True when
     #: ``score`` ranks for them from user features, or gives everyone the same list.
     scores_cold_users: bool = False
+    #: names of parameters whose row ``u`` is trained from user ``u``'s examples alone
+    #: (a user embedding table): ``privacy.user_state=local`` keeps them out of
+    #: DP-SGD's clipping and noise (joint differential privacy, docs/privacy.md)
+    per_user_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A class that declares an unknown ``train_format`` fails when it is defined,

@@ -51,6 +51,23 @@ def check_private_trainable(model: Any, model_name: str) -> None:
             f"models; closed-form pop, ease and itemknn with privacy=dp_stats.")
 
 
+def local_parameters(model: Any, model_name: str, user_state: str
+                     ) -> dict[str, torch.nn.Parameter]:
+    """The parameters ``privacy.user_state=local`` trains outside DP-SGD: the model's
+    per-user tables (``RecModel.per_user_parameters``); none under ``shared``."""
+    if user_state != "local":
+        return {}
+    names = tuple(getattr(model, "per_user_parameters", ()))
+    if not names:
+        raise ConfigError(
+            f"privacy.user_state=local: model {model_name!r} has no per-user parameters "
+            f"(a user embedding table trained from each user's own examples), so there is "
+            f"nothing to keep local. Use privacy.user_state=shared, or a model with user "
+            f"embeddings (bpr, neumf).")
+    params = dict(model.named_parameters())
+    return {n: params[n] for n in names}
+
+
 class DPSGD:
     """The DP-SGD state of one run: batches, noise multiplier, accountant, record."""
 
@@ -60,6 +77,7 @@ class DPSGD:
         from opacus.accountants.utils import get_noise_multiplier
 
         check_private_trainable(model, model_name)
+        self.local = local_parameters(model, model_name, settings.user_state)
         self.settings = settings
         self.seed = seed
         self.n_users = int(data.info.n_users)
@@ -80,6 +98,8 @@ class DPSGD:
                 sample_rate=self.sample_rate, steps=self.planned_steps,
                 accountant=settings.accountant, epsilon_tolerance=0.01))
         self.accountant = create_accountant(mechanism=settings.accountant)
+        self.local_optimizer: torch.optim.Optimizer | None = None
+        self._pending_local_state: dict[str, Any] | None = None
         self.grads = PerUserGradients(model, settings.grad_sample)
         self.n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         self.epsilon_per_epoch: list[dict[str, float | int | None]] = []
@@ -90,6 +110,14 @@ class DPSGD:
     def wrap_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         from opacus.optimizers import DPOptimizer
 
+        if self.local:  # per-user tables: their own optimizer, no clipping, no noise
+            local_ids = {id(p) for p in self.local.values()}
+            for group in optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in local_ids]
+            self.local_optimizer = type(optimizer)(list(self.local.values()),
+                                                   **optimizer.defaults)
+            if self._pending_local_state is not None:
+                self.local_optimizer.load_state_dict(self._pending_local_state)
         device = optimizer.param_groups[0]["params"][0].device
         generator = torch.Generator(device=device).manual_seed(self.seed)
         dp = DPOptimizer(optimizer, noise_multiplier=self.noise_multiplier,
@@ -110,7 +138,15 @@ class DPSGD:
         start = time.perf_counter()
         losses = self.grads.attach(batch)
         self.grad_seconds += time.perf_counter() - start
+        for p in self.local.values():
+            # row u holds user u's own gradient only: summed as is and scaled like the
+            # private part (Opacus divides by the expected number of users)
+            p.grad = p.grad_sample.sum(0) / self.expected_users
+            del p.grad_sample
         optimizer.step()
+        if self.local_optimizer is not None:
+            self.local_optimizer.step()
+            self.local_optimizer.zero_grad()
         self.steps_taken += 1
         if len(losses):
             task._losses.add(losses.mean(), len(losses), task.global_step, batch_idx)
@@ -129,12 +165,21 @@ class DPSGD:
                                        "epsilon": None if math.isinf(eps) else round(eps, 4)})
 
     def state(self) -> dict[str, Any]:
-        return {"history": [list(h) for h in self.accountant.history],
-                "epsilon_per_epoch": list(self.epsilon_per_epoch)}
+        out = {"history": [list(h) for h in self.accountant.history],
+               "epsilon_per_epoch": list(self.epsilon_per_epoch)}
+        if self.local_optimizer is not None:
+            out["local_optimizer"] = self.local_optimizer.state_dict()
+        return out
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.accountant.history = [tuple(h) for h in state.get("history", [])]
         self.epsilon_per_epoch = list(state.get("epsilon_per_epoch", []))
+        local = state.get("local_optimizer")
+        if local is not None:  # restored before or after the optimizers are built
+            if self.local_optimizer is not None:
+                self.local_optimizer.load_state_dict(local)
+            else:
+                self._pending_local_state = local
 
     def record(self) -> dict[str, Any]:
         eps = self.epsilon()
@@ -149,6 +194,7 @@ class DPSGD:
             "steps": self.steps_taken,
             "epsilon": None if math.isinf(eps) else round(eps, 4),
             "epsilon_per_epoch": self.epsilon_per_epoch,
+            "local_parameters": sorted(self.local),
             "grad_sample": self.grads.mode,
             "grad_sample_fallback": self.grads.fallback_reason,
             "trainable_parameters": self.n_params,

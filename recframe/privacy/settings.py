@@ -16,6 +16,7 @@ from recframe.errors import ConfigError
 MODES = ("none", "dpsgd", "dp_stats")
 ACCOUNTANTS = ("rdp", "prv")
 GRAD_SAMPLE = ("auto", "vmap", "loop")
+USER_STATES = ("shared", "local")
 MECHANISMS = ("gaussian", "laplace")
 
 
@@ -34,6 +35,9 @@ class PrivacySettings:
     mechanism: str = "gaussian"
     max_items_per_user: int = 50
     audit_users: float = 0.0
+    #: ``shared``: every parameter under DP-SGD; ``local``: the model's per-user
+    #: parameters (``RecModel.per_user_parameters``) train without clipping or noise
+    user_state: str = "shared"
 
     @property
     def active(self) -> bool:
@@ -48,7 +52,7 @@ class PrivacySettings:
             out.update(epsilon_target=_finite(self.epsilon), max_grad_norm=self.max_grad_norm,
                        users_per_step=self.users_per_step,
                        examples_per_user=self.examples_per_user, accountant=self.accountant,
-                       unit="user")
+                       unit="user", user_state=self.user_state)
         elif self.name == "dp_stats":
             out.update(epsilon_target=_finite(self.epsilon), mechanism=self.mechanism,
                        max_items_per_user=self.max_items_per_user, unit="user")
@@ -138,5 +142,10 @@ def read_privacy(node: Any) -> PrivacySettings:
     if grad_sample not in GRAD_SAMPLE:
         raise ConfigError(f"privacy.grad_sample must be one of {list(GRAD_SAMPLE)}, "
                           f"got {grad_sample!r}")
+    user_state = str(node.get("user_state", "shared"))
+    if user_state not in USER_STATES:
+        raise ConfigError(f"privacy.user_state must be one of {list(USER_STATES)} (shared: "
+                          f"every parameter differentially private; local: per-user "
+                          f"embeddings kept out of the noise, joint DP), got {user_state!r}")
     return PrivacySettings(**common, max_grad_norm=clip, accountant=accountant,
-                           grad_sample=grad_sample, **ints)
+                           grad_sample=grad_sample, user_state=user_state, **ints)
