@@ -311,19 +311,19 @@ def run_experiment_here(cfg, run_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "within the 2-core budget of experiments/arm/tiger.yaml (at most 4 epochs of 50 "
-    "batches) TIGER ends below Pop on ML-100K: 0.0293 vs 0.0404 NDCG@10, "
-    "experiments/results/generative/README.md, section TIGER"))
-def test_tiger_beats_pop_on_movielens(compose, tmp_path, ml100k_dir):
-    """The committed arm (experiments/arm/tiger.yaml) on ML-100K, leave-one-out. Known
-    to fall short of Pop within this budget (the xfail reason); kept so that a longer
-    budget or a better recipe shows up as an unexpected pass."""
+def test_tiger_beats_pop_on_movielens(compose, tmp_path, ml100k_dir, one_thread):
+    """The committed arm (experiments/arm/tiger.yaml: text semantic IDs, 3 full epochs)
+    on ML-100K, leave-one-out, beats Pop on test NDCG@10 (committed with 3 seeds and
+    paired tests: experiments/results/generative/README.md, section TIGER). Seed 0 only
+    here; ~10 min on a loaded 2-core machine."""
     base = ["dataset=ml-100k", f"dataset.path={ml100k_dir}", "preprocess=implicit",
-            "split=leave_one_out", "logger=none"]
+            "split=leave_one_out", "logger=none", "seed=0"]
     pop = run_experiment_here(compose(*base, "model=pop", fast=False), tmp_path / "pop")
-    cfg = compose(*base, "+experiment/arm=tiger", "trainer.max_epochs=4", fast=False)
+    cfg = compose(*base, "+experiment/arm=tiger", fast=False)
     tiger = run_experiment_here(cfg, tmp_path / "tiger")
     ndcg, bar = tiger["metrics"]["test"]["ndcg@10"], pop["metrics"]["test"]["ndcg@10"]
-    assert ndcg > bar, (ndcg, bar)
+    # Pop: 0.0404; tiger seed 0 in the committed report: see the README. A margin of
+    # 20% over Pop, not just any gain
+    assert ndcg > 1.2 * bar, (ndcg, bar)
     assert tiger["model_record"]["semantic_ids"]["source"] == "text"
+    assert tiger["model_record"]["beam"]["items_per_user_mean"] == 20
