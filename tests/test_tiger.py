@@ -322,8 +322,8 @@ def test_tiger_beats_pop_on_movielens(compose, tmp_path, ml100k_dir, one_thread)
     cfg = compose(*base, "+experiment/arm=tiger", fast=False)
     tiger = run_experiment_here(cfg, tmp_path / "tiger")
     ndcg, bar = tiger["metrics"]["test"]["ndcg@10"], pop["metrics"]["test"]["ndcg@10"]
-    # Pop: 0.0404; tiger seed 0 in the committed report: see the README. A margin of
-    # 20% over Pop, not just any gain
+    # committed (experiments/results/generative/tiger_ml100k): Pop 0.0404, tiger seed 0
+    # 0.0665 (seeds 1, 2: 0.0663, 0.0518). A margin of 20% over Pop, not just any gain
     assert ndcg > 1.2 * bar, (ndcg, bar)
     assert tiger["model_record"]["semantic_ids"]["source"] == "text"
     assert tiger["model_record"]["beam"]["items_per_user_mean"] == 20
