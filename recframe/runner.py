@@ -210,6 +210,9 @@ def _data_record(cfg: DictConfig, prepared: Any) -> dict[str, Any]:
         },
         "preprocess": _plain(cfg.get("preprocess")) or [],
         "split": OmegaConf.to_container(cfg.split, resolve=True),
+        # pandas (in memory) or duckdb (out of core), why, and the shard directory
+        "data_engine": {**prepared.raw_meta.get("data_engine", {}), **(
+            {"shards": prepared.raw_meta["shards"]} if "shards" in prepared.raw_meta else {})},
         "data_fingerprint": fingerprint(prepared.data),
         "counts": prepared.counts,
         "fields": [dataclasses.asdict(f) for f in prepared.data.info.fields],
