@@ -221,7 +221,9 @@ def _build(cfg: DictConfig, plan: Any, settings: dict[str, Any], directory: Path
         timings["load"] = time.perf_counter() - t
         t = time.perf_counter()
         for step_name, step in plan.sql_steps:
+            t_step = time.perf_counter()
             rel = step(ctx, rel)
+            timings[f"preprocess_{step_name}"] = time.perf_counter() - t_step
             if ctx.count(rel) == 0:
                 _validate(ctx, rel, f"after preprocessing step {step_name!r}")
         _validate(ctx, rel, "after preprocessing" if plan.sql_steps else "after loading")
