@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         item_texts,
         join_text_columns,
     )
+    from recframe.data.ooc import ScanSource, SqlContext, random_keys, sql_double
     from recframe.data.sorting import lexsort_stable, positions_in_groups, stable_argsort
     from recframe.errors import BackendError, ConfigError, DataError, RecframeError
     from recframe.eval import GlobalInput, MetricInput, PointwiseInput
