@@ -107,26 +107,33 @@ def build_kcore_sql(cfg: Any) -> Any:
     item_min = get_int(cfg, "item_min", 5, "kcore")
 
     def kcore(ctx: Any, relation: str) -> str:
+        # rounds run on the (user, item) pairs alone; a user or item that fails once has
+        # no row left, so the rows kept are those whose user and item pass the last round
         before = n = ctx.count(relation)
-        current, rounds = relation, 0
+        current = ctx.table(f"SELECT {USER}, {ITEM} FROM {relation}", "kcore_pairs")
+        rounds = 0
         while True:
             rounds += 1
-            new = ctx.table(
-                f"SELECT * FROM {current} "
-                f"SEMI JOIN (SELECT {USER} FROM {current} GROUP BY {USER} "
-                f"HAVING count(*) >= {user_min}) USING ({USER}) "
-                f"SEMI JOIN (SELECT {ITEM} FROM {current} GROUP BY {ITEM} "
-                f"HAVING count(*) >= {item_min}) USING ({ITEM})", "kcore")
+            users = ctx.table(f"SELECT {USER} FROM {current} GROUP BY {USER} "
+                              f"HAVING count(*) >= {user_min}", "kcore_users")
+            items = ctx.table(f"SELECT {ITEM} FROM {current} GROUP BY {ITEM} "
+                              f"HAVING count(*) >= {item_min}", "kcore_items")
+            new = ctx.table(f"SELECT * FROM {current} SEMI JOIN {users} USING ({USER}) "
+                            f"SEMI JOIN {items} USING ({ITEM})", "kcore_pairs")
             n_new = ctx.count(new)
+            ctx.con.execute(f"DROP TABLE {current}")
+            current = new
             if n_new == n:
-                ctx.con.execute(f"DROP TABLE {new}")
                 break
-            if current != relation:
-                ctx.con.execute(f"DROP TABLE {current}")
-            current, n = new, n_new
+            n = n_new
+            ctx.con.execute(f"DROP TABLE {users}; DROP TABLE {items}")
+        ctx.con.execute(f"DROP TABLE {current}")
         log.info("preprocess 'kcore': fixed point after %d round(s)", rounds)
         _report("kcore", before, n, f"user_min={user_min}, item_min={item_min}")
-        return current
+        if n == before:
+            return relation
+        return ctx.table(f"SELECT * FROM {relation} SEMI JOIN {users} USING ({USER}) "
+                         f"SEMI JOIN {items} USING ({ITEM})", "kcore")
 
     return kcore
 
