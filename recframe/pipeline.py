@@ -145,6 +145,11 @@ def resolve_engine(cfg: DictConfig, dataset: DatasetSpec, step_specs: list[Any],
         raise ConfigError(f"data.engine must be one of {', '.join(ENGINES)}, got {engine!r}. "
                           f"Example: data.engine=duckdb")
     if engine == "pandas":
+        if settings["streaming"]:
+            raise ConfigError(
+                "data.streaming=true streams training batches from the out-of-core engine's "
+                "Parquet shards, which data.engine=pandas does not write. Set "
+                "data.engine=duckdb (or auto), or data.streaming=false.")
         return "pandas", "data.engine=pandas", [], None
     lacking = [s.name for s in step_specs if s.build_sql is None]
     if split_spec.build_sql is None:
@@ -295,7 +300,11 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
         prepared = prepare_ooc(cfg, plan)
     else:
         prepared = prepare_in_memory(cfg, plan)
-    prepared.raw_meta["data_engine"] = {"engine": plan.engine, "reason": plan.engine_reason}
+    from recframe.data.ooc.engine import data_settings
+
+    prepared.raw_meta["data_engine"] = {
+        "engine": plan.engine, "reason": plan.engine_reason,
+        "streaming": plan.engine == "duckdb" and bool(data_settings(cfg)["streaming"])}
     return prepared
 
 

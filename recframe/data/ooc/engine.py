@@ -49,6 +49,7 @@ def data_settings(cfg: DictConfig) -> dict[str, Any]:
     node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     return {"engine": "pandas", "ooc_threshold_gib": 2.0, "shard_dir": None,
             "shard_rows": 4_000_000, "memory_limit": None, "threads": None,
+            "streaming": False,
             **dict(node)}
 
 
