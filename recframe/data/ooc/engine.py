@@ -160,6 +160,27 @@ def prepare_ooc(cfg: DictConfig, plan: Any) -> Any:
     from the shards), with ``raw_meta["shards"]`` naming the directory."""
     from recframe.pipeline import PreparedData
 
+    directory, manifest, raw_meta, loaded, timings = build_shards(cfg, plan)
+    t = time.perf_counter()
+    data = load_shards(directory, manifest, loaded)
+    timings["read_shards"] = time.perf_counter() - t
+    counts = {"n_users": data.info.n_users, "n_items": data.info.n_items,
+              **{f"n_{p}": len(data.events[p].users) for p in PARTS},
+              "dropped_valid_no_train_user": manifest["counts"]["dropped_valid"],
+              "dropped_test_no_train_user": manifest["counts"]["dropped_test"]}
+    if counts["n_test"] == 0:
+        raise DataError("the test part is empty after splitting: every user needs held-out "
+                        "interactions. Check split ratios/holdout counts and the k-core "
+                        "filters.")
+    return PreparedData(data, raw_meta, timings, counts)
+
+
+def build_shards(cfg: DictConfig, plan: Any
+                 ) -> tuple[Path, dict[str, Any], dict[str, Any], Any, dict[str, float]]:
+    """The shard directory of this config, written unless a complete one with the same
+    fingerprint exists: ``(directory, manifest, raw_meta, loaded Dataset or None,
+    timings)``. Nothing is read into memory but what the dataset's own loader loads
+    when it has no lazy scan."""
     settings = data_settings(cfg)
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -197,18 +218,7 @@ def prepare_ooc(cfg: DictConfig, plan: Any) -> Any:
         manifest = _build(cfg, plan, settings, directory, fp, source, loaded, where, meta,
                           name, timings, t)
         raw_meta["shards"]["reused"] = False
-    t = time.perf_counter()
-    data = load_shards(directory, manifest, loaded)
-    timings["read_shards"] = time.perf_counter() - t
-    counts = {"n_users": data.info.n_users, "n_items": data.info.n_items,
-              **{f"n_{p}": len(data.events[p].users) for p in PARTS},
-              "dropped_valid_no_train_user": manifest["counts"]["dropped_valid"],
-              "dropped_test_no_train_user": manifest["counts"]["dropped_test"]}
-    if counts["n_test"] == 0:
-        raise DataError("the test part is empty after splitting: every user needs held-out "
-                        "interactions. Check split ratios/holdout counts and the k-core "
-                        "filters.")
-    return PreparedData(data, raw_meta, timings, counts)
+    return directory, manifest, raw_meta, loaded, timings
 
 
 def _build(cfg: DictConfig, plan: Any, settings: dict[str, Any], directory: Path, fp: str,
