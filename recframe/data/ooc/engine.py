@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from recframe.data.encode import DataInfo, Events, RecData, _feature_frame
@@ -207,6 +208,18 @@ def build_shards(cfg: DictConfig, plan: Any
     fp = config_fingerprint(cfg, str(raw_meta["fingerprint"]))
     directory = Path(settings["shard_dir"] or default_shard_dir(fp)).expanduser()
     raw_meta["shards"] = {"dir": str(directory), "fingerprint": fp}
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # one writer per directory: DDP ranks and sweep jobs wait for it, then reuse its shards
+    with FileLock(str(directory.parent / f".{directory.name}.lock")):
+        manifest = _reuse_or_build(cfg, plan, settings, directory, fp, source, loaded, where,
+                                   meta, name, timings, t, raw_meta)
+    return directory, manifest, raw_meta, loaded, timings
+
+
+def _reuse_or_build(cfg: DictConfig, plan: Any, settings: dict[str, Any], directory: Path,
+                    fp: str, source: ScanSource | None, loaded: Any, where: str,
+                    meta: dict[str, Any], name: str, timings: dict[str, float], t: float,
+                    raw_meta: dict[str, Any]) -> dict[str, Any]:
     if (directory / MANIFEST).exists():
         manifest = read_manifest(directory, fp)
         log.info("data: reusing the shards in %s (fingerprint %s)", directory, fp)
@@ -218,7 +231,7 @@ def build_shards(cfg: DictConfig, plan: Any
         manifest = _build(cfg, plan, settings, directory, fp, source, loaded, where, meta,
                           name, timings, t)
         raw_meta["shards"]["reused"] = False
-    return directory, manifest, raw_meta, loaded, timings
+    return manifest
 
 
 def _build(cfg: DictConfig, plan: Any, settings: dict[str, Any], directory: Path, fp: str,
