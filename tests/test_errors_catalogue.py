@@ -967,6 +967,10 @@ def e926(ctx):
     return _ooc_prepare(ctx, "model=deepfm")
 
 
+def e927(ctx):
+    return resolve_error(ctx, "data.engine=duckdb", "data.shard_rows=0")
+
+
 def e951(ctx):
     return message(lambda: _cold("items", cold_share=1.5))
 

@@ -233,3 +233,22 @@ def test_streamed_bpr_beats_pop_on_ml100k(compose, tmp_path, ml100k_dir):
         ndcg[model] = rec["metrics"]["test"]["ndcg@10"]
         assert rec["protocol"]["data_engine"]["streaming"] is True
     assert ndcg["bpr"] > ndcg["pop"] * 1.05, ndcg
+
+
+def test_csv_with_string_ids_identical(compose, tmp_path):
+    """A CSV (loaded by its loader, then handed to DuckDB) with string ids, some
+    non-ASCII, and no timestamps: ids sort alike, dedup keeps the last row."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    users = np.array([f"u{k}" for k in range(60)] + ["é1", "Z", "ü"])
+    frame = pd.DataFrame({"user_id": users[rng.integers(0, len(users), n)],
+                          "item_id": [f"i{k}" for k in rng.integers(0, 80, n)],
+                          "rating": rng.integers(1, 6, n)})
+    path = tmp_path / "log.csv"
+    frame.to_csv(path, index=False)
+    overrides = ("dataset=csv", f"dataset.path={path}", "dataset.columns.timestamp=null",
+                 "preprocess=implicit_5core", "split=random")
+    a = _prepare(compose, *overrides)
+    b = _prepare(compose, *overrides, "data.engine=duckdb", f"data.shard_dir={tmp_path}/s")
+    assert_same(a, b)
+    assert b.data.events["train"].timestamps is None

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -45,13 +46,32 @@ CANONICAL = (USER, ITEM, RATING, TIMESTAMP)
 
 
 def data_settings(cfg: DictConfig) -> dict[str, Any]:
-    """``data.*`` with defaults (older configs have no ``data`` block)."""
+    """``data.*`` with defaults (older configs have no ``data`` block), checked (E927)."""
     node = cfg.get("data") or {}
     node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-    return {"engine": "pandas", "ooc_threshold_gib": 2.0, "shard_dir": None,
-            "shard_rows": 4_000_000, "memory_limit": None, "threads": None,
-            "streaming": False,
-            **dict(node)}
+    settings = {"engine": "pandas", "ooc_threshold_gib": 2.0, "shard_dir": None,
+                "shard_rows": 4_000_000, "memory_limit": None, "threads": None,
+                "streaming": False, **dict(node)}
+    checks = {
+        "shard_rows": (lambda v: _is_int(v) and v >= 1, "an integer >= 1, e.g. 4000000"),
+        "threads": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1"),
+        "ooc_threshold_gib": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                              and 0 <= v < float("inf"), "a number >= 0 (GiB), e.g. 2.0"),
+        "memory_limit": (lambda v: v is None or (isinstance(v, str) and
+                                                 re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", v)),
+                         "null or a size such as 4GB or 512MB"),
+        "shard_dir": (lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
+                      "null or a directory path"),
+        "streaming": (lambda v: isinstance(v, bool), "true or false"),
+    }
+    for key, (ok, expected) in checks.items():
+        if not ok(settings[key]):
+            raise ConfigError(f"data.{key} must be {expected}; got {settings[key]!r}.")
+    return settings
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def connect(settings: dict[str, Any], spill_dir: Path) -> Any:
