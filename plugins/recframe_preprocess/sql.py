@@ -35,7 +35,7 @@ def build_drop_invalid_sql(cfg: Any) -> Any:
                 if any(t in cols[col] for t in ("DOUBLE", "FLOAT", "REAL")):
                     cond.append(f"isfinite({col})")
         before = ctx.count(relation)
-        out = ctx.table(f"SELECT * FROM {relation} WHERE {' AND '.join(cond)}", "drop_invalid")
+        out = ctx.view(f"SELECT * FROM {relation} WHERE {' AND '.join(cond)}", "drop_invalid")
         _report("drop_invalid", before, ctx.count(out), "null ids or invalid values")
         return out
 
@@ -91,8 +91,8 @@ def build_binarize_sql(cfg: Any) -> Any:
         if keep_negatives:
             return ctx.view(f"SELECT * REPLACE (CASE WHEN {positive} THEN 1.0 ELSE 0.0 END"
                             f"::DOUBLE AS {RATING}) FROM {relation}", "binarize")
-        out = ctx.table(f"SELECT * REPLACE (1.0::DOUBLE AS {RATING}) FROM {relation} "
-                        f"WHERE {positive}", "binarize")
+        out = ctx.view(f"SELECT * REPLACE (1.0::DOUBLE AS {RATING}) FROM {relation} "
+                       f"WHERE {positive}", "binarize")
         _report("binarize", before, ctx.count(out), f"rating < {threshold:g}")
         return out
 

@@ -72,16 +72,15 @@ def build_random_sql(cfg: Any) -> Any:
     def random_split(ctx: Any, relation: str) -> str:
         _require_rows(ctx, relation, "random")
         fn = ctx.function(f"recframe_random_keys_{seed}", keys, ["BIGINT"], "DOUBLE")
-        keyed = ctx.table(f"SELECT *, {fn}(row_number() OVER (ORDER BY {ROW}) - 1) AS _key "
-                          f"FROM {relation}", "random_keys")
+        keyed = (f"SELECT *, {fn}(row_number() OVER (ORDER BY {ROW}) - 1) AS _key "
+                 f"FROM {relation}")
         nv, nt = _holdout_sql("_n", valid, test)
         ranked = (f"SELECT *, row_number() OVER (PARTITION BY {USER} ORDER BY _key, {ROW}) - 1"
-                  f" AS _pos, count(*) OVER (PARTITION BY {USER}) AS _n FROM {keyed}")
+                  f" AS _pos, count(*) OVER (PARTITION BY {USER}) AS _n FROM ({keyed})")
         out = ctx.table(
             f"SELECT * EXCLUDE (_key, _pos, _n, _nv, _nt), (CASE WHEN _pos >= _n - _nt THEN 2 "
             f"WHEN _pos >= _n - _nt - _nv THEN 1 ELSE 0 END)::TINYINT AS {PART} FROM "
             f"(SELECT *, {nv} AS _nv, {nt} AS _nt FROM ({ranked}))", "random")
-        ctx.con.execute(f"DROP TABLE {keyed}")
         return out
 
     return random_split
