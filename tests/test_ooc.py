@@ -252,3 +252,25 @@ def test_csv_with_string_ids_identical(compose, tmp_path):
     b = _prepare(compose, *overrides, "data.engine=duckdb", f"data.shard_dir={tmp_path}/s")
     assert_same(a, b)
     assert b.data.events["train"].timestamps is None
+
+
+@pytest.mark.parametrize(("split", "rows"), [
+    ("temporal", [[u, i, 5.0, 7] for u in range(3) for i in range(3)]),
+    ("leave_one_out", [[u, u % 7, 5.0, u] for u in range(30)] + [[0, 1, 5.0, 99]]),
+])
+def test_split_errors_match_the_in_memory_ones(compose, tmp_path, split, rows):
+    """The same DataError text from either engine (docs/errors.md E212, E804)."""
+    from recframe.errors import DataError
+
+    path = tmp_path / "log.parquet"
+    pd.DataFrame(rows, columns=["u", "i", "r", "t"]).to_parquet(path)
+    overrides = ("dataset=csv", f"dataset.path={path}", "dataset.columns.user_id=u",
+                 "dataset.columns.item_id=i", "dataset.columns.rating=r",
+                 "dataset.columns.timestamp=t", "preprocess=none", f"split={split}")
+    messages = []
+    for engine in ("pandas", "duckdb"):
+        with pytest.raises(DataError) as info:
+            _prepare(compose, *overrides, f"data.engine={engine}",
+                     f"data.shard_dir={tmp_path}/s")
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]

@@ -107,8 +107,10 @@ def build_leave_one_out_sql(cfg: Any) -> Any:
                 f"split 'leave_one_out': {short} of {n_users} users "
                 f"({100 * short / n_users:.0f}%) of {ctx.source} have at most {n_test} "
                 f"interaction(s) (n_test={n_test}): holding out their last events would "
-                f"leave them no train item. Use split=random, or keep users with enough "
-                f"history (preprocess=implicit_5core).")
+                f"leave them no train item, so leave-one-out cannot evaluate most users. "
+                f"Use split=random, or keep users with enough history "
+                f"(preprocess=implicit_5core, or a kcore step with a higher user minimum); "
+                f"check that the user column is right (one id per user, not per row).")
         log.info("split 'leave_one_out': %d of %d users have fewer than %d events and stay "
                  "in train only", too_short, n_users, need)
         ranked = (f"SELECT *, row_number() OVER (PARTITION BY {USER} ORDER BY {TIMESTAMP}, "
@@ -162,9 +164,11 @@ def build_temporal_sql(cfg: Any) -> Any:
                f"::TINYINT AS {PART} FROM {relation}")
         out = ctx.table(_inline(sql, params), "temporal")
         if ctx.count(out, f"{PART} = 0") == 0:
+            distinct = ctx.scalar(f"SELECT count(DISTINCT {TIMESTAMP}) FROM {relation}")
             raise DataError(
-                "split 'temporal': no interaction is earlier than the first cut, so train "
-                "would be empty. Lower the valid/test ratios or use split=random.")
+                f"split 'temporal': no interaction is earlier than the first cut ({distinct} "
+                f"distinct timestamps in {n} rows), so train would be empty. Lower the "
+                f"valid/test ratios or use split=random.")
         return out
 
     return temporal
