@@ -295,8 +295,17 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
             raise ConfigError(
                 f"model {plan.model.name!r} needs typed fields, which the out-of-core "
                 f"engine does not encode; run it with data.engine=pandas.")
-        from recframe.data.ooc.engine import prepare_ooc
+        from recframe.data.ooc.engine import data_settings, prepare_ooc
 
+        streaming = bool(data_settings(cfg)["streaming"])
+        if plan.privacy.audit_users > 0 or (plan.privacy.active and streaming):
+            audit = plan.privacy.audit_users > 0
+            what = "privacy.audit_users" if audit else "data.streaming=true"
+            raise ConfigError(
+                f"privacy={plan.privacy.name} with {what} is not supported by the out-of-core "
+                f"engine (the audit's held-out users and DP-SGD's per-user batches are built "
+                f"in memory); run it with data.engine=pandas"
+                f"{'' if audit else ' or data.streaming=false'}.")
         prepared = prepare_ooc(cfg, plan)
     else:
         prepared = prepare_in_memory(cfg, plan)

@@ -967,6 +967,10 @@ def e926(ctx):
     return _ooc_prepare(ctx, "model=deepfm")
 
 
+def e928(ctx):
+    return _ooc_prepare(ctx, "privacy=dpsgd", "privacy.epsilon=4", "data.streaming=true")
+
+
 def e927(ctx):
     return resolve_error(ctx, "data.engine=duckdb", "data.shard_rows=0")
 
