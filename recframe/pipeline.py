@@ -30,6 +30,8 @@ from recframe.privacy import HeldOut, PrivacySettings, hold_out_users, read_priv
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("auto", "ranking", "ctr")
+#: ``data.engine`` values: in memory, out of core (DuckDB), or chosen by input size
+ENGINES = ("pandas", "duckdb", "auto")
 
 
 @dataclass
@@ -50,6 +52,12 @@ class Plan:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     #: metrics of ``kind="audit"`` (membership inference), computed after the test
     audit: dict[str, Any] = field(default_factory=dict)
+    #: ``pandas`` (in memory) or ``duckdb`` (out of core), and why (results.json)
+    engine: str = "pandas"
+    engine_reason: str = "data.engine=pandas"
+    #: the out-of-core forms of the steps and splitter (``data.engine`` duckdb/auto)
+    sql_steps: list[tuple[str, Callable[[Any, str], str]]] = field(default_factory=list)
+    sql_splitter: Callable[[Any, str], str] | None = None
 
 
 @dataclass
@@ -85,6 +93,8 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
         steps.append((spec.name, spec.build(step)))
     split_spec = pm.splitters.get(_require(cfg, "split.name"), key="split.name")
     splitter = split_spec.build(cfg.split)
+    engine = resolve_engine(cfg, dataset, [pm.preprocessors.get(s["name"]) for s in steps_cfg],
+                            steps_cfg, split_spec)
     model = pm.models.get(_require(cfg, "model.name"), key="model.name")
     metrics = resolve_metrics(metric_names(cfg), pm.metrics)
     privacy = read_privacy(cfg.get("privacy"))
@@ -97,6 +107,7 @@ def resolve(cfg: DictConfig, pm: PluginManager) -> Plan:
     metrics = {n: s for n, s in metrics.items() if s.kind != "audit"}
     plan = _resolve_protocol(cfg, dataset, steps, splitter, model, metrics)
     plan.privacy, plan.audit = privacy, audit
+    plan.engine, plan.engine_reason, plan.sql_steps, plan.sql_splitter = engine
     return plan
 
 
@@ -117,6 +128,63 @@ def _resolve_protocol(cfg: DictConfig, dataset: DatasetSpec, steps: list[Any], s
     evaluator = ranking_evaluator(cfg, metrics)
     monitor = evaluator.check_key(str(_require(cfg, "metrics.monitor")), "metrics.monitor")
     return Plan(dataset, steps, splitter, model, evaluator, monitor, protocol)
+
+
+def resolve_engine(cfg: DictConfig, dataset: DatasetSpec, step_specs: list[Any],
+                   steps_cfg: Any, split_spec: Any) -> tuple[str, str, list[Any], Any]:
+    """``data.engine`` -> (engine, why, out-of-core steps, out-of-core splitter).
+
+    ``auto`` picks ``duckdb`` when the dataset can be scanned lazily and its files
+    exceed ``data.ooc_threshold_gib`` and every step has an out-of-core form;
+    ``duckdb`` insists (E921 names the steps that lack one)."""
+    from recframe.data.ooc.engine import data_settings
+
+    settings = data_settings(cfg)
+    engine = str(settings["engine"])
+    if engine not in ENGINES:
+        raise ConfigError(f"data.engine must be one of {', '.join(ENGINES)}, got {engine!r}. "
+                          f"Example: data.engine=duckdb")
+    if engine == "pandas":
+        if settings["streaming"]:
+            raise ConfigError(
+                "data.streaming=true streams training batches from the out-of-core engine's "
+                "Parquet shards, which data.engine=pandas does not write. Set "
+                "data.engine=duckdb (or auto), or data.streaming=false.")
+        return "pandas", "data.engine=pandas", [], None
+    lacking = [s.name for s in step_specs if s.build_sql is None]
+    if split_spec.build_sql is None:
+        lacking.append(f"split {split_spec.name}")
+    if engine == "auto":
+        size = _scan_size(cfg, dataset)
+        threshold = float(settings["ooc_threshold_gib"])
+        if size is None or size < threshold * 2**30 or lacking:
+            why = ("data.engine=auto: " + ("the dataset has no lazy scan" if size is None else
+                   f"input {size / 2**30:.3f} GiB < data.ooc_threshold_gib={threshold:g}"
+                   if size < threshold * 2**30 else
+                   f"no out-of-core form for {', '.join(lacking)}"))
+            return "pandas", why, [], None
+        why = f"data.engine=auto: input {size / 2**30:.2f} GiB >= {threshold:g} GiB"
+    else:
+        why = f"data.engine={engine}"
+    if lacking:
+        raise ConfigError(
+            f"data.engine={engine}: no out-of-core form for {', '.join(lacking)} (a step or "
+            f"splitter registers one with build_sql). Run this config with "
+            f"data.engine=pandas, or drop those steps.")
+    sql_steps = [(s.name, s.build_sql(c)) for s, c in zip(step_specs, steps_cfg, strict=True)]
+    return "duckdb", why, sql_steps, split_spec.build_sql(cfg.split)
+
+
+def _scan_size(cfg: DictConfig, dataset: DatasetSpec) -> int | None:
+    """Bytes of the files the dataset would scan, or None when it has no lazy scan."""
+    if dataset.scan is None:
+        return None
+    source = dataset.scan(cfg.dataset)
+    if source is None:
+        return None
+    from pathlib import Path
+
+    return sum(Path(p).stat().st_size for p in source.paths)
 
 
 def metric_names(cfg: DictConfig) -> list[Any]:
@@ -220,7 +288,37 @@ def fingerprint(data: RecData) -> str:
 
 
 def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
-    """Load, preprocess, split and encode; time each phase."""
+    """Load, preprocess, split and encode; time each phase (out of core when the plan's
+    engine is ``duckdb``: :func:`recframe.data.ooc.engine.prepare_ooc`)."""
+    if plan.engine == "duckdb":
+        if "fields" in plan.model.needs:
+            raise ConfigError(
+                f"model {plan.model.name!r} needs typed fields, which the out-of-core "
+                f"engine does not encode; run it with data.engine=pandas.")
+        from recframe.data.ooc.engine import data_settings, prepare_ooc
+
+        streaming = bool(data_settings(cfg)["streaming"])
+        if plan.privacy.audit_users > 0 or (plan.privacy.active and streaming):
+            audit = plan.privacy.audit_users > 0
+            what = "privacy.audit_users" if audit else "data.streaming=true"
+            raise ConfigError(
+                f"privacy={plan.privacy.name} with {what} is not supported by the out-of-core "
+                f"engine (the audit's held-out users and DP-SGD's per-user batches are built "
+                f"in memory); run it with data.engine=pandas"
+                f"{'' if audit else ' or data.streaming=false'}.")
+        prepared = prepare_ooc(cfg, plan)
+    else:
+        prepared = prepare_in_memory(cfg, plan)
+    from recframe.data.ooc.engine import data_settings
+
+    prepared.raw_meta["data_engine"] = {
+        "engine": plan.engine, "reason": plan.engine_reason,
+        "streaming": plan.engine == "duckdb" and bool(data_settings(cfg)["streaming"])}
+    return prepared
+
+
+def prepare_in_memory(cfg: DictConfig, plan: Plan) -> PreparedData:
+    """:func:`prepare` with pandas frames (``data.engine=pandas``)."""
     timings: dict[str, float] = {}
     t = time.perf_counter()
     raw = plan.dataset.load(cfg.dataset)

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recframe import faults
 from recframe.data.item_text import TextSettings
+from recframe.data.ooc.engine import data_settings
 from recframe.errors import ConfigError, RecframeError
 from recframe.eval.cold import COLD, COLD_RANKINGS, WARM, ColdStart
 from recframe.eval.ctr import PointwiseEvaluator
@@ -210,6 +211,9 @@ def _data_record(cfg: DictConfig, prepared: Any) -> dict[str, Any]:
         },
         "preprocess": _plain(cfg.get("preprocess")) or [],
         "split": OmegaConf.to_container(cfg.split, resolve=True),
+        # pandas (in memory) or duckdb (out of core), why, and the shard directory
+        "data_engine": {**prepared.raw_meta.get("data_engine", {}), **(
+            {"shards": prepared.raw_meta["shards"]} if "shards" in prepared.raw_meta else {})},
         "data_fingerprint": fingerprint(prepared.data),
         "counts": prepared.counts,
         "fields": [dataclasses.asdict(f) for f in prepared.data.info.fields],
@@ -431,6 +435,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         sequence_rows=sequence_rows(model),
         candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
         protocol=plan.protocol,
+        streaming=plan.engine == "duckdb" and bool(data_settings(cfg)["streaming"]),
     )
     if plan.protocol == "ctr":
         datamodule.eval_batch_size = int(cfg.evaluation.get("row_batch_size", 8192))

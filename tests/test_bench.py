@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "experiments" / "bench"
 #: every benchmark that runs without RecBole's own venv
-LOCAL = ["eval_floor", "topk_select", "pipeline_20m", "train_throughput", "cf_20m",
+LOCAL = ["eval_floor", "topk_select", "pipeline_20m", "ooc_engines", "pipeline_ooc",
+         "pipeline_200m", "train_throughput", "cf_20m",
          "hstu_vs_sasrec", "startup", "tiger_beam"]
 
 

@@ -907,6 +907,72 @@ def w871(ctx):
     with pytest.warns(UserWarning) as caught:
         assert _optim_overrides(run_cfg, {"optim.lr"})["lr"] == run_cfg.model.lr
     return str(caught[0].message)
+def _ooc_shards(ctx, *overrides):
+    """Prepare synthetic data out of core into ``tmp/shards``; returns the directory."""
+    from recframe.pipeline import prepare, resolve
+    from recframe.plugin.manager import default_manager
+
+    conf = ctx.compose("dataset=synthetic", "data.engine=duckdb",
+                       f"data.shard_dir={ctx.tmp / 'shards'}", *overrides)
+    prepare(conf, resolve(conf, default_manager()))
+    return ctx.tmp / "shards"
+
+
+def _ooc_prepare(ctx, *overrides):
+    from recframe.pipeline import prepare, resolve
+    from recframe.plugin.manager import default_manager
+
+    conf = ctx.compose("dataset=synthetic", "data.engine=duckdb",
+                       f"data.shard_dir={ctx.tmp / 'shards'}", *overrides)
+    return message(lambda: prepare(conf, resolve(conf, default_manager())))
+
+
+def e920(ctx):
+    return resolve_error(ctx, "data.engine=spark")
+
+
+def e921(ctx):
+    return resolve_error(ctx, "data.engine=duckdb", "split=cold_items")
+
+
+def e922(ctx):
+    _ooc_shards(ctx)
+    return _ooc_prepare(ctx, "split.seed=5")
+
+
+def e923(ctx):
+    shards = _ooc_shards(ctx)
+    (shards / "manifest.json").unlink()
+    return _ooc_prepare(ctx)
+
+
+def e924(ctx):
+    import json
+
+    shards = _ooc_shards(ctx)
+    manifest = json.loads((shards / "manifest.json").read_text())
+    manifest["format_version"] = 0
+    (shards / "manifest.json").write_text(json.dumps(manifest))
+    return _ooc_prepare(ctx)
+
+
+def e925(ctx):
+    import sys
+
+    ctx.monkeypatch.setitem(sys.modules, "duckdb", None)
+    return _ooc_prepare(ctx)
+
+
+def e926(ctx):
+    return _ooc_prepare(ctx, "model=deepfm")
+
+
+def e928(ctx):
+    return _ooc_prepare(ctx, "privacy=dpsgd", "privacy.epsilon=4", "data.streaming=true")
+
+
+def e927(ctx):
+    return resolve_error(ctx, "data.engine=duckdb", "data.shard_rows=0")
 
 
 def e951(ctx):

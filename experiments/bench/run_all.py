@@ -26,7 +26,8 @@ from recframe.results import atomic_write  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 #: benchmark scripts, in the order they run and appear in bench.md
-BENCHMARKS = ["eval_floor", "topk_select", "pipeline_20m", "train_throughput", "cf_20m",
+BENCHMARKS = ["eval_floor", "topk_select", "pipeline_20m", "ooc_engines", "pipeline_ooc",
+              "pipeline_200m", "train_throughput", "cf_20m",
               "recbole_compare", "recbole_reference", "fuxictr_compare", "llm_rerank",
               "hstu_vs_sasrec", "startup", "tiger_beam"]
 

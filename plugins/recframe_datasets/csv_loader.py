@@ -374,3 +374,26 @@ def load_features(spec: Any, id_col: str, key: str, *, base_dir: Path, ids: pd.S
 def _py(value: Any) -> Any:
     """A numpy scalar as the Python value, so messages show 2, not np.int64(2)."""
     return value.item() if hasattr(value, "item") and not isinstance(value, str) else value
+
+
+def scan_csv(cfg: Any) -> Any:
+    """The out-of-core form of :func:`load_csv` (``data.engine=duckdb``): a Parquet file
+    with plain column names and no feature files is scanned lazily by the engine
+    (:class:`recframe.api.ScanSource`); anything else returns ``None`` and the engine
+    loads it with :func:`load_csv` (data that fits in memory). The fingerprint is the one
+    :func:`load_csv` records."""
+    from recframe.api import ScanSource
+
+    check_keys(cfg, CONFIG_KEYS)
+    path = existing_file(require(cfg, "path", "the interactions file"), "dataset.path")
+    if detect_format(path, opt(cfg, "format"), "dataset") != "parquet" or any(
+            opt(cfg, k) for k in ("item_features", "user_features", "fields")):
+        return None
+    mapping = column_mapping(opt(cfg, "columns"))
+    if not all(isinstance(c, str) for c in mapping.values()) or LABEL in mapping:
+        return None
+    _check_columns(path, _parquet_columns(path), mapping, "dataset", sep=None)
+    digests = file_digests([path])
+    return ScanSource(paths=(str(path),), format="parquet", columns=dict(mapping),
+                      name=path.stem, meta={"fingerprint": combine(digests, {"columns": mapping}),
+                                            "files": digests, "format": "parquet"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from recframe.api import DatasetSpec, hookimpl
+from recframe.api import DatasetSpec, hookimpl, lazy
 
 if TYPE_CHECKING:
     from recframe.api import Dataset
@@ -103,7 +103,7 @@ def recframe_register_datasets(registry: Any) -> None:
                     "the cache, or downloaded)",
     ))
     registry.add(DatasetSpec(
-        name="csv", load=load_csv,
+        name="csv", load=load_csv, scan=lazy("recframe_datasets.csv_loader:scan_csv"),
         description="Interactions from any CSV/TSV/Parquet file with a column mapping, "
                     "plus optional item/user feature files",
     ))

@@ -15,22 +15,26 @@ from recframe.api import PreprocessorSpec, hookimpl, lazy
 def recframe_register_preprocessors(registry: Any) -> None:
     registry.add(PreprocessorSpec(
         name="drop_invalid",
+        build_sql=lazy("recframe_preprocess.sql:build_drop_invalid_sql"),
         build=lazy("recframe_preprocess.clean:build_drop_invalid"),
         description="Drop rows with null ids or a null/NaN/inf rating or timestamp.",
     ))
     registry.add(PreprocessorSpec(
         name="dedup",
+        build_sql=lazy("recframe_preprocess.sql:build_dedup_sql"),
         build=lazy("recframe_preprocess.clean:build_dedup"),
         description="One row per (user, item): keep the latest by timestamp, else the last.",
     ))
     registry.add(PreprocessorSpec(
         name="binarize",
+        build_sql=lazy("recframe_preprocess.sql:build_binarize_sql"),
         build=lazy("recframe_preprocess.binarize:build_binarize"),
         description="Keep rating >= threshold (default 4.0) as rating 1.0; "
         "keep_negatives=true keeps all rows as 1.0/0.0.",
     ))
     registry.add(PreprocessorSpec(
         name="kcore",
+        build_sql=lazy("recframe_preprocess.sql:build_kcore_sql"),
         build=lazy("recframe_preprocess.kcore:build_kcore"),
         description="Iteratively drop users/items with fewer than user_min/item_min "
         "interactions (default 5/5) until a fixed point.",

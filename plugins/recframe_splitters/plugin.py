@@ -14,16 +14,19 @@ from recframe.api import SplitterSpec, hookimpl, lazy
 def recframe_register_splitters(registry: Any) -> None:
     registry.add(SplitterSpec(
         name="random",
+        build_sql=lazy("recframe_splitters.sql:build_random_sql"),
         build=lazy("recframe_splitters.random_split:build_random"),
         description="Seeded per-user random split by ratios [train, valid, test].",
     ))
     registry.add(SplitterSpec(
         name="temporal",
+        build_sql=lazy("recframe_splitters.sql:build_temporal_sql"),
         build=lazy("recframe_splitters.temporal:build_temporal"),
         description="Global time cut: the latest interactions by ratios go to valid/test.",
     ))
     registry.add(SplitterSpec(
         name="leave_one_out",
+        build_sql=lazy("recframe_splitters.sql:build_leave_one_out_sql"),
         build=lazy("recframe_splitters.leave_one_out:build_leave_one_out"),
         description="Per user, the last n_test event(s) by time to test, the n_valid "
         "before to valid.",

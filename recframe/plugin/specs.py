@@ -18,24 +18,39 @@ class DatasetSpec:
     name: str
     load: Callable[[Any], Any]
     description: str = ""
+    #: optional out-of-core form: ``scan(cfg)`` returns a
+    #: :class:`recframe.data.ooc.ScanSource` (files the engine reads lazily) or ``None``
+    #: when this config cannot be scanned (the engine then loads with ``load``)
+    scan: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)
 class PreprocessorSpec:
-    """``build(cfg)`` returns a pure callable ``Dataset -> Dataset``."""
+    """``build(cfg)`` returns a pure callable ``Dataset -> Dataset``.
+
+    ``build_sql(cfg)`` (optional) returns the same step for the out-of-core engine
+    (``data.engine=duckdb``): ``step(ctx, relation) -> relation``, see
+    :class:`recframe.data.ooc.SqlContext`. Steps without it run only in memory.
+    """
 
     name: str
     build: Callable[[Any], Callable[[Any], Any]]
     description: str = ""
+    build_sql: Callable[[Any], Callable[[Any, str], str]] | None = None
 
 
 @dataclass(frozen=True)
 class SplitterSpec:
-    """``build(cfg)`` returns a callable ``Dataset -> Split``."""
+    """``build(cfg)`` returns a callable ``Dataset -> Split``.
+
+    ``build_sql(cfg)`` (optional) returns the out-of-core form: ``split(ctx, relation)
+    -> relation`` adding a ``_part`` column (0 train, 1 valid, 2 test).
+    """
 
     name: str
     build: Callable[[Any], Callable[[Any], Any]]
     description: str = ""
+    build_sql: Callable[[Any], Callable[[Any, str], str]] | None = None
 
 
 @dataclass(frozen=True)

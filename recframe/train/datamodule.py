@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
@@ -23,6 +24,7 @@ from recframe.train.batches import (
     SequenceBatches,
 )
 from recframe.train.execution import StepChunks
+from recframe.train.shard_batches import ShardPairBatches
 
 
 def _identity(batch: dict) -> dict:
@@ -59,6 +61,7 @@ class RecDataModule(pl.LightningDataModule):
         candidates: CandidateSampler | None = None,
         eval_sampler: Callable[[Dataset, int, int], Sampler] | None = None,
         protocol: str = "ranking",
+        streaming: bool = False,
     ) -> None:
         super().__init__()
         self.data = data
@@ -73,6 +76,8 @@ class RecDataModule(pl.LightningDataModule):
         self.candidates = candidates
         self.eval_sampler = eval_sampler or _unrepeated
         self.protocol = protocol
+        #: pair/point batches streamed from the train shards (data.streaming, out of core)
+        self.streaming = streaming
         self.world: tuple[int, int] | None = None  # (world size, rank) without a trainer
         self.train_set: Dataset | None = None
 
@@ -103,6 +108,10 @@ class RecDataModule(pl.LightningDataModule):
                    "persistent_workers": self.num_workers > 0,
                    # page-locked host batches copy to the GPU asynchronously
                    "pin_memory": self._on_cuda()}
+        if train and isinstance(dataset, ShardPairBatches):  # streamed: sharded by rank
+            dataset.world, dataset.rank, dataset.steps = world, rank, \
+                self._steps_per_execution()
+            return DataLoader(dataset, batch_size=None, **workers)
         if train:  # items are whole batches (or lists of steps_per_execution of them)
             steps = self._steps_per_execution()
             if steps > 1:
@@ -119,6 +128,13 @@ class RecDataModule(pl.LightningDataModule):
         fmt = self.train_format
         if fmt is TrainFormat.FIT:
             return FitBatches()
+        shards = self.data.meta.get("shards") if self.streaming else None
+        if shards and fmt in (TrainFormat.PAIRS, TrainFormat.POINTS):
+            from recframe.data.ooc.shards import read_manifest
+
+            return ShardPairBatches(Path(shards), read_manifest(Path(shards)), self.data.train,
+                                    self.batch_size, self.num_negatives, self.seed,
+                                    points=fmt is TrainFormat.POINTS)
         if fmt is TrainFormat.PAIRS:
             return PairBatches(self.data.train, self.batch_size, self.num_negatives, self.seed)
         if fmt is TrainFormat.LABELED:

@@ -1,0 +1,140 @@
+"""Out-of-core forms of the built-in steps (``data.engine=duckdb``): DuckDB queries.
+
+Each ``build_*_sql(cfg)`` reads the same parameters as its in-memory twin and returns
+``step(ctx, relation) -> relation``. Results equal the in-memory steps' row for row:
+ties are broken by the original row position (column ``_row``), as the pandas steps
+break them by row order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recframe.api import ITEM, RATING, TIMESTAMP, USER, DataError, sql_double
+from recframe_preprocess._params import check_keys, get_bool, get_int, get_number, log
+from recframe_preprocess._params import report_dropped as _report
+
+ROW = "_row"
+
+
+def _numeric(ctx: Any, relation: str, column: str) -> bool:
+    kind = ctx.types(relation).get(column, "")
+    return any(t in kind for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL"))
+
+
+def build_drop_invalid_sql(cfg: Any) -> Any:
+    """``drop_invalid`` as a filter: null ids, null/NaN/inf ratings and timestamps."""
+    check_keys(cfg, "drop_invalid", ())
+
+    def drop_invalid(ctx: Any, relation: str) -> str:
+        cols = ctx.types(relation)
+        cond = [f"{USER} IS NOT NULL", f"{ITEM} IS NOT NULL"]
+        for col in (RATING, TIMESTAMP):
+            if col in cols:
+                cond.append(f"{col} IS NOT NULL")
+                if any(t in cols[col] for t in ("DOUBLE", "FLOAT", "REAL")):
+                    cond.append(f"isfinite({col})")
+        before = ctx.count(relation)
+        out = ctx.view(f"SELECT * FROM {relation} WHERE {' AND '.join(cond)}", "drop_invalid")
+        _report("drop_invalid", before, ctx.count(out), "null ids or invalid values")
+        return out
+
+    return drop_invalid
+
+
+def build_dedup_sql(cfg: Any) -> Any:
+    """``dedup``: per (user, item) the latest row by timestamp (missing = oldest),
+    ties and data without timestamps by the last row position."""
+    check_keys(cfg, "dedup", ())
+
+    def dedup(ctx: Any, relation: str) -> str:
+        cols = ctx.columns(relation)
+        order = (f"{TIMESTAMP} DESC NULLS LAST, {ROW} DESC" if TIMESTAMP in cols
+                 else f"{ROW} DESC")
+        before = ctx.count(relation)
+        # only pairs that occur more than once need ordering (usually a few percent)
+        repeated = ctx.table(
+            f"SELECT {USER}, {ITEM} FROM {relation} GROUP BY {USER}, {ITEM} "
+            f"HAVING count(*) > 1", "dedup_pairs")
+        if ctx.count(repeated) == 0:
+            _report("dedup", before, before, "repeated user-item pairs")
+            return relation
+        drop = ctx.table(
+            f"SELECT {ROW} FROM (SELECT r.{ROW}, row_number() OVER (PARTITION BY "
+            f"r.{USER}, r.{ITEM} ORDER BY {', '.join('r.' + o for o in order.split(', '))}) "
+            f"AS _rn FROM {relation} r SEMI JOIN {repeated} p USING ({USER}, {ITEM})) "
+            f"WHERE _rn > 1", "dedup_drop")
+        out = ctx.table(f"SELECT * FROM {relation} ANTI JOIN {drop} USING ({ROW})", "dedup")
+        _report("dedup", before, ctx.count(out), "repeated user-item pairs")
+        return out
+
+    return dedup
+
+
+def build_binarize_sql(cfg: Any) -> Any:
+    """``binarize``: rating >= threshold kept as 1.0 (``keep_negatives``: 1.0/0.0)."""
+    check_keys(cfg, "binarize", ("threshold", "keep_negatives"))
+    threshold = get_number(cfg, "threshold", 4.0, "binarize")
+    keep_negatives = get_bool(cfg, "keep_negatives", False, "binarize")
+
+    def binarize(ctx: Any, relation: str) -> str:
+        if RATING not in ctx.columns(relation):
+            if not ctx.meta.get("implicit", False):
+                log.warning("binarize: %s has no rating column: treated as implicit "
+                            "feedback, every interaction a positive", ctx.source)
+            return relation
+        if not _numeric(ctx, relation, RATING):
+            raise DataError(f"preprocess step 'binarize' needs numeric ratings; column "
+                            f"{RATING!r} has type {ctx.types(relation)[RATING]}.")
+        positive = f"coalesce({RATING} >= {sql_double(threshold)}, false)"
+        before = ctx.count(relation)
+        if keep_negatives:
+            return ctx.view(f"SELECT * REPLACE (CASE WHEN {positive} THEN 1.0 ELSE 0.0 END"
+                            f"::DOUBLE AS {RATING}) FROM {relation}", "binarize")
+        out = ctx.view(f"SELECT * REPLACE (1.0::DOUBLE AS {RATING}) FROM {relation} "
+                       f"WHERE {positive}", "binarize")
+        _report("binarize", before, ctx.count(out), f"rating < {threshold:g}")
+        return out
+
+    return binarize
+
+
+def build_kcore_sql(cfg: Any) -> Any:
+    """``kcore``: drop users/items below ``user_min``/``item_min`` rows, repeated to the
+    fixed point (both counts taken on the same rows each round, as in memory)."""
+    check_keys(cfg, "kcore", ("user_min", "item_min"))
+    user_min = get_int(cfg, "user_min", 5, "kcore")
+    item_min = get_int(cfg, "item_min", 5, "kcore")
+
+    def kcore(ctx: Any, relation: str) -> str:
+        # rounds run on the (user, item) pairs alone; a user or item that fails once has
+        # no row left, so the rows kept are those whose user and item pass the last round
+        before = n = ctx.count(relation)
+        current = ctx.table(f"SELECT {USER}, {ITEM} FROM {relation}", "kcore_pairs")
+        rounds = 0
+        while True:
+            rounds += 1
+            users = ctx.table(f"SELECT {USER} FROM {current} GROUP BY {USER} "
+                              f"HAVING count(*) >= {user_min}", "kcore_users")
+            items = ctx.table(f"SELECT {ITEM} FROM {current} GROUP BY {ITEM} "
+                              f"HAVING count(*) >= {item_min}", "kcore_items")
+            new = ctx.table(f"SELECT * FROM {current} SEMI JOIN {users} USING ({USER}) "
+                            f"SEMI JOIN {items} USING ({ITEM})", "kcore_pairs")
+            n_new = ctx.count(new)
+            ctx.con.execute(f"DROP TABLE {current}")
+            current = new
+            if n_new == n:
+                break
+            n = n_new
+            ctx.con.execute(f"DROP TABLE {users}; DROP TABLE {items}")
+        ctx.con.execute(f"DROP TABLE {current}")
+        log.info("preprocess 'kcore': fixed point after %d round(s)", rounds)
+        _report("kcore", before, n, f"user_min={user_min}, item_min={item_min}")
+        if n == before:
+            return relation
+        return ctx.table(f"SELECT * FROM {relation} SEMI JOIN {users} USING ({USER}) "
+                         f"SEMI JOIN {items} USING ({ITEM})", "kcore")
+
+    return kcore
+
+

@@ -1,0 +1,276 @@
+"""The out-of-core engine (``data.engine=duckdb``) gives the in-memory path's split row for
+row; its shard directories are checked before they are read (docs/scaling.md)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recframe.data.ooc import random_keys
+from recframe.pipeline import fingerprint, prepare, resolve
+from recframe.plugin.manager import default_manager
+
+SPLITS = ("random", "temporal", "leave_one_out")
+
+
+def _prepare(compose, *overrides):
+    fast = "dataset=synthetic" in overrides  # the fast settings size the synthetic set
+    conf = compose(*overrides, *(() if fast else ("logger=none",)), fast=fast)
+    return prepare(conf, resolve(conf, default_manager()))
+
+
+def assert_same(a, b):
+    """Equal encoded splits: fingerprint, every array, the counts."""
+    assert fingerprint(a.data) == fingerprint(b.data)
+    for part in ("train", "valid", "test"):
+        ea, eb = a.data.events[part], b.data.events[part]
+        assert len(ea.users) > 0
+        np.testing.assert_array_equal(ea.users, eb.users)
+        np.testing.assert_array_equal(ea.items, eb.items)
+        if ea.timestamps is not None:
+            np.testing.assert_array_equal(ea.timestamps, eb.timestamps)
+    assert list(a.data.user_ids) == list(b.data.user_ids)
+    assert list(a.data.item_ids) == list(b.data.item_ids)
+    assert a.counts == b.counts
+
+
+def test_random_keys_equal_the_stream_at_any_positions():
+    full = np.random.default_rng(11).random(20_000)
+    positions = np.array([19_999, 0, 5, 6, 7, 9_000, 9_001, 3, 15_000, 7])
+    np.testing.assert_array_equal(random_keys(11, positions), full[positions])
+    np.testing.assert_array_equal(random_keys(11, np.arange(20_000)), full)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_synthetic_split_identical_out_of_core(compose, tmp_path, split):
+    overrides = ("dataset=synthetic", "preprocess=implicit_5core", f"split={split}")
+    a = _prepare(compose, *overrides)
+    b = _prepare(compose, *overrides, "data.engine=duckdb", f"data.shard_dir={tmp_path}/s")
+    assert b.raw_meta["data_engine"]["engine"] == "duckdb"
+    assert a.raw_meta["data_engine"]["engine"] == "pandas"
+    assert_same(a, b)
+
+
+def test_a_different_seed_gives_a_different_split(compose, tmp_path):
+    """The identity above is not vacuous: the engine's split follows the seed."""
+    a = _prepare(compose, "dataset=synthetic", "data.engine=duckdb",
+                 f"data.shard_dir={tmp_path}/a")
+    b = _prepare(compose, "dataset=synthetic", "data.engine=duckdb", "split.seed=9",
+                 f"data.shard_dir={tmp_path}/b")
+    assert fingerprint(a.data) != fingerprint(b.data)
+
+
+def test_parquet_scan_with_dedup_and_kcore_identical(compose, tmp_path):
+    """A Parquet file scanned lazily (csv dataset): repeated pairs, ties in time, ratings
+    below the threshold, users and items below 5 interactions."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    frame = pd.DataFrame({"u": rng.integers(0, 150, n) * 7 + 3, "i": rng.integers(0, 90, n),
+                          "r": rng.integers(1, 6, n).astype(float),
+                          "t": rng.integers(0, 400, n)})  # many ties
+    path = tmp_path / "log.parquet"
+    frame.to_parquet(path)
+    overrides = ("dataset=csv", f"dataset.path={path}", "dataset.columns.user_id=u",
+                 "dataset.columns.item_id=i", "dataset.columns.rating=r",
+                 "dataset.columns.timestamp=t", "preprocess=implicit_5core")
+    for split in SPLITS:
+        a = _prepare(compose, *overrides, f"split={split}")
+        b = _prepare(compose, *overrides, f"split={split}", "data.engine=duckdb",
+                     f"data.shard_dir={tmp_path}/{split}")
+        assert_same(a, b)
+        assert a.raw_meta["fingerprint"] == b.raw_meta["fingerprint"]
+    auto = _prepare(compose, *overrides, "data.engine=auto", "data.ooc_threshold_gib=0",
+                    f"data.shard_dir={tmp_path}/auto")
+    assert auto.raw_meta["data_engine"]["engine"] == "duckdb"
+    small = _prepare(compose, *overrides, "data.engine=auto")
+    assert small.raw_meta["data_engine"]["engine"] == "pandas"
+    assert "ooc_threshold_gib" in small.raw_meta["data_engine"]["reason"]
+
+
+def test_shards_are_reused_and_checked(compose, tmp_path):
+    shards = tmp_path / "s"
+    overrides = ("dataset=synthetic", "data.engine=duckdb", f"data.shard_dir={shards}")
+    first = _prepare(compose, *overrides)
+    manifest = json.loads((shards / "manifest.json").read_text())
+    assert manifest["format_version"] == 1
+    assert sum(f["rows"] for f in manifest["files"]["train"]) == first.counts["n_train"]
+    again = _prepare(compose, *overrides)
+    assert again.raw_meta["shards"]["reused"] and not first.raw_meta["shards"]["reused"]
+    assert fingerprint(again.data) == fingerprint(first.data)
+    # a shard truncated behind the manifest's back is refused, not read
+    victim = shards / manifest["files"]["test"][0]["path"]
+    victim.write_bytes(victim.read_bytes()[:-10])
+    from recframe.errors import DataError
+
+    with pytest.raises(DataError, match="is damaged"):
+        _prepare(compose, *overrides)
+
+
+def test_several_shards_per_part(compose, tmp_path):
+    a = _prepare(compose, "dataset=synthetic")
+    b = _prepare(compose, "dataset=synthetic", "data.engine=duckdb", "data.shard_rows=1000",
+                 f"data.shard_dir={tmp_path}/s")
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert len(manifest["files"]["train"]) > 3
+    assert all(f["rows"] <= 1000 for f in manifest["files"]["train"])
+    assert_same(a, b)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_ml100k_split_identical_out_of_core(compose, tmp_path, ml100k_dir, split):
+    a = _prepare(compose, "dataset=ml-100k", "preprocess=implicit", f"split={split}")
+    b = _prepare(compose, "dataset=ml-100k", "preprocess=implicit", f"split={split}",
+                 "data.engine=duckdb",
+                 f"data.shard_dir={tmp_path}/s")
+    assert_same(a, b)
+
+
+@pytest.mark.slow
+def test_ml100k_run_metrics_identical_out_of_core(compose, tmp_path, ml100k_dir):
+    """A full BPR run (2 epochs) gives the same test metrics from either engine."""
+    from recframe.runner import run_experiment
+
+    results = []
+    for engine in ("pandas", "duckdb"):
+        conf = compose("dataset=ml-100k", "preprocess=implicit", "model=bpr",
+                       "trainer.max_epochs=2", "logger=none",
+                       f"data.engine={engine}", f"data.shard_dir={tmp_path}/shards",
+                       fast=False)
+        out = run_experiment(conf, tmp_path / engine)
+        results.append(out)
+    rec = [json.loads((tmp_path / e / "results.json").read_text()) for e in ("pandas",
+                                                                           "duckdb")]
+    assert rec[1]["protocol"]["data_engine"]["engine"] == "duckdb"
+    assert rec[0]["protocol"]["data_fingerprint"] == rec[1]["protocol"]["data_fingerprint"]
+    assert rec[0]["metrics"]["test"] == rec[1]["metrics"]["test"]
+    assert rec[0]["metrics"]["test"]  # not two empty records
+
+
+def _stream(compose, tmp_path, world: int, rank: int, batch_size: int = 256):
+    from recframe.data.ooc.shards import read_manifest
+    from recframe.train.shard_batches import ShardPairBatches
+
+    shards = tmp_path / "s"
+    prepared = _prepare(compose, "dataset=synthetic", "data.engine=duckdb",
+                        "data.shard_rows=700", f"data.shard_dir={shards}")
+    data = prepared.data
+    ds = ShardPairBatches(shards, read_manifest(shards), data.train, batch_size, 2, seed=3)
+    ds.world, ds.rank = world, rank
+    return data, ds
+
+
+def test_streamed_batches_cover_train_once_with_true_negatives(compose, tmp_path):
+    data, ds = _stream(compose, tmp_path, world=1, rank=0, batch_size=100)
+    batches = list(ds)
+    users = np.concatenate([b["users"].numpy() for b in batches])
+    pos = np.concatenate([b["pos"].numpy() for b in batches])
+    neg = np.concatenate([b["neg"].numpy() for b in batches])
+    n_train = len(data.events["train"].users)
+    assert len(batches) == n_train // 100 and len(users) == len(batches) * 100
+    train = data.train
+    assert np.all(np.asarray(train[users, pos]).ravel() == 1)  # positives are train rows
+    seen = np.asarray(train[np.repeat(users, 2), neg.ravel()]).ravel()
+    assert seen.mean() < 0.01  # negatives: (almost) never a training positive
+    keys = users * data.info.n_items + pos
+    assert len(np.unique(keys)) == len(keys)  # no row twice in an epoch
+    ds.set_epoch(1)
+    again = np.concatenate([b["users"].numpy() for b in ds])
+    assert not np.array_equal(again, users)  # reshuffled per epoch, reproducibly:
+    ds.set_epoch(1)
+    np.testing.assert_array_equal(np.concatenate([b["users"].numpy() for b in ds]), again)
+
+
+def test_datamodule_streams_pairs_and_points_from_shards(compose, tmp_path):
+    from recframe.models.base import TrainFormat
+    from recframe.train.datamodule import RecDataModule
+    from recframe.train.shard_batches import ShardPairBatches
+
+    data, _ = _stream(compose, tmp_path, world=1, rank=0)
+    for fmt in (TrainFormat.PAIRS, TrainFormat.POINTS):
+        dm = RecDataModule(data, fmt, batch_size=64, streaming=True)
+        dm.world = (1, 0)
+        loader = dm.train_dataloader()
+        assert isinstance(dm.train_set, ShardPairBatches)
+        batch = next(iter(loader))
+        assert batch["users"].shape[0] == (64 if fmt is TrainFormat.PAIRS else 128)
+    assert not isinstance(RecDataModule(data, TrainFormat.PAIRS).make_train_set(),
+                          ShardPairBatches)
+
+
+def test_streamed_ranks_read_disjoint_row_groups(compose, tmp_path):
+    _, r0 = _stream(compose, tmp_path, world=2, rank=0)
+    dealt = r0.deal(0)
+    assert set(dealt[0]).isdisjoint(dealt[1])
+    assert sorted(dealt[0] + dealt[1]) == list(range(len(r0.groups)))
+    assert len(r0.groups) >= 4
+    batches0 = list(r0)
+    r0.rank = 1
+    batches1 = list(r0)
+    assert len(batches0) == len(batches1) == r0.batches_per_rank(0)  # DDP: equal counts
+    k0 = {(int(u), int(i)) for b in batches0 for u, i in zip(b["users"], b["pos"],
+                                                                   strict=True)}
+    k1 = {(int(u), int(i)) for b in batches1 for u, i in zip(b["users"], b["pos"],
+                                                                   strict=True)}
+    assert k0.isdisjoint(k1)
+
+
+@pytest.mark.slow
+def test_streamed_bpr_beats_pop_on_ml100k(compose, tmp_path, ml100k_dir):
+    """BPR trained from streamed shards (data.streaming) beats popularity on ML-100K."""
+    from recframe.runner import run_experiment
+
+    ndcg = {}
+    for model in ("pop", "bpr"):
+        conf = compose("dataset=ml-100k", "preprocess=implicit", f"model={model}",
+                       "trainer.max_epochs=15", "logger=none", "data.engine=duckdb",
+                       "data.streaming=true", "data.shard_rows=20000",
+                       f"data.shard_dir={tmp_path}/shards", fast=False)
+        run_experiment(conf, tmp_path / model)
+        rec = json.loads((tmp_path / model / "results.json").read_text())
+        ndcg[model] = rec["metrics"]["test"]["ndcg@10"]
+        assert rec["protocol"]["data_engine"]["streaming"] is True
+    assert ndcg["bpr"] > ndcg["pop"] * 1.05, ndcg
+
+
+def test_csv_with_string_ids_identical(compose, tmp_path):
+    """A CSV (loaded by its loader, then handed to DuckDB) with string ids, some
+    non-ASCII, and no timestamps: ids sort alike, dedup keeps the last row."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    users = np.array([f"u{k}" for k in range(60)] + ["é1", "Z", "ü"])
+    frame = pd.DataFrame({"user_id": users[rng.integers(0, len(users), n)],
+                          "item_id": [f"i{k}" for k in rng.integers(0, 80, n)],
+                          "rating": rng.integers(1, 6, n)})
+    path = tmp_path / "log.csv"
+    frame.to_csv(path, index=False)
+    overrides = ("dataset=csv", f"dataset.path={path}", "dataset.columns.timestamp=null",
+                 "preprocess=implicit_5core", "split=random")
+    a = _prepare(compose, *overrides)
+    b = _prepare(compose, *overrides, "data.engine=duckdb", f"data.shard_dir={tmp_path}/s")
+    assert_same(a, b)
+    assert b.data.events["train"].timestamps is None
+
+
+@pytest.mark.parametrize(("split", "rows"), [
+    ("temporal", [[u, i, 5.0, 7] for u in range(3) for i in range(3)]),
+    ("leave_one_out", [[u, u % 7, 5.0, u] for u in range(30)] + [[0, 1, 5.0, 99]]),
+])
+def test_split_errors_match_the_in_memory_ones(compose, tmp_path, split, rows):
+    """The same DataError text from either engine (docs/errors.md E212, E804)."""
+    from recframe.errors import DataError
+
+    path = tmp_path / "log.parquet"
+    pd.DataFrame(rows, columns=["u", "i", "r", "t"]).to_parquet(path)
+    overrides = ("dataset=csv", f"dataset.path={path}", "dataset.columns.user_id=u",
+                 "dataset.columns.item_id=i", "dataset.columns.rating=r",
+                 "dataset.columns.timestamp=t", "preprocess=none", f"split={split}")
+    messages = []
+    for engine in ("pandas", "duckdb"):
+        with pytest.raises(DataError) as info:
+            _prepare(compose, *overrides, f"data.engine={engine}",
+                     f"data.shard_dir={tmp_path}/s")
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
