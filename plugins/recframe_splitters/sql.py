@@ -10,8 +10,9 @@ import numpy as np
 import pyarrow as pa
 
 from recframe.api import TIMESTAMP, USER, ConfigError, DataError, random_keys, sql_double
-from recframe_splitters._common import check_keys, get_int, get_ratios, log, round_half_up
+from recframe_splitters._common import check_keys, get_int, get_ratios, log
 from recframe_splitters.leave_one_out import MIN_USERS_CHECKED
+from recframe_splitters.temporal import temporal_sizes
 
 ROW, PART = "_row", "_part"
 
@@ -133,14 +134,7 @@ def build_temporal_sql(cfg: Any) -> Any:
     def temporal(ctx: Any, relation: str) -> str:
         n = _require_rows(ctx, relation, "temporal")
         _require_timestamps(ctx, relation, "temporal")
-        n_test = int(round_half_up(n * test))
-        if test > 0:
-            n_test = max(n_test, 1)
-        n_test = min(n_test, n - 1)
-        n_valid = int(round_half_up(n * valid))
-        if valid > 0:
-            n_valid = max(n_valid, 1)
-        n_valid = max(min(n_valid, n - 1 - n_test), 0)
+        n_valid, n_test = temporal_sizes(n, valid, test)
 
         def kth(k: int) -> Any:
             return ctx.scalar(f"SELECT {TIMESTAMP} FROM {relation} ORDER BY {TIMESTAMP} "

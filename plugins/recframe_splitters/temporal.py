@@ -38,6 +38,20 @@ def _kth_smallest(ts: pd.Series) -> Callable[[int], Any]:
     return lambda k: ordered.iloc[k]
 
 
+def temporal_sizes(n: int, valid: float, test: float) -> tuple[int, int]:
+    """Rows held out for validation and test from ``n`` rows in time order: the
+    ratios rounded half up, at least one row for a non-zero ratio, at least one
+    training row left."""
+    n_test = int(round_half_up(n * test))
+    if test > 0:
+        n_test = max(n_test, 1)
+    n_test = min(n_test, n - 1)
+    n_valid = int(round_half_up(n * valid))
+    if valid > 0:
+        n_valid = max(n_valid, 1)
+    return max(min(n_valid, n - 1 - n_test), 0), n_test
+
+
 def build_temporal(cfg: Any) -> Any:
     """Global temporal split: the latest interactions (over all users) are held out.
 
@@ -62,14 +76,7 @@ def build_temporal(cfg: Any) -> Any:
         require_rows(ds, "temporal")
         ts = require_timestamps(ds, "temporal")
         n = len(ts)
-        n_test = int(round_half_up(n * test))
-        if test > 0:
-            n_test = max(n_test, 1)
-        n_test = min(n_test, n - 1)
-        n_valid = int(round_half_up(n * valid))
-        if valid > 0:
-            n_valid = max(n_valid, 1)
-        n_valid = max(min(n_valid, n - 1 - n_test), 0)
+        n_valid, n_test = temporal_sizes(n, valid, test)
         kth = _kth_smallest(ts)
         part = np.full(n, TRAIN, dtype=np.int8)
         is_test = np.zeros(n, dtype=bool)
