@@ -43,7 +43,7 @@ if TYPE_CHECKING:
         item_texts,
         join_text_columns,
     )
-    from recframe.data.ooc import ScanSource, SqlContext, random_keys, sql_double
+    from recframe.data.ooc import KeptRowKeys, ScanSource, SqlContext, random_keys, sql_double
     from recframe.data.sorting import lexsort_stable, positions_in_groups, stable_argsort
     from recframe.errors import BackendError, ConfigError, DataError, RecframeError
     from recframe.eval import GlobalInput, MetricInput, PointwiseInput
@@ -106,14 +106,14 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "recframe.data.blocks": ("describe_blocks", "feature_blocks"),
     "recframe.data.fingerprint": (
-        "ScanSource", "SqlContext", "random_keys", "sql_double",
-    "FINGERPRINT_KEY", "combine_digests", "file_digests", "fingerprint_files",
+        "FINGERPRINT_KEY", "combine_digests", "file_digests", "fingerprint_files",
         "fingerprint_frames", "fingerprint_params", "md5_file"
     ),
     "recframe.data.item_text": (
         "TextSettings", "item_text_vectors", "item_texts", "join_text_columns"
     ),
-    "recframe.data.ooc": ("ScanSource", "SqlContext", "random_keys", "sql_double"),
+    "recframe.data.ooc": ("KeptRowKeys", "ScanSource", "SqlContext", "random_keys",
+                          "sql_double"),
     "recframe.data.sorting": ("lexsort_stable", "positions_in_groups", "stable_argsort"),
     "recframe.errors": ("BackendError", "ConfigError", "DataError", "RecframeError"),
     "recframe.eval": ("GlobalInput", "MetricInput", "PointwiseInput"),
@@ -186,7 +186,7 @@ __all__ = [
     "AuditInput",
     "Lazy", "lazy", "parameter_counts",
     "UnknownTrainFormat", "check_train_format",
-    "ScanSource", "SqlContext", "random_keys", "sql_double",
+    "KeptRowKeys", "ScanSource", "SqlContext", "random_keys", "sql_double",
     "FINGERPRINT_KEY", "combine_digests", "file_digests", "fingerprint_files",
     "fingerprint_frames", "fingerprint_params", "md5_file",
 ]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recframe.data.ooc import random_keys
+from recframe.data.ooc import KeptRowKeys, random_keys
 from recframe.pipeline import fingerprint, prepare, resolve
 from recframe.plugin.manager import default_manager
 
@@ -42,6 +42,19 @@ def test_random_keys_equal_the_stream_at_any_positions():
     positions = np.array([19_999, 0, 5, 6, 7, 9_000, 9_001, 3, 15_000, 7])
     np.testing.assert_array_equal(random_keys(11, positions), full[positions])
     np.testing.assert_array_equal(random_keys(11, np.arange(20_000)), full)
+
+
+@pytest.mark.parametrize("n_source", [1, 63, 64, 65, 10_007])
+def test_kept_row_keys_give_the_pth_kept_row_the_pth_key(n_source):
+    """Rows arrive in any order and in chunks; word edges (64 rows) are covered."""
+    rng = np.random.default_rng(n_source)
+    kept = np.flatnonzero(rng.random(n_source) < 0.4)
+    kept = np.union1d(kept, [0, n_source - 1])
+    keys = KeptRowKeys(7, n_source, np.array_split(rng.permutation(kept), 3))
+    full = np.random.default_rng(7).random(len(kept))
+    asked = rng.permutation(kept)
+    assert keys.n_kept == len(kept)
+    np.testing.assert_array_equal(keys(asked), full[np.searchsorted(kept, asked)])
 
 
 @pytest.mark.parametrize("split", SPLITS)

@@ -7,7 +7,7 @@ writes the encoded split as Parquet shards plus id maps and a ``manifest.json``
 """
 
 from recframe.data.ooc.context import SqlContext, sql_double
-from recframe.data.ooc.keys import random_keys
+from recframe.data.ooc.keys import KeptRowKeys, random_keys
 from recframe.data.ooc.scan import ScanSource
 
-__all__ = ["ScanSource", "SqlContext", "random_keys", "sql_double"]
+__all__ = ["KeptRowKeys", "ScanSource", "SqlContext", "random_keys", "sql_double"]

@@ -29,7 +29,10 @@ class SqlContext:
     Relations are named tables or views; a step reads the relation it is given and
     returns the name of its result, made with :meth:`view` (a query, evaluated
     lazily by the next one) or :meth:`table` (materialized, spilling to disk when
-    it is larger than ``data.memory_limit``). ``meta`` is the dataset's meta
+    it is larger than ``data.memory_limit``); both live in the database's catalog, so a
+    step may also read them on a second cursor (``con.cursor()``) while it writes on
+    ``con`` (an object ``register``-ed on ``con`` is not seen there: make a table of
+    it). ``meta`` is the dataset's meta
     (``implicit`` etc.), ``source`` names the data in messages, ``seed`` is the run's.
     """
 
@@ -38,6 +41,7 @@ class SqlContext:
     meta: dict[str, Any] = field(default_factory=dict)
     _n: int = 0
     _functions: set[str] = field(default_factory=set)
+    _counts: dict[str, int] = field(default_factory=dict)
 
     def _name(self, prefix: str) -> str:
         self._n += 1
@@ -64,9 +68,15 @@ class SqlContext:
         return {r[0]: r[1] for r in self.con.execute(f"DESCRIBE {relation}").fetchall()}
 
     def count(self, relation: str, where: str = "") -> int:
-        """Rows of ``relation`` (matching ``where`` if given)."""
+        """Rows of ``relation`` (matching ``where`` if given). Relations are never changed
+        once made, so a relation's row count is counted once (a view re-runs its query)."""
+        if not where and relation in self._counts:
+            return self._counts[relation]
         cond = f" WHERE {where}" if where else ""
-        return int(self.con.execute(f"SELECT count(*) FROM {relation}{cond}").fetchall()[0][0])
+        n = int(self.con.execute(f"SELECT count(*) FROM {relation}{cond}").fetchall()[0][0])
+        if not where:
+            self._counts[relation] = n
+        return n
 
     def scalar(self, sql: str) -> Any:
         """The single value ``sql`` returns."""

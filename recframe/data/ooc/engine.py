@@ -133,7 +133,11 @@ def _frame_relation(ctx: SqlContext, ds: Any) -> str:
                         f"out-of-core engine ({exc}); ids must be all integers or all "
                         f"strings. Fix the data or use data.engine=pandas.") from None
     ctx.con.register("loaded_frame", table)
-    return ctx.view("SELECT * FROM loaded_frame", "source")
+    # a table, not a view of the registered frame: a registered object is seen by its
+    # own connection only, and steps may read relations on a second cursor
+    name = ctx.table("SELECT * FROM loaded_frame", "source")
+    ctx.con.unregister("loaded_frame")
+    return name
 
 
 def _validate(ctx: SqlContext, relation: str, after: str) -> None:
