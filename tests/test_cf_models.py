@@ -331,6 +331,32 @@ def test_bpr_hand_written_backward_matches_autograd(num_negatives):
     assert check
 
 
+@pytest.mark.parametrize("num_negatives", [1, 3])
+def test_bpr_sparse_gradients_equal_the_dense_ones(num_negatives):
+    """model.sparse_grad: sparse COO rows that sum to the dense gradient (L2 term too),
+    and one SparseAdam step moves only the rows the batch touched."""
+    from recframe_cf.bpr import BPRMF
+
+    batch = {"users": torch.tensor([0, 3, 3, 7]), "pos": torch.tensor([1, 1, 4, 5]),
+             "neg": torch.tensor([[2] * num_negatives, [5] * num_negatives,
+                                  [6] * num_negatives, [1] * num_negatives])}
+    grads = []
+    for sparse in (False, True):
+        torch.manual_seed(0)
+        model = BPRMF(10, 9, embedding_dim=4, init_std=0.5, reg=0.1,
+                      num_negatives=num_negatives, sparse_grad=sparse)
+        model.loss(batch).backward()
+        grads.append((model.user_emb.weight.grad, model.item_emb.weight.grad))
+    (dense_u, dense_i), (sparse_u, sparse_i) = grads
+    assert sparse_u.is_sparse and sparse_i.is_sparse
+    torch.testing.assert_close(sparse_u.to_dense(), dense_u)
+    torch.testing.assert_close(sparse_i.to_dense(), dense_i)
+    before = model.user_emb.weight.detach().clone()
+    torch.optim.SparseAdam(model.parameters(), lr=0.1).step()
+    moved = (model.user_emb.weight.detach() != before).any(1).nonzero().flatten().tolist()
+    assert moved == [0, 3, 7]
+
+
 @pytest.mark.parametrize("per_user", [3, 40])  # sparse path (< 5% seen) and dense path
 def test_history_matmul_equals_the_dense_product(per_user):
     from recframe.api import dense_history, history_matmul

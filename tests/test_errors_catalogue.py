@@ -971,6 +971,10 @@ def e928(ctx):
     return _ooc_prepare(ctx, "privacy=dpsgd", "privacy.epsilon=4", "data.streaming=true")
 
 
+def e929(ctx):
+    return run_error(ctx, "model=bpr", "model.sparse_grad=true")
+
+
 def e927(ctx):
     return resolve_error(ctx, "data.engine=duckdb", "data.shard_rows=0")
 

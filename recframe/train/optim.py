@@ -110,3 +110,20 @@ def check_optimizer(optim_cfg: DictConfig | None, overrides: Mapping[str, Any]) 
         given = ", ".join(f"{k}={v!r}" for k, v in settings.items())
         raise ConfigError(f"optim: {target}({given}) is rejected by torch: {err}. Fix the "
                           f"optim.* (or model.lr / model.weight_decay) settings.") from None
+
+
+#: optimizers of torch that take sparse gradients
+SPARSE_OPTIMIZERS = (torch.optim.SparseAdam, torch.optim.Adagrad, torch.optim.SGD)
+
+
+def check_sparse_gradients(optimizer: torch.optim.Optimizer, private: Any) -> None:
+    """A model with sparse (row) gradients (``model.sparse_grad=true``) needs an
+    optimizer that takes them and no DP-SGD (per-example gradients are dense): E929."""
+    if private is not None:
+        raise ConfigError("model.sparse_grad=true cannot run with privacy (DP-SGD clips and "
+                          "noises dense per-example gradients); set model.sparse_grad=false.")
+    if not isinstance(optimizer, SPARSE_OPTIMIZERS):
+        raise ConfigError(
+            f"model.sparse_grad=true makes sparse gradients, which "
+            f"{type(optimizer).__name__} cannot apply; use optim=sparse_adam (or set "
+            f"model.sparse_grad=false).")

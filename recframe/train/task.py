@@ -17,6 +17,7 @@ from recframe.eval.ctr import PointwiseEvaluator
 from recframe.eval.evaluator import Evaluator, PerUserAccumulator
 from recframe.models.base import RecModel, TrainFormat
 from recframe.train.loss_tracker import LossTracker, NonFiniteLossError
+from recframe.train.optim import check_sparse_gradients
 
 __all__ = ["NonFiniteLossError", "RecTask"]
 
@@ -170,6 +171,8 @@ class RecTask(pl.LightningModule):
         if self.is_closed_form or not params or self.optimizer_factory is None:
             return None
         optimizer = self.optimizer_factory(params)
+        if getattr(self.model, "sparse_gradients", False):
+            check_sparse_gradients(optimizer, self.private)
         if hasattr(self.private, "wrap_optimizer"):
             optimizer = self.private.wrap_optimizer(optimizer)
         return optimizer
