@@ -25,6 +25,7 @@ from recframe.train.batches import (
 )
 from recframe.train.execution import StepChunks
 from recframe.train.shard_batches import ShardPairBatches
+from recframe.train.shard_eval import ShardEvalUsers
 
 
 def _identity(batch: dict) -> dict:
@@ -163,7 +164,14 @@ class RecDataModule(pl.LightningDataModule):
         if self.train_set is not None and hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(epoch)
 
-    def eval_set(self, part: str) -> EvalUsers:
+    def eval_set(self, part: str) -> EvalUsers | ShardEvalUsers:
+        shards = self.data.meta.get("shards") if self.streaming else None
+        if shards and not self.max_seq_len and self.candidates is None:
+            # streamed: seen and held-out items read from the shards batch by batch
+            from recframe.data.ooc.shards import read_manifest
+
+            return ShardEvalUsers(Path(shards), read_manifest(Path(shards)), part,
+                                  self.data.info.n_users, self.data.info.n_items)
         history = None
         if self.max_seq_len:
             parts = ("train",) if part == "valid" else ("train", "valid")
