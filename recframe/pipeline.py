@@ -151,9 +151,18 @@ def resolve_engine(cfg: DictConfig, dataset: DatasetSpec, step_specs: list[Any],
                 "Parquet shards, which data.engine=pandas does not write. Set "
                 "data.engine=duckdb (or auto), or data.streaming=false.")
         return "pandas", "data.engine=pandas", [], None
-    lacking = [s.name for s in step_specs if s.build_sql is None]
-    if split_spec.build_sql is None:
-        lacking.append(f"split {split_spec.name}")
+    # a spec without build_sql, or whose build_sql returns None for these parameters,
+    # has no out-of-core form
+    sql_steps = [(s.name, s.build_sql(c) if s.build_sql is not None else None)
+                 for s, c in zip(step_specs, steps_cfg, strict=True)]
+    sql_splitter = split_spec.build_sql(cfg.split) if split_spec.build_sql is not None \
+        else None
+    lacking = [name if spec.build_sql is None else f"{name} (with these parameters)"
+               for (name, form), spec in zip(sql_steps, step_specs, strict=True)
+               if form is None]
+    if sql_splitter is None:
+        lacking.append(f"split {split_spec.name}" + (
+            "" if split_spec.build_sql is None else " (with these parameters)"))
     if engine == "auto":
         size = _scan_size(cfg, dataset)
         threshold = float(settings["ooc_threshold_gib"])
@@ -171,8 +180,7 @@ def resolve_engine(cfg: DictConfig, dataset: DatasetSpec, step_specs: list[Any],
             f"data.engine={engine}: no out-of-core form for {', '.join(lacking)} (a step or "
             f"splitter registers one with build_sql). Run this config with "
             f"data.engine=pandas, or drop those steps.")
-    sql_steps = [(s.name, s.build_sql(c)) for s, c in zip(step_specs, steps_cfg, strict=True)]
-    return "duckdb", why, sql_steps, split_spec.build_sql(cfg.split)
+    return "duckdb", why, sql_steps, sql_splitter
 
 
 def _scan_size(cfg: DictConfig, dataset: DatasetSpec) -> int | None:

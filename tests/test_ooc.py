@@ -352,3 +352,85 @@ def test_streamed_evaluation_gives_the_in_memory_metrics(compose, tmp_path, monk
     assert metrics["memory"] == metrics["streamed"]
     assert metrics["memory"]["ndcg@10"] > 0
     assert sum(read) > 0  # the streamed run did read its evaluation batches from shards
+
+
+def _prepare_steps(compose, tmp_path, path, steps, *extra):
+    """Both engines on a Parquet log with the given preprocess steps (a list of dicts)."""
+    from omegaconf import OmegaConf, open_dict
+
+    out = []
+    for engine in ("pandas", "duckdb"):
+        conf = compose("dataset=csv", f"dataset.path={path}", "dataset.columns.user_id=u",
+                       "dataset.columns.item_id=i", "dataset.columns.rating=r",
+                       "dataset.columns.timestamp=t", "split=random", "logger=none",
+                       f"data.engine={engine}", f"data.shard_dir={tmp_path}/{engine}", *extra,
+                       fast=False)
+        with open_dict(conf):
+            conf.preprocess = OmegaConf.create(steps)
+        out.append(prepare(conf, resolve(conf, default_manager())))
+    return out
+
+
+def _log(tmp_path, n=5000, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"u": rng.integers(0, 120, n) * 3 + 1, "i": rng.integers(0, 70, n),
+                          "r": rng.normal(3.0, 1.3, n).round(3),
+                          "t": rng.integers(0, 10_000, n)})
+    path = tmp_path / "log.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+def test_normalize_out_of_core_identical(compose, tmp_path):
+    """minmax rating then a threshold on the scaled value: the same rows kept."""
+    steps = [{"name": "normalize", "columns": ["rating"]}, {"name": "drop_invalid"},
+             {"name": "binarize", "threshold": 0.55}]
+    a, b = _prepare_steps(compose, tmp_path, _log(tmp_path), steps)
+    assert_same(a, b)
+    assert 0 < a.counts["n_train"] < 4000  # the threshold on the scaled value dropped rows
+
+
+def test_normalize_zscore_out_of_core_matches(compose, tmp_path):
+    """zscore: statistics summed in another order, so values may differ in the last bits
+    (docs/scaling.md); a threshold away from any value keeps the same rows."""
+    steps = [{"name": "normalize", "columns": ["rating"], "method": "zscore"},
+             {"name": "drop_invalid"}, {"name": "binarize", "threshold": 0.1234567}]
+    a, b = _prepare_steps(compose, tmp_path, _log(tmp_path), steps)
+    assert_same(a, b)
+
+
+def test_normalize_of_a_feature_frame_stays_in_memory(compose, tmp_path):
+    from omegaconf import OmegaConf, open_dict
+
+    from recframe.errors import ConfigError
+
+    conf = compose("dataset=ml-100k", "data.engine=duckdb", fast=False)
+    with open_dict(conf):
+        conf.preprocess = OmegaConf.create(
+            [{"name": "normalize", "columns": ["age"], "target": "users"}])
+    with pytest.raises(ConfigError, match=r"no out-of-core form for normalize \(with these"):
+        resolve(conf, default_manager())  # before any data is read
+    with open_dict(conf):
+        conf.data.engine = "auto"
+        conf.data.ooc_threshold_gib = 0
+    assert resolve(conf, default_manager()).engine == "pandas"  # auto stays in memory
+
+
+def test_anonymize_out_of_core_identical(compose, tmp_path, monkeypatch):
+    """Hashed user and item ids: the same strings, so the same sorted id maps."""
+    monkeypatch.setenv("RECFRAME_ANON_KEY", "a-test-secret")
+    steps = [{"name": "anonymize", "items": True}, {"name": "dedup"},
+             {"name": "binarize", "threshold": 3.0}]
+    a, b = _prepare_steps(compose, tmp_path, _log(tmp_path), steps)
+    assert_same(a, b)
+    assert all(len(u) == 16 for u in b.data.user_ids[:5])
+
+
+def test_anonymize_refuses_a_dataset_with_feature_frames(compose, tmp_path, monkeypatch):
+    """ML-100K's users and items frames are held in memory with raw ids: refused."""
+    from recframe.errors import ConfigError
+
+    monkeypatch.setenv("RECFRAME_ANON_KEY", "a-test-secret")
+    with pytest.raises(ConfigError, match="anonymize' on a dataset with a user feature"):
+        _prepare(compose, "dataset=ml-100k", "preprocess=implicit_anonymized",
+                 "data.engine=duckdb", f"data.shard_dir={tmp_path}/s")

@@ -80,26 +80,9 @@ def read_key(key_env: str) -> bytes:
     return value.encode("utf-8")
 
 
-def build_anonymize(cfg: Any) -> Any:
-    """Replace user ids (and, with ``items: true``, item ids) by keyed hashes.
-
-    ``id -> HMAC-SHA256(key, "user" NUL str(id))`` truncated to ``length`` hex
-    characters, in the interactions and in the ``users`` (``items``) feature
-    frame alike, so features still join. The same key gives the same ids in
-    every run; another key gives unrelated ids. Row order and index are kept.
-
-    Parameters:
-        key_env (str, default RECFRAME_ANON_KEY): the environment variable holding
-            the secret key. A ``key`` in the config is refused (it would be
-            recorded in results.json and .hydra/).
-        items (bool, default false): also hash item ids.
-        users (bool, default true): hash user ids.
-        length (int in [8, 64], default 16): hex characters kept of the digest.
-
-    Fails with :class:`ConfigError` when the variable is unset, before any data is read.
-    Only ids are replaced: feature columns (age, zip code, ...) and timestamps can
-    still single people out; drop them too if that matters.
-    """
+def anonymize_settings(cfg: Any) -> tuple[str, bool, bool, int, bytes]:
+    """``(key_env, users, items, length, key)`` of an ``anonymize`` step, checked; the
+    key read from the environment (ConfigError before any data is read)."""
     if cfg is not None and hasattr(cfg, "keys") and "key" in cfg:
         raise ConfigError(
             f"{where('anonymize')}: do not put the key in the config: the resolved config "
@@ -127,6 +110,30 @@ def build_anonymize(cfg: Any) -> Any:
         raise ConfigError(f"{where('anonymize')}: users and items are both false: "
                           f"nothing to anonymize; remove the step or set one to true.")
     key = read_key(key_env)  # fail in resolve(), before data is loaded
+    return key_env, users, items, length, key
+
+
+def build_anonymize(cfg: Any) -> Any:
+    """Replace user ids (and, with ``items: true``, item ids) by keyed hashes.
+
+    ``id -> HMAC-SHA256(key, "user" NUL str(id))`` truncated to ``length`` hex
+    characters, in the interactions and in the ``users`` (``items``) feature
+    frame alike, so features still join. The same key gives the same ids in
+    every run; another key gives unrelated ids. Row order and index are kept.
+
+    Parameters:
+        key_env (str, default RECFRAME_ANON_KEY): the environment variable holding
+            the secret key. A ``key`` in the config is refused (it would be
+            recorded in results.json and .hydra/).
+        items (bool, default false): also hash item ids.
+        users (bool, default true): hash user ids.
+        length (int in [8, 64], default 16): hex characters kept of the digest.
+
+    Fails with :class:`ConfigError` when the variable is unset, before any data is read.
+    Only ids are replaced: feature columns (age, zip code, ...) and timestamps can
+    still single people out; drop them too if that matters.
+    """
+    key_env, users, items, length, key = anonymize_settings(cfg)
 
     def anonymize(ds: Dataset) -> Dataset:
         df = ds.interactions

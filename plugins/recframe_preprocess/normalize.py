@@ -30,6 +30,15 @@ def _scale(col: pd.Series, method: str) -> pd.Series:
     return pd.Series(scaled, index=col.index, name=col.name)
 
 
+def normalize_settings(cfg: Any) -> tuple[list[str], str, str]:
+    """``(columns, method, target)`` of a ``normalize`` step, checked."""
+    check_keys(cfg, "normalize", ("columns", "method", "target"))
+    columns = get_str_list(cfg, "columns", "normalize")
+    method = get_choice(cfg, "method", "minmax", METHODS, "normalize")
+    target = get_choice(cfg, "target", "interactions", TARGETS, "normalize")
+    return columns, method, target
+
+
 def build_normalize(cfg: Any) -> Any:
     """Rescale numeric ``columns`` of one frame.
 
@@ -44,10 +53,7 @@ def build_normalize(cfg: Any) -> Any:
     Missing values stay missing and are ignored by the statistics. Rows are
     never dropped. Unknown or non-numeric columns fail with :class:`DataError`.
     """
-    check_keys(cfg, "normalize", ("columns", "method", "target"))
-    columns = get_str_list(cfg, "columns", "normalize")
-    method = get_choice(cfg, "method", "minmax", METHODS, "normalize")
-    target = get_choice(cfg, "target", "interactions", TARGETS, "normalize")
+    columns, method, target = normalize_settings(cfg)
 
     def normalize(ds: Dataset) -> Dataset:
         frame = getattr(ds, target)

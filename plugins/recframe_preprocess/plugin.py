@@ -41,12 +41,14 @@ def recframe_register_preprocessors(registry: Any) -> None:
     ))
     registry.add(PreprocessorSpec(
         name="normalize",
+        build_sql=lazy("recframe_preprocess.sql:build_normalize_sql"),
         build=lazy("recframe_preprocess.normalize:build_normalize"),
         description="Min-max or z-score scale numeric columns of the interactions, "
         "items or users frame.",
     ))
     registry.add(PreprocessorSpec(
         name="anonymize",
+        build_sql=lazy("recframe_preprocess.sql:build_anonymize_sql"),
         build=lazy("recframe_preprocess.anonymize:build_anonymize"),
         description="Replace user ids (items: true also item ids) by HMAC-SHA256 hashes "
         "keyed by the secret in $RECFRAME_ANON_KEY (key_env); the key is never in config.",

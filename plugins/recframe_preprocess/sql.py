@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recframe.api import ITEM, RATING, TIMESTAMP, USER, DataError, sql_double
+from recframe.api import ITEM, RATING, TIMESTAMP, USER, ConfigError, DataError, sql_double
 from recframe_preprocess._params import check_keys, get_bool, get_int, get_number, log
 from recframe_preprocess._params import report_dropped as _report
 
@@ -147,3 +147,91 @@ def build_kcore_sql(cfg: Any) -> Any:
     return kcore
 
 
+
+
+def build_normalize_sql(cfg: Any) -> Any:
+    """``normalize`` of interaction columns (``rating``, ``timestamp``: the columns the
+    out-of-core relation carries): min-max or z-score with statistics over the non-null,
+    non-NaN values, a constant column to zeros, as in memory. ``minmax`` is exact;
+    ``zscore``'s mean and population deviation are summed in another order than numpy
+    sums them, so a scaled value may differ from the in-memory one in its last bits.
+    Feature-frame targets (``items``, ``users``) have no out-of-core form (None: E921)."""
+    from recframe_preprocess.normalize import normalize_settings
+
+    columns, method, target = normalize_settings(cfg)
+    if target != "interactions":
+        return None
+
+    def normalize(ctx: Any, relation: str) -> str:
+        kinds = {c: t for c, t in ctx.types(relation).items() if not c.startswith("_")}
+        missing = [c for c in columns if c not in kinds]
+        if missing:
+            raise DataError(
+                f"preprocess step 'normalize': column(s) {missing} not in the interactions "
+                f"of the out-of-core engine, which carries {list(kinds)}; normalize other "
+                f"columns with data.engine=pandas.")
+        not_numeric = [c for c in columns if not _numeric(ctx, relation, c)]
+        if not_numeric:
+            raise DataError(
+                f"preprocess step 'normalize': column(s) {not_numeric} of the interactions "
+                f"are not numeric ({', '.join(kinds[c] for c in not_numeric)}).")
+        replaced = []
+        for c in columns:
+            valid = f"{c} IS NOT NULL AND NOT isnan({c}::DOUBLE)"
+            stats = (f"min({c}::DOUBLE), max({c}::DOUBLE)" if method == "minmax" else
+                     f"avg({c}::DOUBLE), stddev_pop({c}::DOUBLE)")
+            a, b = ctx.con.execute(f"SELECT {stats} FROM {relation} WHERE {valid}"
+                                   ).fetchall()[0]
+            if a is None:  # nothing to scale
+                replaced.append(f"{c}::DOUBLE AS {c}")
+                continue
+            center, spread = (a, b - a) if method == "minmax" else (a, b)
+            value = f"({c}::DOUBLE - {sql_double(center)})"
+            replaced.append(f"({value} / {sql_double(spread)}) AS {c}" if spread > 0 else
+                            f"({value} * {sql_double(0.0)}) AS {c}")
+        log.info("preprocess 'normalize': %s-scaled %s of interactions; dropped 0 rows",
+                 method, columns)
+        return ctx.view(f"SELECT * REPLACE ({', '.join(replaced)}) FROM {relation}",
+                        "normalize")
+
+    return normalize
+
+
+def build_anonymize_sql(cfg: Any) -> Any:
+    """``anonymize``: each distinct id hashed once in Python (the in-memory step's
+    ``hash_ids``: HMAC-SHA256 of ``kind NUL str(id)``), joined back as a table. Feature
+    frames carried in memory alongside (``ctx.feature_frames``) would keep raw ids, so a
+    hashed kind with one is refused (E921: run it with data.engine=pandas)."""
+    from recframe_preprocess.anonymize import anonymize_settings, hash_ids
+
+    key_env, users, items, length, key = anonymize_settings(cfg)
+    kinds = [(col, kind) for col, kind, on in ((USER, "user", users), (ITEM, "item", items))
+             if on]
+
+    def anonymize(ctx: Any, relation: str) -> str:
+        import pyarrow as pa
+
+        framed = [kind for _, kind in kinds if f"{kind}s" in ctx.feature_frames]
+        if framed:
+            raise ConfigError(
+                f"data.engine=duckdb: no out-of-core form for preprocess step 'anonymize' "
+                f"on a dataset with a {' and '.join(framed)} feature frame (the frame is "
+                f"held in memory and would keep the raw ids). Run this config with "
+                f"data.engine=pandas.")
+        out = relation
+        for col, kind in kinds:
+            ids = ctx.con.sql(f"SELECT DISTINCT {col} FROM {relation} WHERE {col} IS NOT "
+                              f"NULL").fetch_arrow_table().column(0)
+            hashed = hash_ids(ids.to_numpy(zero_copy_only=False), key, kind, length)
+            name = f"anonymize_{kind}_ids"
+            ctx.con.register(name, pa.table({col: ids, "_hashed": pa.array(
+                hashed.tolist(), pa.string())}))
+            mapping = ctx.table(f"SELECT * FROM {name}", f"anonymize_{kind}_map")
+            ctx.con.unregister(name)
+            out = ctx.table(f"SELECT r.* REPLACE (m._hashed AS {col}) FROM {out} r LEFT JOIN "
+                            f"{mapping} m ON r.{col} = m.{col}", "anonymize")
+        log.info("preprocess 'anonymize': hashed %s ids with the key from $%s; dropped 0 "
+                 "rows", " and ".join(kind for _, kind in kinds), key_env)
+        return out
+
+    return anonymize

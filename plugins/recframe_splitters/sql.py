@@ -12,7 +12,6 @@ import pyarrow as pa
 from recframe.api import (
     TIMESTAMP,
     USER,
-    ConfigError,
     DataError,
     KeptRowKeys,
     sql_double,
@@ -73,8 +72,7 @@ def build_random_sql(cfg: Any) -> Any:
     _, valid, test = get_ratios(cfg, "random")
     seed = get_int(cfg, "seed", 0, "random")
     if cfg.get("per_user", True) is not True:
-        raise ConfigError("E921 split 'random' with per_user=false has no out-of-core form; "
-                          "run it with data.engine=pandas")
+        return None  # a global shuffle: no out-of-core form (E921)
 
     def random_split(ctx: Any, relation: str) -> str:
         n = _require_rows(ctx, relation, "random")

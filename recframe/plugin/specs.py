@@ -30,13 +30,14 @@ class PreprocessorSpec:
 
     ``build_sql(cfg)`` (optional) returns the same step for the out-of-core engine
     (``data.engine=duckdb``): ``step(ctx, relation) -> relation``, see
-    :class:`recframe.data.ooc.SqlContext`. Steps without it run only in memory.
+    :class:`recframe.data.ooc.SqlContext`, or None when these parameters have no
+    out-of-core form (``auto`` then stays in memory). Steps without it run only in memory.
     """
 
     name: str
     build: Callable[[Any], Callable[[Any], Any]]
     description: str = ""
-    build_sql: Callable[[Any], Callable[[Any, str], str]] | None = None
+    build_sql: Callable[[Any], Callable[[Any, str], str] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,14 @@ class SplitterSpec:
     """``build(cfg)`` returns a callable ``Dataset -> Split``.
 
     ``build_sql(cfg)`` (optional) returns the out-of-core form: ``split(ctx, relation)
-    -> relation`` adding a ``_part`` column (0 train, 1 valid, 2 test).
+    -> relation`` adding a ``_part`` column (0 train, 1 valid, 2 test), or None when
+    these parameters have no out-of-core form.
     """
 
     name: str
     build: Callable[[Any], Callable[[Any], Any]]
     description: str = ""
-    build_sql: Callable[[Any], Callable[[Any, str], str]] | None = None
+    build_sql: Callable[[Any], Callable[[Any, str], str] | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ class SqlContext:
     con: Any
     source: str = "dataset"
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the feature frames ("items", "users") the engine holds in memory next to the
+    #: relation (a step that rewrites ids must refuse when their frame is here)
+    feature_frames: tuple[str, ...] = ()
     _n: int = 0
     _functions: set[str] = field(default_factory=set)
     _counts: dict[str, int] = field(default_factory=dict)

@@ -264,7 +264,8 @@ def _build(cfg: DictConfig, plan: Any, settings: dict[str, Any], directory: Path
     spill = directory.parent / f".{directory.name}.spill"
     con = connect(settings, spill)
     try:
-        ctx = SqlContext(con, source=where, meta=dict(meta))
+        frames = tuple(k for k in ("items", "users") if getattr(loaded, k, None) is not None)
+        ctx = SqlContext(con, source=where, meta=dict(meta), feature_frames=frames)
         rel = _scan_relation(ctx, source) if source is not None else _frame_relation(ctx, loaded)
         timings["load"] = time.perf_counter() - t
         t = time.perf_counter()
