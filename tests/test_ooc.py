@@ -434,3 +434,23 @@ def test_anonymize_refuses_a_dataset_with_feature_frames(compose, tmp_path, monk
     with pytest.raises(ConfigError, match="anonymize' on a dataset with a user feature"):
         _prepare(compose, "dataset=ml-100k", "preprocess=implicit_anonymized",
                  "data.engine=duckdb", f"data.shard_dir={tmp_path}/s")
+
+
+def test_shard_fingerprint_follows_the_step_code(compose):
+    """Shards written by another version of a step's code are not reused."""
+    import sys
+
+    from recframe.data.ooc.engine import code_digest, config_fingerprint
+
+    conf = compose("dataset=synthetic", "data.engine=duckdb")
+    plan = resolve(conf, default_manager())
+    before = config_fingerprint(conf, "raw", plan)
+    assert before == config_fingerprint(conf, "raw", plan)
+    module = sys.modules[plan.sql_splitter.__module__]
+    source = module.__file__
+    try:
+        module.__file__ = __file__  # as if the splitter's source had changed
+        assert config_fingerprint(conf, "raw", plan) != before
+        assert code_digest(plan) != ""
+    finally:
+        module.__file__ = source

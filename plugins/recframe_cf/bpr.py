@@ -91,8 +91,11 @@ def _sparse_grads(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
         item_rows = torch.cat([u * w.sum(1, keepdim=True),
                                (u.unsqueeze(1) * w.neg().unsqueeze(-1)).view(-1, u.shape[1])])
     items = torch.cat([pos, neg.reshape(-1)])
-    return (torch.sparse_coo_tensor(users.unsqueeze(0), user_rows, user_shape),
-            torch.sparse_coo_tensor(items.unsqueeze(0), item_rows, item_shape))
+    # indices are in range by construction (batch ids of the tables)
+    return (torch.sparse_coo_tensor(users.unsqueeze(0), user_rows, user_shape,
+                                    check_invariants=False),
+            torch.sparse_coo_tensor(items.unsqueeze(0), item_rows, item_shape,
+                                    check_invariants=False))
 
 
 class BPRMF(RecModel):

@@ -157,16 +157,39 @@ def _validate(ctx: SqlContext, relation: str, after: str) -> None:
 
 # -- fingerprint ----------------------------------------------------------------------------
 
-def config_fingerprint(cfg: DictConfig, raw: str) -> str:
-    """Raw data + preprocess + split config + shard format: equal means same shards."""
+def config_fingerprint(cfg: DictConfig, raw: str, plan: Any = None) -> str:
+    """Raw data + preprocess + split config + shard format + the code that writes the
+    shards (:func:`code_digest`): equal means same shards."""
     def plain(key: str) -> Any:
         node = OmegaConf.select(cfg, key)
         return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) \
             else node
     payload = {"format": FORMAT_VERSION, "raw": raw, "preprocess": plain("preprocess"),
-               "split": plain("split"), "dataset": plain("dataset.name")}
+               "split": plain("split"), "dataset": plain("dataset.name"),
+               **({"code": code_digest(plan)} if plan is not None else {})}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def code_digest(plan: Any) -> str:
+    """A hash of the source files of the out-of-core steps this plan runs (built in or
+    from a plugin) and of this engine's modules, so shards written by other code (a
+    fixed or upgraded step) are rebuilt, not reused."""
+    import sys
+
+    from recframe.data.ooc import context, keys, scan, shards
+
+    forms = [form for _, form in plan.sql_steps] + [plan.sql_splitter]
+    modules = {sys.modules[f.__module__] for f in forms if f is not None
+               and getattr(f, "__module__", None) in sys.modules}
+    modules |= {sys.modules[__name__], context, keys, scan, shards}
+    digest = hashlib.sha256()
+    for module in sorted(modules, key=lambda m: m.__name__):
+        path = getattr(module, "__file__", None)
+        digest.update(module.__name__.encode())
+        if path and Path(path).exists():
+            digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def default_shard_dir(fingerprint: str) -> Path:
@@ -229,7 +252,7 @@ def build_shards(cfg: DictConfig, plan: Any
                                                         {"columns": source.columns})
         raw_meta["fingerprint_source"] = "dataset"
         name, where, meta = source.name, source.paths[0], source.meta
-    fp = config_fingerprint(cfg, str(raw_meta["fingerprint"]))
+    fp = config_fingerprint(cfg, str(raw_meta["fingerprint"]), plan)
     directory = Path(settings["shard_dir"] or default_shard_dir(fp)).expanduser()
     raw_meta["shards"] = {"dir": str(directory), "fingerprint": fp}
     directory.parent.mkdir(parents=True, exist_ok=True)
