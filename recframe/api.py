@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     )
     from recframe.data.ooc import KeptRowKeys, ScanSource, SqlContext, random_keys, sql_double
     from recframe.data.sorting import lexsort_stable, positions_in_groups, stable_argsort
+    from recframe.models.memory import check_fits_in_memory
     from recframe.errors import BackendError, ConfigError, DataError, RecframeError
     from recframe.eval import GlobalInput, MetricInput, PointwiseInput
     from recframe.eval.ctr import calibration_bins, reliability_table
@@ -115,6 +116,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "recframe.data.ooc": ("KeptRowKeys", "ScanSource", "SqlContext", "random_keys",
                           "sql_double"),
     "recframe.data.sorting": ("lexsort_stable", "positions_in_groups", "stable_argsort"),
+    "recframe.models.memory": ("check_fits_in_memory",),
     "recframe.errors": ("BackendError", "ConfigError", "DataError", "RecframeError"),
     "recframe.eval": ("GlobalInput", "MetricInput", "PointwiseInput"),
     "recframe.eval.ctr": ("calibration_bins", "reliability_table"),
@@ -187,6 +189,7 @@ __all__ = [
     "Lazy", "lazy", "parameter_counts",
     "UnknownTrainFormat", "check_train_format",
     "KeptRowKeys", "ScanSource", "SqlContext", "random_keys", "sql_double",
+    "check_fits_in_memory",
     "FINGERPRINT_KEY", "combine_digests", "file_digests", "fingerprint_files",
     "fingerprint_frames", "fingerprint_params", "md5_file",
 ]

@@ -402,3 +402,21 @@ def test_multvae_loss_matches_the_dense_formula(synthetic):
     torch.testing.assert_close(model.score(batch["users"], batch),
                                model._decode(mu).detach(), rtol=1e-5, atol=1e-5)
     assert int(model.anneal_step) == 1000
+
+
+def test_item_item_models_refuse_what_would_not_fit(monkeypatch):
+    """E940: ease and itemknn compare their formula with the memory available."""
+    import recframe.models.memory as memory
+    from recframe.api import DataInfo
+    from recframe.errors import ConfigError
+    from recframe_cf.ease import build_ease
+    from recframe_cf.itemknn import build_itemknn
+
+    info = DataInfo(n_users=10, n_items=20_000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 12 * 20_000**2 - 1)
+    with pytest.raises(ConfigError, match=r"'ease' needs about 4\.5 GiB"):
+        build_ease(info, OmegaConf.create({"max_items": 30_000}))
+    assert build_itemknn(info, OmegaConf.create({"neighbours": 50})) is not None
+    monkeypatch.setattr(memory, "available_memory", lambda: 12 * 20_000 * 50)
+    with pytest.raises(ConfigError, match="'itemknn' needs about"):
+        build_itemknn(info, OmegaConf.create({"neighbours": 50}))

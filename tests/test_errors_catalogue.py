@@ -971,6 +971,14 @@ def e928(ctx):
     return _ooc_prepare(ctx, "privacy=dpsgd", "privacy.epsilon=4", "data.streaming=true")
 
 
+def e940(ctx):
+    from recframe.api import DataInfo
+    from recframe_cf.itemknn import build_itemknn
+
+    return message(lambda: build_itemknn(DataInfo(n_users=2, n_items=10**8),
+                                         cfg(neighbours=300)))
+
+
 def e929(ctx):
     return run_error(ctx, "model=bpr", "model.sparse_grad=true")
 

@@ -14,6 +14,7 @@ from recframe.api import (
     RecData,
     RecModel,
     TrainFormat,
+    check_fits_in_memory,
     float_param,
     history_matmul,
     int_param,
@@ -101,4 +102,9 @@ def build_ease(info: DataInfo, cfg: Any) -> EASE:
             f"above model.max_items={max_items}. Raise model.max_items if memory allows, or "
             f"filter rare items (e.g. preprocess=implicit_5core)."
         )
+    check_fits_in_memory(
+        "ease", 12 * info.n_items**2,
+        f"12 bytes x n_items^2 = 12 x {info.n_items}^2: float32 weights and a float64 "
+        f"working matrix", "Filter rare items (e.g. preprocess=implicit_5core, or a kcore "
+        "step with a higher item_min) or use a model without item x item state (bpr, ials).")
     return EASE(info.n_items, l2)

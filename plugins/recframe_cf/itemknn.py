@@ -13,6 +13,7 @@ from recframe.api import (
     RecData,
     RecModel,
     TrainFormat,
+    check_fits_in_memory,
     float_param,
     int_param,
 )
@@ -117,4 +118,10 @@ def build_itemknn(info: DataInfo, cfg: Any) -> ItemKNN:
     normalize = cfg.get("normalize", True)
     if not isinstance(normalize, bool):
         raise ConfigError(f"model.normalize must be true or false, got {normalize!r}")
+    kept = max(1, min(neighbours, info.n_items - 1))
+    check_fits_in_memory(
+        "itemknn", 12 * info.n_items * kept + 8 * _FIT_CELLS,
+        f"12 bytes x n_items x neighbours = 12 x {info.n_items} x {kept} kept, plus "
+        f"{8 * _FIT_CELLS / 2**20:.0f} MiB of co-occurrence rows while fitting",
+        "Lower model.neighbours, or filter rare items (a kcore step).")
     return ItemKNN(info.n_items, neighbours, shrink, normalize)
