@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     )
     from recframe.data.ooc import KeptRowKeys, ScanSource, SqlContext, random_keys, sql_double
     from recframe.data.sorting import lexsort_stable, positions_in_groups, stable_argsort
-    from recframe.models.memory import check_fits_in_memory
     from recframe.errors import BackendError, ConfigError, DataError, RecframeError
     from recframe.eval import GlobalInput, MetricInput, PointwiseInput
     from recframe.eval.ctr import calibration_bins, reliability_table
@@ -63,6 +62,7 @@ if TYPE_CHECKING:
         history_matmul,
         least_squares_fold_in,
     )
+    from recframe.models.memory import check_fits_in_memory
     from recframe.models.sequence_settings import (
         AUTO,
         resolve_batch_size,
