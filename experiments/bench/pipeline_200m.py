@@ -17,9 +17,13 @@ on disk:
    SparseAdam: a step updates the batch's rows, not the 2.2M x 64 tables) on batches
    streamed from the train shards (``ShardPairBatches``; negatives rejected against an int32 CSR of
    the train part built from the shards, which are sorted by user already);
-4. ``evaluate``: ``--eval-users`` sampled users ranked against all items, train+valid
-   items masked (CSR rows), recall@10 and NDCG@10 of the test items (a throughput
-   measurement; the metric plugins are checked elsewhere against brute force).
+4. ``evaluate``: ``--eval-users`` sampled users ranked against all items by the
+   framework's streamed evaluator (``ShardEvalUsers``: seen train + valid items and the
+   test items read from the shards batch by batch) and its ``Evaluator`` with the
+   ``recall`` and ``ndcg`` metric plugins at 10.
+
+On-disk size per stage: the input Parquet (generate), the shard directory (prepare),
+the trained model's ``state_dict`` (train).
 
 ``pipeline_200m_s`` is prepare + train + evaluate; ``pipeline_200m_peak_gib`` the
 process's peak RSS over them. Goal (issue 23): <= 8 GiB on the 2-core, 24 GiB machine.
@@ -95,28 +99,19 @@ def train_csr(directory: Path, manifest: dict[str, Any], n_users: int, n_items: 
                          shape=(n_users, n_items))
 
 
-def part_csr(directory: Path, manifest: dict[str, Any], part: str, n_users: int,
-             n_items: int) -> Any:
-    import scipy.sparse as sp
-
-    from recframe.data.ooc.shards import read_part
-
-    a = read_part(directory, manifest, part, ["user", "item"])
-    return sp.csr_matrix((np.ones(len(a["user"]), np.float32), (a["user"], a["item"])),
-                         shape=(n_users, n_items))
-
-
 def run(path: Path, args: Any, out: dict[str, Any]) -> None:
     import logging
 
     import torch
 
     from recframe.data.encode import DataInfo
+    from recframe.eval.evaluator import Evaluator
     from recframe.data.ooc.engine import build_shards
     from recframe.pipeline import resolve
     from recframe.plugin.manager import default_manager
     from recframe.testing import compose
     from recframe.train.shard_batches import ShardPairBatches
+    from recframe.train.shard_eval import ShardEvalUsers
 
     logging.getLogger().setLevel(logging.WARNING)
     torch.set_num_threads(args.torch_threads)  # 2 threads on 2 busy cores: 50x slower steps
@@ -152,34 +147,36 @@ def run(path: Path, args: Any, out: dict[str, Any]) -> None:
     stages["train"] = {"s": time.perf_counter() - t, "peak_gib": common.peak_rss_gib(),
                        "steps": steps, "rows": steps * 4096}
 
+    model_path = shard_dir.parent / "bpr_state.pt"
+    torch.save(model.state_dict(), model_path)
+    stages["train"] = {"s": time.perf_counter() - t, "peak_gib": common.peak_rss_gib(),
+                       "steps": steps, "rows": steps * 4096,
+                       "disk_bytes": model_path.stat().st_size}
+    del positives, batches
+
     t = time.perf_counter()
-    seen = (positives + part_csr(directory, manifest, "valid", n_users, n_items)).tocsr()
-    del positives
-    truth = part_csr(directory, manifest, "test", n_users, n_items)
-    has_test = np.flatnonzero(np.diff(truth.indptr) > 0)
-    users = np.random.default_rng(0).choice(has_test, min(args.eval_users, len(has_test)),
-                                            replace=False)
-    recall, ndcg = [], []
-    discount = 1.0 / np.log2(np.arange(2, 12))
+    # the framework's streamed evaluator: each batch's seen (train + valid) and test items
+    # read from the shards; sampled users in ascending order, so the batches read each
+    # part once, front to back
+    evaluation = ShardEvalUsers(directory, manifest, "test", n_users, n_items)
+    pick = np.random.default_rng(0).choice(len(evaluation), min(args.eval_users,
+                                                                len(evaluation)),
+                                           replace=False)
+    pick.sort()
+    pm = default_manager()
+    evaluator = Evaluator({name: pm.metrics.get(name) for name in ("recall", "ndcg")}, [10])
+    values: dict[str, list[torch.Tensor]] = {}
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(users), 1024):
-            u = users[start:start + 1024]
-            scores = model.score(torch.from_numpy(u), {}).numpy()
-            rows = seen[u]
-            scores[np.repeat(np.arange(len(u)), np.diff(rows.indptr)), rows.indices] = -np.inf
-            top = np.argpartition(-scores, 10, axis=1)[:, :10]
-            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
-            t_rows = truth[u]
-            hit = np.asarray(t_rows[np.arange(len(u))[:, None], top].todense()) > 0
-            n_rel = np.diff(t_rows.indptr)
-            recall.append(hit.sum(1) / np.minimum(n_rel, 10))
-            ideal = np.array([discount[:min(k, 10)].sum() for k in n_rel])
-            ndcg.append((hit * discount).sum(1) / ideal)
+        for start in range(0, len(pick), 1024):
+            batch = evaluation.__getitems__(pick[start:start + 1024].tolist())
+            scores = model.score(batch["users"], batch)
+            for key, value in evaluator.evaluate_batch(scores, batch,
+                                                       scores_disposable=True).items():
+                values.setdefault(key, []).append(value)
     stages["evaluate"] = {"s": time.perf_counter() - t, "peak_gib": common.peak_rss_gib(),
-                          "users": len(users)}
-    out["metrics"] = {"recall@10": float(np.concatenate(recall).mean()),
-                      "ndcg@10": float(np.concatenate(ndcg).mean())}
+                          "users": len(pick)}
+    out["metrics"] = {key: float(torch.cat(v).mean()) for key, v in values.items()}
 
 
 def main() -> int:
@@ -207,8 +204,11 @@ def main() -> int:
     total = sum(st[k]["s"] for k in ("prepare", "train", "evaluate"))
     peak = max(st[k]["peak_gib"] for k in ("prepare", "train", "evaluate"))
     key = "pipeline_200m" if not args.small else "pipeline_200m_small"
+    disk = {"generate": out["input_bytes"], "prepare": st["prepare"]["disk_bytes"],
+            "train": st["train"]["disk_bytes"]}
     figures = {f"{key}_s": round(total, 1), f"{key}_peak_gib": peak,
-               **{f"{key}_{k}_s": round(v["s"], 1) for k, v in st.items()}}
+               **{f"{key}_{k}_s": round(v["s"], 1) for k, v in st.items()},
+               **{f"{key}_{k}_disk_gib": round(v / 2**30, 3) for k, v in disk.items()}}
     c = out["counts"]
     note = " (**--small: a smoke run, not figures**)" if args.small else ""
     md = [f"{sizes['interactions']:,} synthetic interactions ({sizes['users']:,} users, "
@@ -216,8 +216,10 @@ def main() -> int:
           f"DuckDB out-of-core prepare -> one streamed BPR epoch -> evaluation of "
           f"{st['evaluate']['users']:,} sampled users. Total {total:.0f} s, peak RSS "
           f"{peak:.2f} GiB (goal <= {GOAL_GIB:g} GiB).", "",
-          common.md_table(["stage", "wall s", "peak RSS GiB so far"],
-                          [[k, round(v["s"], 1), v["peak_gib"]] for k, v in st.items()]), "",
+          common.md_table(["stage", "wall s", "peak RSS GiB so far", "on disk GiB"],
+                          [[k, round(v["s"], 1), v["peak_gib"],
+                            round(disk[k] / 2**30, 3) if k in disk else "-"]
+                           for k, v in st.items()]), "",
           f"Encoded {c['n_users']:,} users x {c['n_items']:,} items, train/valid/test "
           f"{c['n_train']:,}/{c['n_valid']:,}/{c['n_test']:,}; shards "
           f"{st['prepare']['disk_bytes'] / 2**30:.2f} GiB on disk. recall@10 "
