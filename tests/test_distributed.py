@@ -144,6 +144,9 @@ def test_ddp_training_is_comparable_to_single_process(ddp_bpr):
     ("ease", []),
     ("pop", []),
     ("sasrec", ["split=leave_one_out", "model.max_seq_len=20", "trainer.max_epochs=2"]),
+    # streamed from shards: batches dealt by row group, evaluation read from the shards
+    ("bpr", ["trainer.max_epochs=1", "data.engine=duckdb", "data.streaming=true",
+             "data.shard_rows=20000", "data.shard_dir=shards"]),
 ])
 def test_ddp_closed_form_and_sequence_models_match_one_process(model, extra, tmp_path):
     """Closed-form models fit identically on every rank; a sequence model trains under DDP;

@@ -196,6 +196,32 @@ def test_streamed_batches_cover_train_once_with_true_negatives(compose, tmp_path
     np.testing.assert_array_equal(np.concatenate([b["users"].numpy() for b in ds]), again)
 
 
+def test_fewer_row_groups_than_ranks_are_sliced(compose, tmp_path):
+    """One row group, two ranks: the group is cut in two slices, both ranks yield the
+    same number of batches from disjoint rows (DDP would hang otherwise); with fewer
+    rows than a batch, one smaller batch each."""
+    from recframe.data.ooc.shards import read_manifest
+    from recframe.train.shard_batches import ShardPairBatches
+
+    shards = tmp_path / "one"
+    data = _prepare(compose, "dataset=synthetic", "data.engine=duckdb",
+                    "data.shard_rows=1000000", f"data.shard_dir={shards}").data
+    n_train = len(data.events["train"].users)
+    for batch_size in (256, n_train):
+        ds = ShardPairBatches(shards, read_manifest(shards), data.train, batch_size, 1, 0)
+        assert len(ds.groups) == 1
+        ds.world = 2
+        assert len(ds.units) == 2
+        seen = []
+        for rank in (0, 1):
+            ds.rank = rank
+            batches = list(ds)
+            assert len(batches) == ds.batches_per_rank(0) >= 1
+            seen.append({(int(u), int(i)) for b in batches
+                         for u, i in zip(b["users"], b["pos"], strict=True)})
+        assert seen[0] and seen[1] and seen[0].isdisjoint(seen[1])
+
+
 def test_datamodule_streams_pairs_and_points_from_shards(compose, tmp_path):
     from recframe.models.base import TrainFormat
     from recframe.train.datamodule import RecDataModule
@@ -217,8 +243,8 @@ def test_streamed_ranks_read_disjoint_row_groups(compose, tmp_path):
     _, r0 = _stream(compose, tmp_path, world=2, rank=0)
     dealt = r0.deal(0)
     assert set(dealt[0]).isdisjoint(dealt[1])
-    assert sorted(dealt[0] + dealt[1]) == list(range(len(r0.groups)))
-    assert len(r0.groups) >= 4
+    assert sorted(dealt[0] + dealt[1]) == list(range(len(r0.units)))
+    assert len(r0.groups) >= 4 and len(r0.units) == len(r0.groups)
     batches0 = list(r0)
     r0.rank = 1
     batches1 = list(r0)

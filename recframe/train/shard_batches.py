@@ -23,6 +23,7 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import IterableDataset
 
+from recframe.errors import DataError
 from recframe.train.sampling import NegativeSampler
 
 
@@ -48,21 +49,43 @@ class ShardPairBatches(IterableDataset):
         self.groups = row_groups(self.directory, manifest)
         self.sampler = NegativeSampler(positives)
         self.num_negatives, self.points = num_negatives, points
-        self.epoch, self.world, self.rank, self.steps = 0, 1, 0, 1
+        self.epoch, self.rank, self.steps = 0, 0, 1
+        self.world = 1
+
+    @property
+    def world(self) -> int:
+        return self._world
+
+    @world.setter
+    def world(self, world: int) -> None:
+        """Setting the world size cuts the dealing units: whole row groups, or, when there
+        are fewer groups than ranks, equal slices of them, so every rank gets rows."""
+        self._world = world
+        pieces = -(-world // max(1, len(self.groups)))
+        self.units: list[tuple[int, int, int]] = []
+        for g, (_, _, rows) in enumerate(self.groups):
+            edges = np.linspace(0, rows, pieces + 1).astype(int)
+            self.units += [(g, int(a), int(b)) for a, b in zip(edges[:-1], edges[1:],
+                                                                   strict=True) if b > a]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def deal(self, epoch: int) -> list[list[int]]:
-        """Row-group indices of each rank in ``epoch``: shuffled, dealt round robin."""
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.groups))
+        """Unit (row group or slice) indices of each rank in ``epoch``: shuffled, dealt
+        round robin."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.units))
         return [order[r::self.world].tolist() for r in range(self.world)]
+
+    def _rank_rows(self, epoch: int) -> int:
+        """The fewest rows any rank is dealt in ``epoch``."""
+        return min(sum(self.units[u][2] - self.units[u][1] for u in dealt)
+                   for dealt in self.deal(epoch))
 
     def batches_per_rank(self, epoch: int) -> int:
         """The batches every rank yields in ``epoch``: the fewest full batches a rank has
-        rows for (at least one)."""
-        rows = [sum(self.groups[g][2] for g in dealt) for dealt in self.deal(epoch)]
-        return max(1, min(rows) // self.batch_size)
+        rows for, or one smaller batch when some rank has fewer rows than a batch."""
+        return max(1, self._rank_rows(epoch) // self.batch_size)
 
     def __len__(self) -> int:
         return -(-self.batches_per_rank(self.epoch) // self.steps)
@@ -70,11 +93,12 @@ class ShardPairBatches(IterableDataset):
     def _rows(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         import pyarrow.parquet as pq
 
-        for g in self.deal(epoch)[self.rank]:
+        for u in self.deal(epoch)[self.rank]:
+            g, start, stop = self.units[u]
             path, group, _ = self.groups[g]
             table = pq.ParquetFile(self.directory / path).read_row_group(
-                group, columns=["user", "item"])
-            perm = np.random.default_rng([self.seed, epoch, g]).permutation(table.num_rows)
+                group, columns=["user", "item"]).slice(start, stop - start)
+            perm = np.random.default_rng([self.seed, epoch, u]).permutation(table.num_rows)
             yield (table.column("user").to_numpy().astype(np.int64)[perm],
                    table.column("item").to_numpy().astype(np.int64)[perm])
 
@@ -92,14 +116,19 @@ class ShardPairBatches(IterableDataset):
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
         """This rank's batches of the current epoch, one at a time."""
         total, b = self.batches_per_rank(self.epoch), 0
+        size = min(self.batch_size, self._rank_rows(self.epoch))  # every rank: one batch
+        if size == 0:
+            raise DataError(f"data.streaming: {sum(r for _, _, r in self.groups)} train "
+                            f"row(s) cannot be dealt to {self.world} ranks; use fewer "
+                            f"devices or data.streaming=false.")
         carry_u, carry_i = np.zeros(0, np.int64), np.zeros(0, np.int64)
         for users, items in self._rows(self.epoch):
             users, items = np.concatenate([carry_u, users]), np.concatenate([carry_i, items])
-            full = len(users) // self.batch_size * self.batch_size
-            for start in range(0, full, self.batch_size):
+            full = len(users) // size * size
+            for start in range(0, full, size):
                 if b == total:
                     return
-                end = start + self.batch_size
+                end = start + size
                 yield self._batch(users[start:end], items[start:end], b)
                 b += 1
             carry_u, carry_i = users[full:], items[full:]
