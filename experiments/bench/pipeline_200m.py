@@ -105,8 +105,8 @@ def run(path: Path, args: Any, out: dict[str, Any]) -> None:
     import torch
 
     from recframe.data.encode import DataInfo
-    from recframe.eval.evaluator import Evaluator
     from recframe.data.ooc.engine import build_shards
+    from recframe.eval.evaluator import Evaluator
     from recframe.pipeline import resolve
     from recframe.plugin.manager import default_manager
     from recframe.testing import compose
