@@ -13,7 +13,6 @@ from recframe.api import (
     TIMESTAMP,
     USER,
     DataError,
-    KeptRowKeys,
     sql_double,
 )
 from recframe_splitters._common import check_keys, get_int, get_ratios, log
@@ -67,7 +66,8 @@ def build_random_sql(cfg: Any) -> Any:
     memory (looked up by original row through :class:`recframe.api.KeptRowKeys`: no
     global sort), each user's rows are ordered by key and the last ones held out by
     ``holdout_sizes``. Only the held-out rows are ranked into a table; the split is the
-    relation joined to it."""
+    relation joined to it. The keys come from ``ctx.kept_row_keys`` (an engine that
+    splits the data over workers numbers all kept rows there)."""
     check_keys(cfg, "random", ("ratios", "seed", "per_user"))
     _, valid, test = get_ratios(cfg, "random")
     seed = get_int(cfg, "seed", 0, "random")
@@ -75,16 +75,8 @@ def build_random_sql(cfg: Any) -> Any:
         return None  # a global shuffle: no out-of-core form (E921)
 
     def random_split(ctx: Any, relation: str) -> str:
-        n = _require_rows(ctx, relation, "random")
-        n_source = int(ctx.scalar(f"SELECT max({ROW}) + 1 FROM {relation}"))
-        rows = (batch.column(0).to_numpy() for batch in
-                ctx.con.sql(f"SELECT {ROW} FROM {relation}").to_arrow_reader(1 << 20))
-        keys = KeptRowKeys(seed, n_source, rows)
-        if keys.n_kept != n:
-            raise DataError(f"split 'random': the {ROW} column of the preprocessed data "
-                            f"repeats values ({keys.n_kept} distinct in {n} rows); a "
-                            f"preprocessing step's out-of-core form must keep each "
-                            f"original row at most once.")
+        _require_rows(ctx, relation, "random")
+        keys = ctx.kept_row_keys(seed, relation)
         keyed = ctx.table(f"SELECT * FROM {_register_keyed(ctx, relation, keys)}",
                           "random_keys")
         nv, nt = _holdout_sql("_n", valid, test)
@@ -102,7 +94,7 @@ def build_random_sql(cfg: Any) -> Any:
     return random_split
 
 
-def _register_keyed(ctx: Any, relation: str, keys: KeptRowKeys) -> str:
+def _register_keyed(ctx: Any, relation: str, keys: Any) -> str:
     """A relation ``(user, _row, _key)``: the rows read in batches of 1M on a second
     cursor, their keys added with numpy (a DuckDB Python function would be called for
     every 2048 rows, at 10x the cost), streamed back as an Arrow reader."""

@@ -42,6 +42,10 @@ class SqlContext:
     #: the feature frames ("items", "users") the engine holds in memory next to the
     #: relation (a step that rewrites ids must refuse when their frame is here)
     feature_frames: tuple[str, ...] = ()
+    #: the random split's key source for a seed (``kept_row_keys``); None numbers the
+    #: relation's own rows. An engine that splits the data over workers sets it to the
+    #: numbering of all kept rows, so each worker draws the keys the whole data has.
+    row_keys: Callable[[int], Any] | None = None
     _n: int = 0
     _functions: set[str] = field(default_factory=set)
     _counts: dict[str, int] = field(default_factory=dict)
@@ -97,3 +101,23 @@ class SqlContext:
                 duckdb.sqltype(returns), type="arrow", side_effects=False)
             self._functions.add(name)
         return name
+
+    def kept_row_keys(self, seed: int, relation: str) -> Any:
+        """:class:`~recframe.data.ooc.keys.KeptRowKeys` of ``relation``'s rows (``_row``
+        numbered in original order), or of all kept rows when ``row_keys`` is set."""
+        from recframe.data.ooc.keys import KeptRowKeys
+        from recframe.errors import DataError
+
+        if self.row_keys is not None:
+            return self.row_keys(seed)
+        n = self.count(relation)
+        n_source = int(self.scalar(f"SELECT coalesce(max({ROW}), -1) + 1 FROM {relation}"))
+        rows = (batch.column(0).to_numpy() for batch in
+                self.con.sql(f"SELECT {ROW} FROM {relation}").to_arrow_reader(1 << 20))
+        keys = KeptRowKeys(seed, n_source, rows)
+        if keys.n_kept != n:
+            raise DataError(f"{self.source}: the {ROW} column of the preprocessed data "
+                            f"repeats values ({keys.n_kept} distinct in {n} rows); a "
+                            f"preprocessing step's out-of-core form must keep each "
+                            f"original row at most once.")
+        return keys
