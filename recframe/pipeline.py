@@ -287,9 +287,15 @@ def fingerprint(data: RecData) -> str:
     h = hashlib.sha256()
     h.update(np.asarray(data.user_ids.astype(str)).astype("U").tobytes())
     h.update(np.asarray(data.item_ids.astype(str)).astype("U").tobytes())
+    chunks = getattr(data.events, "fingerprint_arrays", None)  # shards left on disk
     for part in ("train", "valid", "test"):
-        ev = data.events[part]
         h.update(part.encode())
+        if chunks is not None:  # the same bytes, a row group at a time
+            for column in ("user", "item"):
+                for array in chunks(part, column):
+                    h.update(array.tobytes())
+            continue
+        ev = data.events[part]
         h.update(ev.users.tobytes())
         h.update(ev.items.tobytes())
     return h.hexdigest()[:16]

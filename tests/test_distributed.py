@@ -146,7 +146,7 @@ def test_ddp_training_is_comparable_to_single_process(ddp_bpr):
     ("sasrec", ["split=leave_one_out", "model.max_seq_len=20", "trainer.max_epochs=2"]),
     # streamed from shards: batches dealt by row group, evaluation read from the shards
     ("bpr", ["trainer.max_epochs=1", "data.engine=duckdb", "data.streaming=true",
-             "data.shard_rows=20000", "data.shard_dir=shards"]),
+             "data.shard_rows=20000", "data.shard_dir={tmp}/shards"]),
 ])
 def test_ddp_closed_form_and_sequence_models_match_one_process(model, extra, tmp_path):
     """Closed-form models fit identically on every rank; a sequence model trains under DDP;
@@ -155,7 +155,7 @@ def test_ddp_closed_form_and_sequence_models_match_one_process(model, extra, tmp
 
     if model not in default_manager().models:
         pytest.skip(f"model {model} is not installed")
-    overrides = SMALL + [f"model={model}", *extra]
+    overrides = SMALL + [f"model={model}", *(e.format(tmp=tmp_path) for e in extra)]
     ddp = _run_cli(tmp_path, *overrides, "trainer=ddp", "trainer.devices=2")
     assert ddp["status"] == "ok" and ddp["world_size"] == 2
     metrics, frame = evaluate_checkpoint(compose_config(overrides), ddp["best_checkpoint"])

@@ -480,3 +480,26 @@ def test_shard_fingerprint_follows_the_step_code(compose):
         assert code_digest(plan) != ""
     finally:
         module.__file__ = source
+
+
+def test_streaming_keeps_the_parts_on_disk(compose, tmp_path):
+    """data.streaming: RecData reads no part into memory; its fingerprint, train CSR,
+    history lengths and counts equal those of the fully loaded data."""
+    from recframe.data.ooc.shards import LazyEvents
+
+    overrides = ("dataset=synthetic", "preprocess=none", "data.engine=duckdb",
+                 "data.shard_rows=700", f"data.shard_dir={tmp_path}/s")
+    full = _prepare(compose, *overrides)
+    lazy = _prepare(compose, *overrides, "data.streaming=true")
+    assert isinstance(lazy.data.events, LazyEvents)
+    assert fingerprint(lazy.data) == fingerprint(full.data)
+    assert lazy.counts == full.counts
+    np.testing.assert_array_equal(lazy.data.info.train_history_lengths,
+                                  full.data.info.train_history_lengths)
+    a, b = lazy.data.train, full.data.train
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert a.data.tolist() == b.data.tolist()
+    assert lazy.data.events.loaded() == []  # nothing above needed a part in memory
+    np.testing.assert_array_equal(lazy.data.events["test"].items,
+                                  full.data.events["test"].items)  # read when asked for

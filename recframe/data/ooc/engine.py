@@ -31,10 +31,13 @@ from recframe.data.ooc.shards import (
     FORMAT_VERSION,
     MANIFEST,
     PARTS,
+    LazyEvents,
     ShardError,
+    iter_part,
     read_ids,
     read_manifest,
     read_part,
+    train_matrix,
     write_manifest,
     write_part,
 )
@@ -210,10 +213,11 @@ def prepare_ooc(cfg: DictConfig, plan: Any) -> Any:
 
     directory, manifest, raw_meta, loaded, timings = build_shards(cfg, plan)
     t = time.perf_counter()
-    data = load_shards(directory, manifest, loaded)
+    data = load_shards(directory, manifest, loaded,
+                       streaming=bool(data_settings(cfg)["streaming"]))
     timings["read_shards"] = time.perf_counter() - t
     counts = {"n_users": data.info.n_users, "n_items": data.info.n_items,
-              **{f"n_{p}": len(data.events[p].users) for p in PARTS},
+              **{f"n_{p}": int(manifest["counts"][f"n_{p}"]) for p in PARTS},
               "dropped_valid_no_train_user": manifest["counts"]["dropped_valid"],
               "dropped_test_no_train_user": manifest["counts"]["dropped_test"]}
     if counts["n_test"] == 0:
@@ -359,33 +363,56 @@ def encode_to_shards(ctx: SqlContext, split: str, directory: Path, shard_rows: i
 
 
 def load_shards(directory: Path, manifest: dict[str, Any] | None = None,
-                loaded: Any = None) -> RecData:
-    """A shard directory as :class:`RecData` (checked against its manifest first)."""
+                loaded: Any = None, streaming: bool = False) -> RecData:
+    """A shard directory as :class:`RecData` (checked against its manifest first).
+
+    ``streaming``: the parts stay on disk (:class:`LazyEvents` reads one only if asked
+    for) and the train CSR is built from the shards (4 bytes per interaction), as
+    streamed training and evaluation need nothing else in memory."""
     manifest = manifest or read_manifest(directory)
     has_ts = bool(manifest["has_timestamps"])
-    events = {}
-    for part in PARTS:
-        cols = ["user", "item", *([TIMESTAMP] if has_ts else [])]
-        arrays = read_part(directory, manifest, part, cols)
-        events[part] = Events(arrays["user"].astype(np.int64), arrays["item"].astype(np.int64),
-                              arrays[TIMESTAMP] if has_ts else None)
+    events: Any
+    if streaming:
+        events = LazyEvents(directory, manifest, has_ts)
+    else:
+        events = {}
+        for part in PARTS:
+            cols = ["user", "item", *([TIMESTAMP] if has_ts else [])]
+            arrays = read_part(directory, manifest, part, cols)
+            events[part] = Events(arrays["user"].astype(np.int64),
+                                  arrays["item"].astype(np.int64),
+                                  arrays[TIMESTAMP] if has_ts else None)
     user_ids, item_ids = read_ids(directory, "user_ids"), read_ids(directory, "item_ids")
     if len(user_ids) != manifest["counts"]["n_users"]:
         raise ShardError(f"shard directory {directory} is damaged: user_ids.parquet does not "
                          f"match the manifest. Delete it and rerun.")
     items_frame, item_specs = _feature_frame(getattr(loaded, "items", None), item_ids, ITEM)
     users_frame, user_specs = _feature_frame(getattr(loaded, "users", None), user_ids, USER)
+    train = train_matrix(directory, manifest, len(user_ids), len(item_ids)) if streaming \
+        else None
+    lengths = (np.bincount(events["train"].users, minlength=len(user_ids)) if train is None
+               else _train_lengths(directory, manifest, len(user_ids)))
     info = DataInfo(
         n_users=len(user_ids), n_items=len(item_ids), has_timestamps=has_ts,
         has_ratings=bool(manifest["has_ratings"]), item_features=item_specs,
-        user_features=user_specs, n_train=len(events["train"].users),
-        name=str(manifest.get("dataset", "")),
-        train_history_lengths=np.bincount(events["train"].users, minlength=len(user_ids)))
+        user_features=user_specs, n_train=int(manifest["counts"]["n_train"]),
+        name=str(manifest.get("dataset", "")), train_history_lengths=lengths)
     dropped = {"train": 0, "valid": manifest["counts"]["dropped_valid"],
                "test": manifest["counts"]["dropped_test"]}
-    return RecData(info=info, user_ids=user_ids, item_ids=item_ids, events=events,
+    data = RecData(info=info, user_ids=user_ids, item_ids=item_ids, events=events,
                    item_features=items_frame, user_features=users_frame,
                    meta={"dropped_eval_interactions_without_train_user": dropped,
                          "shards": str(directory)},
                    _frames={"user": getattr(loaded, "users", None),
                             "item": getattr(loaded, "items", None)})
+    if train is not None:
+        data._csr["train"] = train
+    return data
+
+
+def _train_lengths(directory: Path, manifest: dict[str, Any], n_users: int) -> np.ndarray:
+    """Train events per user (rows, duplicates counted), read a row group at a time."""
+    lengths = np.zeros(n_users, dtype=np.int64)
+    for chunk in iter_part(directory, manifest, "train", ["user"]):
+        lengths += np.bincount(chunk["user"], minlength=n_users)
+    return lengths

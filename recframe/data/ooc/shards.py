@@ -12,6 +12,7 @@ is never read.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,78 @@ def read_ids(directory: Path, name: str) -> pd.Index:
     column = pq.read_table(directory / f"{name}.parquet").column(0)
     values = column.to_pylist() if column.type == "string" else column.to_numpy()
     return pd.Index(values)
+
+
+def iter_part(directory: Path, manifest: dict[str, Any], part: str, columns: list[str]
+              ) -> Iterator[dict[str, np.ndarray]]:
+    """The rows of ``part`` one row group at a time, in order, as numpy arrays."""
+    import pyarrow.parquet as pq
+
+    for entry in manifest["files"][part]:
+        file = pq.ParquetFile(directory / entry["path"])
+        for group in range(file.metadata.num_row_groups):
+            table = file.read_row_group(group, columns=columns)
+            yield {c: table.column(c).to_numpy() for c in columns}
+
+
+def train_matrix(directory: Path, manifest: dict[str, Any], n_users: int, n_items: int
+                 ) -> Any:
+    """The train part as the binary CSR :meth:`RecData.matrix` builds (duplicates
+    collapsed, columns sorted per row), read row group by row group: the shards are
+    sorted by user, so the item column in file order is the CSR's indices (4 bytes per
+    interaction, int32), never an int64 event array."""
+    import scipy.sparse as sp
+
+    n = int(manifest["counts"]["n_train"])
+    indices = np.empty(n, dtype=np.int32)
+    counts = np.zeros(n_users, dtype=np.int64)
+    at = 0
+    for chunk in iter_part(directory, manifest, "train", ["user", "item"]):
+        indices[at:at + len(chunk["item"])] = chunk["item"]
+        counts += np.bincount(chunk["user"], minlength=n_users)
+        at += len(chunk["item"])
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    m = sp.csr_matrix((np.ones(n, dtype=np.float32), indices, indptr),
+                      shape=(n_users, n_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+class LazyEvents(Mapping):
+    """``RecData.events`` of a shard directory whose parts are read only when asked for
+    (``data.streaming=true``: training and evaluation read the shards themselves)."""
+
+    def __init__(self, directory: Path, manifest: dict[str, Any], has_timestamps: bool
+                 ) -> None:
+        self.directory, self.manifest, self.has_timestamps = directory, manifest, has_timestamps
+        self._loaded: dict[str, Any] = {}
+
+    def __getitem__(self, part: str) -> Any:
+        from recframe.data.encode import Events
+
+        if part not in PARTS:
+            raise KeyError(part)
+        if part not in self._loaded:
+            cols = ["user", "item", *(["timestamp"] if self.has_timestamps else [])]
+            a = read_part(self.directory, self.manifest, part, cols)
+            self._loaded[part] = Events(a["user"].astype(np.int64), a["item"].astype(np.int64),
+                                        a["timestamp"] if self.has_timestamps else None)
+        return self._loaded[part]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PARTS)
+
+    def __len__(self) -> int:
+        return len(PARTS)
+
+    def loaded(self) -> list[str]:
+        """The parts read into memory so far."""
+        return list(self._loaded)
+
+    def fingerprint_arrays(self, part: str, column: str) -> Iterator[np.ndarray]:
+        """``column`` of ``part`` as int64 chunks in order (for :func:`fingerprint`,
+        without holding the part)."""
+        for chunk in iter_part(self.directory, self.manifest, part, [column]):
+            yield chunk[column].astype(np.int64)
