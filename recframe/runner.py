@@ -220,6 +220,17 @@ def _data_record(cfg: DictConfig, prepared: Any) -> dict[str, Any]:
     }
 
 
+def eval_user_limits(cfg: DictConfig) -> dict[str, int | None]:
+    """``evaluation.valid_users`` / ``test_users``: a seeded sample size or None (all)."""
+    evaluation = cfg.get("evaluation") or {}
+    limits: dict[str, int | None] = {}
+    for part in ("valid", "test"):
+        value = evaluation.get(f"{part}_users")
+        limits[part] = None if value is None else positive_int(value,
+                                                               f"evaluation.{part}_users")
+    return limits
+
+
 def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any,
                     cold: ColdStart | None = None) -> dict[str, Any]:
     if plan.protocol == "ctr":
@@ -229,6 +240,7 @@ def protocol_record(cfg: DictConfig, plan: Plan, prepared: Any,
         **_data_record(cfg, prepared),
         "masking": {"valid": "train items masked", "test": "train and valid items masked"},
         "evaluated_users": "users with at least one held-out item in the part",
+        "evaluated_users_sample": eval_user_limits(cfg),
         "metrics": {
             name: {"description": spec.description, "ks": plan.evaluator.ks,
                    "higher_is_better": spec.higher_is_better, "kind": spec.kind}
@@ -436,6 +448,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
         protocol=plan.protocol,
         streaming=plan.engine == "duckdb" and bool(data_settings(cfg)["streaming"]),
+        eval_users=eval_user_limits(cfg),
     )
     if plan.protocol == "ctr":
         datamodule.eval_batch_size = int(cfg.evaluation.get("row_batch_size", 8192))

@@ -128,3 +128,26 @@ def test_seconds_per_epoch_counts_training_not_validation(compose, tmp_path):
     timings = run_experiment(cfg, tmp_path)["timings"]
     assert timings["validation_seconds_per_epoch"] >= 3.0
     assert timings["seconds_per_epoch"] < 3.0  # a few tiny batches: well under, even on a busy box
+
+
+def test_evaluating_a_sample_of_users(compose, tmp_path):
+    """evaluation.test_users: a seeded sample of users, each with the value a full
+    evaluation gives it; recorded in results.json; the same sample for another model."""
+    from recframe.errors import ConfigError
+
+    full = run_experiment(compose("model=pop"), tmp_path / "full")
+    runs = {m: run_experiment(compose(f"model={m}", "evaluation.test_users=40",
+                                      "trainer.max_epochs=1"), tmp_path / m)
+            for m in ("pop", "bpr")}
+    assert runs["pop"]["protocol"]["evaluated_users_sample"] == {"valid": None, "test": 40}
+    assert full["protocol"]["evaluated_users_sample"] == {"valid": None, "test": None}
+    everyone = pd.read_parquet(tmp_path / "full" / "per_user.parquet").set_index("user")
+    sample = pd.read_parquet(tmp_path / "pop" / "per_user.parquet").set_index("user")
+    assert len(sample) == 40 < len(everyone)
+    pd.testing.assert_frame_equal(sample, everyone.loc[sample.index])
+    other = pd.read_parquet(tmp_path / "bpr" / "per_user.parquet")
+    assert sorted(other["user"]) == sorted(sample.index)
+    assert runs["pop"]["metrics"]["test"]["ndcg@10"] == pytest.approx(
+        sample["ndcg@10"].mean(), abs=1e-6)
+    with pytest.raises(ConfigError, match="evaluation.valid_users must be a whole number"):
+        run_experiment(compose("model=pop", "evaluation.valid_users=0"), tmp_path / "bad")

@@ -32,6 +32,15 @@ def _identity(batch: dict) -> dict:
     return batch
 
 
+def sample_users(users: np.ndarray, n: int, seed: int, part: str) -> np.ndarray:
+    """``n`` of ``users`` drawn with ``(seed, part)``, ascending (all when fewer): the
+    same sample for every model and epoch of a seed, so runs stay comparable."""
+    if n >= len(users):
+        return users
+    rng = np.random.default_rng([seed, {"valid": 1, "test": 2}.get(part, 0)])
+    return np.sort(rng.choice(users, n, replace=False))
+
+
 def _unrepeated(dataset: Dataset, world: int, rank: int) -> Sampler:
     """Each rank gets users rank, rank + world, ...: no padding, no repeats."""
     return UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
@@ -63,6 +72,7 @@ class RecDataModule(pl.LightningDataModule):
         eval_sampler: Callable[[Dataset, int, int], Sampler] | None = None,
         protocol: str = "ranking",
         streaming: bool = False,
+        eval_users: dict[str, int | None] | None = None,
     ) -> None:
         super().__init__()
         self.data = data
@@ -79,6 +89,8 @@ class RecDataModule(pl.LightningDataModule):
         self.protocol = protocol
         #: pair/point batches streamed from the train shards (data.streaming, out of core)
         self.streaming = streaming
+        #: part -> users evaluated (a seeded sample; None: all) (evaluation.valid_users)
+        self.eval_users = dict(eval_users or {})
         self.world: tuple[int, int] | None = None  # (world size, rank) without a trainer
         self.train_set: Dataset | None = None
 
@@ -165,6 +177,13 @@ class RecDataModule(pl.LightningDataModule):
             self.train_set.set_epoch(epoch)
 
     def eval_set(self, part: str) -> EvalUsers | ShardEvalUsers:
+        users = self._eval_set(part)
+        limit = self.eval_users.get(part)
+        if limit is not None:
+            users.users = sample_users(users.users, limit, self.seed, part)
+        return users
+
+    def _eval_set(self, part: str) -> EvalUsers | ShardEvalUsers:
         shards = self.data.meta.get("shards") if self.streaming else None
         if shards and not self.max_seq_len and self.candidates is None:
             # streamed: seen and held-out items read from the shards batch by batch
