@@ -30,8 +30,11 @@ from recframe.privacy import HeldOut, PrivacySettings, hold_out_users, read_priv
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("auto", "ranking", "ctr")
-#: ``data.engine`` values: in memory, out of core (DuckDB), or chosen by input size
-ENGINES = ("pandas", "duckdb", "auto")
+#: ``data.engine`` values: in memory, out of core (DuckDB), on a Ray cluster, or chosen
+#: by input size
+ENGINES = ("pandas", "duckdb", "ray", "auto")
+#: the engines that write Parquet shards
+OOC_ENGINES = ("duckdb", "ray")
 
 
 @dataclass
@@ -134,7 +137,8 @@ def resolve_engine(cfg: DictConfig, dataset: DatasetSpec, step_specs: list[Any],
                    steps_cfg: Any, split_spec: Any) -> tuple[str, str, list[Any], Any]:
     """``data.engine`` -> (engine, why, out-of-core steps, out-of-core splitter).
 
-    ``auto`` picks ``duckdb`` when the dataset can be scanned lazily and its files
+    ``ray`` runs the same step forms on user-range partitions and refuses those that do
+    not declare a partitioned form (E932); ``auto`` picks ``duckdb`` when the dataset can be scanned lazily and its files
     exceed ``data.ooc_threshold_gib`` and every step has an out-of-core form;
     ``duckdb`` insists (E921 names the steps that lack one)."""
     from recframe.data.ooc.engine import data_settings
@@ -180,6 +184,11 @@ def resolve_engine(cfg: DictConfig, dataset: DatasetSpec, step_specs: list[Any],
             f"data.engine={engine}: no out-of-core form for {', '.join(lacking)} (a step or "
             f"splitter registers one with build_sql). Run this config with "
             f"data.engine=pandas, or drop those steps.")
+    if engine == "ray":
+        from recframe.data.ooc.ray_engine import check_partitioned
+
+        check_partitioned(sql_steps, (split_spec.name, sql_splitter))
+        return "ray", why, sql_steps, sql_splitter
     return "duckdb", why, sql_steps, sql_splitter
 
 
@@ -304,7 +313,7 @@ def fingerprint(data: RecData) -> str:
 def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
     """Load, preprocess, split and encode; time each phase (out of core when the plan's
     engine is ``duckdb``: :func:`recframe.data.ooc.engine.prepare_ooc`)."""
-    if plan.engine == "duckdb":
+    if plan.engine in OOC_ENGINES:
         if "fields" in plan.model.needs:
             raise ConfigError(
                 f"model {plan.model.name!r} needs typed fields, which the out-of-core "
@@ -327,7 +336,7 @@ def prepare(cfg: DictConfig, plan: Plan) -> PreparedData:
 
     prepared.raw_meta["data_engine"] = {
         "engine": plan.engine, "reason": plan.engine_reason,
-        "streaming": plan.engine == "duckdb" and bool(data_settings(cfg)["streaming"])}
+        "streaming": plan.engine in OOC_ENGINES and bool(data_settings(cfg)["streaming"])}
     return prepared
 
 

@@ -211,7 +211,7 @@ def _data_record(cfg: DictConfig, prepared: Any) -> dict[str, Any]:
         },
         "preprocess": _plain(cfg.get("preprocess")) or [],
         "split": OmegaConf.to_container(cfg.split, resolve=True),
-        # pandas (in memory) or duckdb (out of core), why, and the shard directory
+        # pandas (in memory), duckdb (out of core) or ray (cluster), why, the shard directory
         "data_engine": {**prepared.raw_meta.get("data_engine", {}), **(
             {"shards": prepared.raw_meta["shards"]} if "shards" in prepared.raw_meta else {})},
         "data_fingerprint": fingerprint(prepared.data),
@@ -447,7 +447,7 @@ def build_experiment(cfg: DictConfig, pm: PluginManager | None = None) -> Experi
         sequence_rows=sequence_rows(model),
         candidates=candidate_sampler(candidates, data.info.n_items, data.item_popularity()),
         protocol=plan.protocol,
-        streaming=plan.engine == "duckdb" and bool(data_settings(cfg)["streaming"]),
+        streaming=plan.engine in ("duckdb", "ray") and bool(data_settings(cfg)["streaming"]),
         eval_users=eval_user_limits(cfg),
     )
     if plan.protocol == "ctr":

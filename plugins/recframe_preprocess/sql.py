@@ -39,6 +39,7 @@ def build_drop_invalid_sql(cfg: Any) -> Any:
         _report("drop_invalid", before, ctx.count(out), "null ids or invalid values")
         return out
 
+    drop_invalid.partition_local = True  # data.engine=ray: rows of one user at a time
     return drop_invalid
 
 
@@ -72,6 +73,7 @@ def build_dedup_sql(cfg: Any) -> Any:
         _report("dedup", before, ctx.count(out), "repeated user-item pairs")
         return out
 
+    dedup.partition_local = True  # data.engine=ray: rows of one user at a time
     return dedup
 
 
@@ -100,6 +102,7 @@ def build_binarize_sql(cfg: Any) -> Any:
         _report("binarize", before, ctx.count(out), f"rating < {threshold:g}")
         return out
 
+    binarize.partition_local = True  # data.engine=ray: rows of one user at a time
     return binarize
 
 
@@ -144,6 +147,7 @@ def build_kcore_sql(cfg: Any) -> Any:
         ctx.con.execute("".join(f"DROP TABLE {t};" for t in made))
         return out
 
+    kcore.partition_kcore = (user_min, item_min)  # data.engine=ray: global item counts
     return kcore
 
 

@@ -91,6 +91,8 @@ def build_random_sql(cfg: Any) -> Any:
         return ctx.table(f"SELECT r.*, coalesce(h.{PART}, 0)::TINYINT AS {PART} FROM "
                          f"{relation} r LEFT JOIN {held} h USING ({ROW})", "random")
 
+    # data.engine=ray: user-local but for the key of each row's global position
+    random_split.partition_positions = (f"recframe_random_keys_{seed}", keys)
     return random_split
 
 
@@ -148,6 +150,7 @@ def build_leave_one_out_sql(cfg: Any) -> Any:
             f"THEN 2 WHEN _n >= {need} AND _pos >= _n - {n_test + n_valid} THEN 1 ELSE 0 END)"
             f"::TINYINT AS {PART} FROM ({ranked})", "leave_one_out")
 
+    leave_one_out.partition_local = True  # data.engine=ray: rows of one user at a time
     return leave_one_out
 
 

@@ -54,7 +54,7 @@ def data_settings(cfg: DictConfig) -> dict[str, Any]:
     node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     settings = {"engine": "pandas", "ooc_threshold_gib": 2.0, "shard_dir": None,
                 "shard_rows": 4_000_000, "memory_limit": None, "threads": None,
-                "streaming": False, **dict(node)}
+                "streaming": False, "ray": None, **dict(node)}
     checks = {
         "shard_rows": (lambda v: _is_int(v) and v >= 1, "an integer >= 1, e.g. 4000000"),
         "threads": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1"),
@@ -70,6 +70,10 @@ def data_settings(cfg: DictConfig) -> dict[str, Any]:
     for key, (ok, expected) in checks.items():
         if not ok(settings[key]):
             raise ConfigError(f"data.{key} must be {expected}; got {settings[key]!r}.")
+    if settings["engine"] == "ray":
+        from recframe.data.ooc.ray_engine import ray_settings
+
+        settings["ray"] = ray_settings(settings["ray"])
     return settings
 
 
@@ -105,14 +109,7 @@ def _scan_relation(ctx: SqlContext, src: ScanSource) -> str:
         raise ConfigError(f"the out-of-core engine scans one Parquet file; got "
                           f"{src.format} x {len(src.paths)}")
     path = src.paths[0].replace("'", "''")
-    cols = []
-    for canonical, column in src.columns.items():
-        if column is None:
-            continue
-        quoted = '"' + str(column).replace('"', '""') + '"'
-        if canonical == RATING:
-            quoted = f"CAST({quoted} AS DOUBLE)"
-        cols.append(f"{quoted} AS {canonical}")
+    cols = canonical_columns(src.columns)
     view = ctx.view(f"SELECT {', '.join(cols)}, file_row_number AS {ROW} FROM "
                     f"read_parquet('{path}', file_row_number = true)", "source")
     types = ctx.types(view)
@@ -122,8 +119,32 @@ def _scan_relation(ctx: SqlContext, src: ScanSource) -> str:
     return view
 
 
+def canonical_columns(columns: dict[str, Any]) -> list[str]:
+    """SELECT expressions renaming a source's columns to the canonical ones (ratings as
+    DOUBLE)."""
+    cols = []
+    for canonical, column in columns.items():
+        if column is None:
+            continue
+        quoted = '"' + str(column).replace('"', '""') + '"'
+        if canonical == RATING:
+            quoted = f"CAST({quoted} AS DOUBLE)"
+        cols.append(f"{quoted} AS {canonical}")
+    return cols
+
+
 def _frame_relation(ctx: SqlContext, ds: Any) -> str:
     """A loaded Dataset's interactions (data that fits in memory) as a relation."""
+    ctx.con.register("loaded_frame", frame_table(ds))
+    # a table, not a view of the registered frame: a registered object is seen by its
+    # own connection only, and steps may read relations on a second cursor
+    name = ctx.table("SELECT * FROM loaded_frame", "source")
+    ctx.con.unregister("loaded_frame")
+    return name
+
+
+def frame_table(ds: Any) -> Any:
+    """A loaded Dataset's interactions as an Arrow table: canonical columns and ``_row``."""
     import pyarrow as pa
 
     df = ds.interactions
@@ -135,12 +156,7 @@ def _frame_relation(ctx: SqlContext, ds: Any) -> str:
         raise DataError(f"{ds.source or ds.name}: the interactions cannot be typed for the "
                         f"out-of-core engine ({exc}); ids must be all integers or all "
                         f"strings. Fix the data or use data.engine=pandas.") from None
-    ctx.con.register("loaded_frame", table)
-    # a table, not a view of the registered frame: a registered object is seen by its
-    # own connection only, and steps may read relations on a second cursor
-    name = ctx.table("SELECT * FROM loaded_frame", "source")
-    ctx.con.unregister("loaded_frame")
-    return name
+    return table
 
 
 def _validate(ctx: SqlContext, relation: str, after: str) -> None:
@@ -148,6 +164,11 @@ def _validate(ctx: SqlContext, relation: str, after: str) -> None:
     if ctx.count(relation) == 0:
         raise DataError(f"no interactions left {after}. Loosen the filters (binarize "
                         f"threshold, k-core minimums) or check the input {ctx.source}.")
+    check_finite(ctx, relation)
+
+
+def check_finite(ctx: SqlContext, relation: str) -> None:
+    """No NaN/inf rating or timestamp (the in-memory path's check)."""
     types = ctx.types(relation)
     for col in (RATING, TIMESTAMP):
         if col in types and any(t in types[col] for t in ("DOUBLE", "FLOAT")):
@@ -288,6 +309,13 @@ def _reuse_or_build(cfg: DictConfig, plan: Any, settings: dict[str, Any], direct
 def _build(cfg: DictConfig, plan: Any, settings: dict[str, Any], directory: Path, fp: str,
            source: ScanSource | None, loaded: Any, where: str, meta: dict[str, Any],
            name: str, timings: dict[str, float], t: float) -> dict[str, Any]:
+    if settings["engine"] == "ray":
+        from recframe.data.ooc.ray_engine import build_ray
+
+        manifest = build_ray(settings, plan, directory, source, loaded, where, meta, timings, t)
+        manifest.update(fingerprint=fp, dataset=name, engine="ray")
+        write_manifest(directory, manifest)
+        return manifest
     spill = directory.parent / f".{directory.name}.spill"
     con = connect(settings, spill)
     try:
@@ -334,6 +362,27 @@ def encode_to_shards(ctx: SqlContext, split: str, directory: Path, shard_rows: i
     for rel, col, fname in ((users, USER, "user_ids"), (items, ITEM, "item_ids")):
         table = con.sql(f"SELECT {col} FROM {rel} ORDER BY {col}").to_arrow_table()
         pq.write_table(table, directory / f"{fname}.parquet")
+    out = encode_parts(ctx, split, users, items, directory, shard_rows)
+    rows = {p: sum(f["rows"] for f in out["files"][p]) for p in PARTS}
+    return {
+        "columns": out["columns"],
+        "files": out["files"],
+        "id_maps": {"user_ids": "user_ids.parquet", "item_ids": "item_ids.parquet"},
+        "counts": {"n_users": ctx.count(users), "n_items": ctx.count(items),
+                   **{f"n_{p}": rows[p] for p in PARTS},
+                   "dropped_valid": out["dropped"].get(1, 0),
+                   "dropped_test": out["dropped"].get(2, 0)},
+        "has_timestamps": TIMESTAMP in out["columns"], "has_ratings": RATING in out["columns"],
+    }
+
+
+def encode_parts(ctx: SqlContext, split: str, users: str, items: str, directory: Path,
+                 shard_rows: int) -> dict[str, Any]:
+    """Each part of ``split`` through the id maps ``users`` (``user_id, uidx``) and
+    ``items`` (``item_id, iidx``), sorted by user, time, row, written as shards under
+    ``directory``: ``{columns, files, dropped}`` (rows of valid/test whose user has no
+    train row, by part label)."""
+    con = ctx.con
     cols = ctx.columns(split)
     extra = [c for c in (RATING, TIMESTAMP) if c in cols]
     order = ", ".join(["u.uidx", *([f"s.{TIMESTAMP}"] if TIMESTAMP in cols else []),
@@ -349,17 +398,8 @@ def encode_to_shards(ctx: SqlContext, split: str, directory: Path, shard_rows: i
     dropped = dict(con.execute(
         f"SELECT {PART}, count(*) FROM {split} ANTI JOIN {users} USING ({USER}) "
         f"GROUP BY {PART}").fetchall())
-    rows = {p: sum(f["rows"] for f in files[p]) for p in PARTS}
-    return {
-        "columns": ["user", "item", *extra],
-        "files": files,
-        "id_maps": {"user_ids": "user_ids.parquet", "item_ids": "item_ids.parquet"},
-        "counts": {"n_users": ctx.count(users), "n_items": ctx.count(items),
-                   **{f"n_{p}": rows[p] for p in PARTS},
-                   "dropped_valid": int(dropped.get(1, 0)),
-                   "dropped_test": int(dropped.get(2, 0))},
-        "has_timestamps": TIMESTAMP in extra, "has_ratings": RATING in extra,
-    }
+    return {"columns": ["user", "item", *extra], "files": files,
+            "dropped": {int(k): int(v) for k, v in dropped.items()}}
 
 
 def load_shards(directory: Path, manifest: dict[str, Any] | None = None,
