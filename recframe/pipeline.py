@@ -138,9 +138,9 @@ def resolve_engine(cfg: DictConfig, dataset: DatasetSpec, step_specs: list[Any],
     """``data.engine`` -> (engine, why, out-of-core steps, out-of-core splitter).
 
     ``ray`` runs the same step forms on user-range partitions and refuses those that do
-    not declare a partitioned form (E932); ``auto`` picks ``duckdb`` when the dataset can be scanned lazily and its files
-    exceed ``data.ooc_threshold_gib`` and every step has an out-of-core form;
-    ``duckdb`` insists (E921 names the steps that lack one)."""
+    not declare a partitioned form (E932); ``auto`` picks ``duckdb`` when the dataset
+    can be scanned lazily and its files exceed ``data.ooc_threshold_gib`` and every step
+    has an out-of-core form; ``duckdb`` insists (E921 names the steps that lack one)."""
     from recframe.data.ooc.engine import data_settings
 
     settings = data_settings(cfg)
@@ -185,8 +185,9 @@ def resolve_engine(cfg: DictConfig, dataset: DatasetSpec, step_specs: list[Any],
             f"splitter registers one with build_sql). Run this config with "
             f"data.engine=pandas, or drop those steps.")
     if engine == "ray":
-        from recframe.data.ooc.ray_engine import check_partitioned
+        from recframe.data.ooc.ray_engine import check_partitioned, import_ray
 
+        import_ray()  # E930 before any data is read
         check_partitioned(sql_steps, (split_spec.name, sql_splitter))
         return "ray", why, sql_steps, sql_splitter
     return "duckdb", why, sql_steps, sql_splitter

@@ -141,9 +141,11 @@ def start(settings: dict[str, Any]) -> bool:
     """Connect to (or start) Ray as ``data.ray`` says; True when this call started it
     (the caller shuts it down). A Ray already initialized in this process is used."""
     ray = import_ray()
+    address = settings["address"]
+    if address not in (None, "auto"):  # fail fast, before Ray's own retries
+        _probe(address, float(settings["connect_timeout_s"]))
     if ray.is_initialized():
         return False
-    address = settings["address"]
     common = {"include_dashboard": False, "log_to_driver": False,
               "configure_logging": False}
     if address is None:
@@ -151,8 +153,6 @@ def start(settings: dict[str, Any]) -> bool:
         ray.init(num_cpus=settings["num_workers"], **common,
                  **({"object_store_memory": int(store) << 20} if store else {}))
         return True
-    if address != "auto":
-        _probe(address, float(settings["connect_timeout_s"]))
     try:
         ray.init(address=address, **common)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
