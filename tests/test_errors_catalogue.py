@@ -987,6 +987,49 @@ def e927(ctx):
     return resolve_error(ctx, "data.engine=duckdb", "data.shard_rows=0")
 
 
+def _ray_prepare(ctx, *overrides):
+    return _ooc_prepare(ctx, "data.engine=ray", *overrides)
+
+
+def e930(ctx):
+    import sys
+
+    ctx.monkeypatch.setitem(sys.modules, "ray", None)
+    return resolve_error(ctx, "data.engine=ray")
+
+
+def e931(ctx):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return _ray_prepare(ctx, f"data.ray.address=ray://127.0.0.1:{port}",
+                        "data.ray.connect_timeout_s=2")
+
+
+def e932(ctx):
+    return resolve_error(ctx, "data.engine=ray", "split=temporal")
+
+
+def e933(ctx):
+    return resolve_error(ctx, "data.engine=ray", "data.ray.num_workers=0")
+
+
+def e934(ctx):
+    import types
+
+    from recframe.data.ooc.ray_engine import _get
+
+    ray = pytest.importorskip("ray")
+
+    def get(refs):
+        raise ray.exceptions.RayTaskError("encode", "Traceback ...", MemoryError("worker OOM"))
+
+    fake = types.SimpleNamespace(get=get, exceptions=ray.exceptions)
+    return message(lambda: _get(fake, []))
+
+
 def e951(ctx):
     return message(lambda: _cold("items", cold_share=1.5))
 
