@@ -111,7 +111,7 @@ def import_ray() -> Any:
         import ray
     except ImportError:
         raise ConfigError(
-            "data.engine=ray needs Ray Data, which is not installed: `pip install "
+            "data.engine=ray needs Ray, which is not installed: `pip install "
             "'recframe[cluster]'` (or `pip install 'ray[data]'`), or run with "
             "data.engine=duckdb (one machine).") from None
     return ray
@@ -492,19 +492,21 @@ def _run_steps(ray: Any, actors: list[Any], steps: list[tuple[str, Any]],
 
     def flush() -> None:
         if local:
+            t = time.perf_counter()
             total = sum(_get(ray, [a.run_local.remote(list(local)) for a in actors]))
+            timings["preprocess_" + "+".join(n for n, _ in local)] = time.perf_counter() - t
             if total == 0:
                 raise _empty(f"after preprocessing step {local[-1][0]!r}")
             local.clear()
 
     for name, step in steps:
-        t = time.perf_counter()
         if getattr(step, "partition_kcore", None) is not None:
             flush()
+            t = time.perf_counter()
             _kcore(ray, actors, *step.partition_kcore)
+            timings[f"preprocess_{name}"] = time.perf_counter() - t
         else:
             local.append((name, step))
-        timings[f"preprocess_{name}"] = time.perf_counter() - t
     flush()
     if sum(_get(ray, [a.count.remote() for a in actors])) == 0:
         raise _empty("after preprocessing" if steps else "after loading")
