@@ -91,16 +91,22 @@ def test_parquet_log_with_string_ids_and_ties_identical_on_ray(compose, tmp_path
     overrides = ("dataset=csv", f"dataset.path={path}", "dataset.columns.user_id=u",
                  "dataset.columns.item_id=i", "dataset.columns.rating=r",
                  "dataset.columns.timestamp=t", "preprocess=implicit_5core")
+    memory = {}
     for split in ("random", "leave_one_out"):
-        a = _prepare(compose, *overrides, f"split={split}")
+        memory[split] = a = _prepare(compose, *overrides, f"split={split}")
         c = _prepare(compose, *overrides, f"split={split}", *RAY, "data.shard_rows=500",
                      f"data.shard_dir={tmp_path}/{split}")
         assert_same(a, c)
+    # either engine reuses the other's shards (same fingerprint, same layout)
+    again = _prepare(compose, *overrides, "split=random", "data.engine=duckdb",
+                     f"data.shard_dir={tmp_path}/random")
+    assert again.raw_meta["shards"]["reused"]
+    assert_same(memory["random"], again)
     other = _prepare(compose, *overrides, "split=random", "split.seed=4", *RAY,
                      f"data.shard_dir={tmp_path}/seed4")
     from recframe.pipeline import fingerprint
 
-    assert fingerprint(other.data) != fingerprint(a.data)  # the identity is not vacuous
+    assert fingerprint(other.data) != fingerprint(memory["random"].data)  # not vacuous
 
 
 @pytest.mark.slow
@@ -119,3 +125,27 @@ def test_ml100k_bpr_metrics_identical_on_ray(compose, tmp_path, ml100k_dir, loca
     assert rec[0]["protocol"]["data_fingerprint"] == rec[1]["protocol"]["data_fingerprint"]
     assert rec[0]["metrics"]["test"] == rec[1]["metrics"]["test"]
     assert rec[0]["metrics"]["test"]
+
+
+@pytest.mark.slow
+def test_a_worker_error_is_the_duckdb_error_and_nothing_is_written(compose, tmp_path,
+                                                                  local_ray):
+    """A recframe error raised inside a Ray worker (leave_one_out on users with one event
+    each) reaches the caller as the duckdb engine raises it (counted in the worker's user
+    range: 30 of 30 users there, 60 of 60 under duckdb); no manifest, no staging."""
+    from recframe.errors import DataError
+
+    path = tmp_path / "log.parquet"
+    pd.DataFrame([[u, u % 7, 5.0, u] for u in range(60)],
+                 columns=["u", "i", "r", "t"]).to_parquet(path)
+    overrides = ("dataset=csv", f"dataset.path={path}", "dataset.columns.user_id=u",
+                 "dataset.columns.item_id=i", "dataset.columns.rating=r",
+                 "dataset.columns.timestamp=t", "preprocess=none", "split=leave_one_out")
+    messages = []
+    for engine in (("data.engine=duckdb",), RAY):
+        with pytest.raises(DataError) as info:
+            _prepare(compose, *overrides, *engine, f"data.shard_dir={tmp_path}/s")
+        messages.append(str(info.value))
+    assert messages[0].replace("60 of 60", "30 of 30") == messages[1]
+    assert not (tmp_path / "s" / "manifest.json").exists()
+    assert not (tmp_path / ".s.ray").exists()

@@ -297,7 +297,8 @@ class PartitionWorker:
             self.rel = step(self.ctx, self.rel)
         return self.ctx.count(self.rel)
 
-    def check_values(self, after: str) -> None:
+    def check_values(self) -> None:
+        """No NaN/inf rating or timestamp in this partition."""
         from recframe.data.ooc.engine import check_finite
 
         if self.ctx.count(self.rel):
@@ -443,7 +444,7 @@ def build_ray(settings: dict[str, Any], plan: Any, directory: Path, source: Scan
             "*.parquet")), part_settings, str(stage / f"spill{j:05d}"), where, dict(meta))
             for j in range(len(bounds))]
         t = time.perf_counter()
-        _run_steps(ray, actors, plan.sql_steps, timings)
+        _run_steps(ray, actors, plan.sql_steps, timings, where)
         timings["preprocess"] = time.perf_counter() - t
         t = time.perf_counter()
         _split(ray, actors, plan.sql_splitter, n_source)
@@ -486,7 +487,7 @@ def _stage_source(source: ScanSource | None, loaded: Any, stage: Path
 
 
 def _run_steps(ray: Any, actors: list[Any], steps: list[tuple[str, Any]],
-               timings: dict[str, float]) -> None:
+               timings: dict[str, float], where: str) -> None:
     """Consecutive partition-local steps in one call per actor; kcore across actors."""
     local: list[tuple[str, Any]] = []
 
@@ -496,7 +497,7 @@ def _run_steps(ray: Any, actors: list[Any], steps: list[tuple[str, Any]],
             total = sum(_get(ray, [a.run_local.remote(list(local)) for a in actors]))
             timings["preprocess_" + "+".join(n for n, _ in local)] = time.perf_counter() - t
             if total == 0:
-                raise _empty(f"after preprocessing step {local[-1][0]!r}")
+                raise _empty(f"after preprocessing step {local[-1][0]!r}", where)
             local.clear()
 
     for name, step in steps:
@@ -509,13 +510,14 @@ def _run_steps(ray: Any, actors: list[Any], steps: list[tuple[str, Any]],
             local.append((name, step))
     flush()
     if sum(_get(ray, [a.count.remote() for a in actors])) == 0:
-        raise _empty("after preprocessing" if steps else "after loading")
-    _get(ray, [a.check_values.remote("") for a in actors])
+        raise _empty("after preprocessing" if steps else "after loading", where)
+    _get(ray, [a.check_values.remote() for a in actors])
 
 
-def _empty(after: str) -> DataError:
+def _empty(after: str, where: str) -> DataError:
+    """The duckdb engine's message when no rows are left."""
     return DataError(f"no interactions left {after}. Loosen the filters (binarize "
-                     f"threshold, k-core minimums) or check the input.")
+                     f"threshold, k-core minimums) or check the input {where}.")
 
 
 def _kcore(ray: Any, actors: list[Any], user_min: int, item_min: int) -> None:
