@@ -91,8 +91,8 @@ def build_random_sql(cfg: Any) -> Any:
         return ctx.table(f"SELECT r.*, coalesce(h.{PART}, 0)::TINYINT AS {PART} FROM "
                          f"{relation} r LEFT JOIN {held} h USING ({ROW})", "random")
 
-    # data.engine=ray: user-local but for the key of each row's global position
-    random_split.partition_positions = (f"recframe_random_keys_{seed}", keys)
+    # data.engine=ray: user-local but for each row's key (its global kept position)
+    random_split.partition_random = (seed, *_holdout_sql("_n", valid, test))
     return random_split
 
 

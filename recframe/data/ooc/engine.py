@@ -201,12 +201,12 @@ def code_digest(plan: Any) -> str:
     fixed or upgraded step) are rebuilt, not reused."""
     import sys
 
-    from recframe.data.ooc import context, keys, scan, shards
+    from recframe.data.ooc import context, keys, ray_engine, scan, shards
 
     forms = [form for _, form in plan.sql_steps] + [plan.sql_splitter]
     modules = {sys.modules[f.__module__] for f in forms if f is not None
                and getattr(f, "__module__", None) in sys.modules}
-    modules |= {sys.modules[__name__], context, keys, scan, shards}
+    modules |= {sys.modules[__name__], context, keys, scan, shards, ray_engine}
     digest = hashlib.sha256()
     for module in sorted(modules, key=lambda m: m.__name__):
         path = getattr(module, "__file__", None)
