@@ -568,8 +568,8 @@ def _split(ray: Any, actors: list[Any], splitter: Any, n_source: int) -> None:
     if getattr(splitter, "partition_random", None) is not None:
         maps = _get(ray, [a.row_bitmap.remote(n_source) for a in actors])
         bitmap = np.bitwise_or.reduce(maps) if len(maps) > 1 else maps[0]
-        per_block = np.add.reduceat(np.unpackbits(bitmap).astype(np.int64),
-                                    np.arange(0, len(bitmap) * 8, _BLOCK_BITS))
+        per_block = np.add.reduceat(np.bitwise_count(bitmap).astype(np.int64),
+                                    np.arange(0, len(bitmap), _BLOCK_BITS // 8))
         prefix = np.concatenate([[0], np.cumsum(per_block)[:-1]])
         bitmap, prefix = ray.put(bitmap), ray.put(prefix)
     _get(ray, [a.split.remote(splitter, bitmap, prefix) for a in actors])
