@@ -32,6 +32,9 @@ class PreprocessorSpec:
     (``data.engine=duckdb``): ``step(ctx, relation) -> relation``, see
     :class:`recframe.data.ooc.SqlContext`, or None when these parameters have no
     out-of-core form (``auto`` then stays in memory). Steps without it run only in memory.
+    Under ``data.engine=ray`` the form runs on user-range partitions and must say so:
+    ``step.partition_local = True`` when it reads the rows of one user at a time (E932
+    otherwise; docs/scaling.md).
     """
 
     name: str
@@ -47,6 +50,8 @@ class SplitterSpec:
     ``build_sql(cfg)`` (optional) returns the out-of-core form: ``split(ctx, relation)
     -> relation`` adding a ``_part`` column (0 train, 1 valid, 2 test), or None when
     these parameters have no out-of-core form.
+    ``split.partition_local = True`` lets ``data.engine=ray`` run it on user-range
+    partitions (E932 otherwise).
     """
 
     name: str
