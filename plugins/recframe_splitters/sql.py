@@ -92,7 +92,8 @@ def build_random_sql(cfg: Any) -> Any:
                          f"{relation} r LEFT JOIN {held} h USING ({ROW})", "random")
 
     # data.engine=ray: user-local but for each row's key (its global kept position)
-    random_split.partition_random = (seed, *_holdout_sql("_n", valid, test))
+    # data.engine=ray: per user, given every row's global key (ctx.kept_row_keys)
+    random_split.partition_keyed = True
     return random_split
 
 

@@ -51,7 +51,8 @@ class SplitterSpec:
     -> relation`` adding a ``_part`` column (0 train, 1 valid, 2 test), or None when
     these parameters have no out-of-core form.
     ``split.partition_local = True`` lets ``data.engine=ray`` run it on user-range
-    partitions (E932 otherwise).
+    partitions; ``split.partition_keyed = True`` too when it is per user but for
+    random keys it takes from ``ctx.kept_row_keys`` (E932 otherwise).
     """
 
     name: str

@@ -13,13 +13,13 @@ shard directory (manifest, fingerprint, :func:`~recframe.data.ooc.engine.load_sh
    reads the rows of one user at a time and runs on each partition as it is
    (``drop_invalid``, ``dedup``, ``binarize``, ``leave_one_out``). ``kcore``
    (``partition_kcore = (user_min, item_min)``) runs its rounds with the item counts
-   summed across partitions. The ``random`` split (``partition_random = (seed,
-   n_valid, n_test)``: the seed and the form's holdout sizes as SQL) is user-local but
-   for each row's key, the ``p``-th double of ``default_rng(seed)`` for the row's
-   global position ``p`` among the kept rows: the actors send bitmaps of their rows,
-   the driver adds them up with per-block prefix counts, and each actor draws the keys
-   of its positions (:func:`recframe.data.ooc.keys.random_keys`) and holds out per
-   user as the form does. Other steps are refused before any data is read.
+   summed across partitions. The ``random`` split (``partition_keyed = True``) is
+   user-local but for each row's key, the ``p``-th double of ``default_rng(seed)`` for
+   the row's global position ``p`` among the kept rows: the actors send bitmaps of
+   their rows, the driver adds them up with per-block prefix counts, and each actor
+   hands the form its rows' keys through ``SqlContext.row_keys`` (:class:`PartitionKeys`:
+   :func:`recframe.data.ooc.keys.random_keys` at the global positions), so the form
+   itself runs unchanged. Other steps are refused before any data is read.
 3. **Encode**: partitions are user ranges in order, so global user indices are an
    offset plus the local rank; the item map (all items, sorted) is merged by the
    driver. Each actor writes its part files; the driver renames them into the shard
@@ -97,7 +97,7 @@ def check_partitioned(steps: list[tuple[str, Any]], splitter: tuple[str, Any]) -
                and getattr(step, "partition_kcore", None) is None]
     name, split = splitter
     if not getattr(split, "partition_local", False) and \
-            getattr(split, "partition_random", None) is None:
+            not getattr(split, "partition_keyed", False):
         lacking.append(f"split {name}")
     if lacking:
         raise ConfigError(
@@ -349,42 +349,18 @@ class PartitionWorker:
 
     def split(self, splitter: Any, bitmap: np.ndarray | None, prefix: np.ndarray | None
               ) -> int:
-        """Run the splitter: a partition-local form as it is; the per-user random split
-        (``partition_random = (seed, n_valid SQL, n_test SQL)``) with each row's key
-        drawn for its global kept position, then the form's holdout rule per user."""
+        """Run the splitter on this partition. A form keyed by global row positions
+        (``partition_keyed``: the per-user random split) gets them through
+        ``ctx.kept_row_keys``: this partition's rows numbered among all kept rows."""
         if self.ctx.count(self.rel) == 0:
             self.rel = self.ctx.table(f"SELECT *, 0::TINYINT AS {PART} FROM {self.rel}",
                                       "split")
             return 0
-        spec = getattr(splitter, "partition_random", None)
-        if spec is None:
-            self.rel = splitter(self.ctx, self.rel)
-        else:
-            self.rel = self._random_split(*spec, bitmap, prefix)
+        if getattr(splitter, "partition_keyed", False):
+            rows = self._rows()
+            self.ctx.row_keys = lambda seed: PartitionKeys(seed, rows, bitmap, prefix)
+        self.rel = splitter(self.ctx, self.rel)
         return self.ctx.count(self.rel)
-
-    def _random_split(self, seed: int, nv: str, nt: str, bitmap: np.ndarray,
-                      prefix: np.ndarray) -> str:
-        import pyarrow as pa
-
-        from recframe.data.ooc.keys import random_keys
-
-        con, rel = self.ctx.con, self.rel
-        rows = con.sql(f"SELECT {USER}, {ROW} FROM {rel} ORDER BY {ROW}").to_arrow_table()
-        at = rows.column(ROW).to_numpy().astype(np.int64)
-        keys = random_keys(int(seed), _global_positions(at, bitmap, prefix))
-        con.register("keyed_arrow", rows.append_column("_key", pa.array(keys)))
-        keyed = self.ctx.table("SELECT * FROM keyed_arrow", "random_keys")
-        con.unregister("keyed_arrow")
-        ranked = (f"SELECT {ROW}, row_number() OVER (PARTITION BY {USER} ORDER BY _key, "
-                  f"{ROW}) - 1 AS _pos, count(*) OVER (PARTITION BY {USER}) AS _n FROM "
-                  f"{keyed}")
-        held = self.ctx.table(
-            f"SELECT {ROW}, (CASE WHEN _pos >= _n - _nt THEN 2 ELSE 1 END)::TINYINT AS "
-            f"{PART} FROM (SELECT *, {nv} AS _nv, {nt} AS _nt FROM ({ranked})) "
-            f"WHERE _pos >= _n - _nt - _nv", "random_held")
-        return self.ctx.table(f"SELECT r.*, coalesce(h.{PART}, 0)::TINYINT AS {PART} FROM "
-                              f"{rel} r LEFT JOIN {held} h USING ({ROW})", "random")
 
     # encode
     def train_users(self) -> Any:
@@ -410,6 +386,22 @@ class PartitionWorker:
 
     def close(self) -> None:
         self.ctx.con.close()
+
+
+class PartitionKeys:
+    """The random split's keys of one partition's rows: ``default_rng(seed)``'s doubles
+    at their positions among all kept rows (what ``KeptRowKeys`` gives on the whole
+    data), drawn once for the partition's sorted rows and looked up by row."""
+
+    def __init__(self, seed: int, rows: np.ndarray, bitmap: np.ndarray, prefix: np.ndarray
+                 ) -> None:
+        from recframe.data.ooc.keys import random_keys
+
+        self.rows = rows  # sorted
+        self.values = random_keys(int(seed), _global_positions(rows, bitmap, prefix))
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return self.values[np.searchsorted(self.rows, np.asarray(rows, dtype=np.int64))]
 
 
 def _global_positions(rows: np.ndarray, bitmap: np.ndarray, prefix: np.ndarray
@@ -565,7 +557,7 @@ def _kcore(ray: Any, actors: list[Any], user_min: int, item_min: int) -> None:
 
 def _split(ray: Any, actors: list[Any], splitter: Any, n_source: int) -> None:
     bitmap = prefix = None
-    if getattr(splitter, "partition_random", None) is not None:
+    if getattr(splitter, "partition_keyed", False):
         maps = _get(ray, [a.row_bitmap.remote(n_source) for a in actors])
         bitmap = np.bitwise_or.reduce(maps) if len(maps) > 1 else maps[0]
         per_block = np.add.reduceat(np.bitwise_count(bitmap).astype(np.int64),
