@@ -27,9 +27,16 @@ from recframe.results import atomic_write  # noqa: E402
 HERE = Path(__file__).resolve().parent
 #: benchmark scripts, in the order they run and appear in bench.md
 BENCHMARKS = ["eval_floor", "topk_select", "pipeline_20m", "ooc_engines", "pipeline_ooc",
-              "pipeline_200m", "train_throughput", "cf_20m",
+              "pipeline_ooc_ray", "pipeline_200m", "train_throughput", "cf_20m",
               "recbole_compare", "recbole_reference", "fuxictr_compare", "llm_rerank",
               "hstu_vs_sasrec", "startup", "tiger_beam"]
+#: benchmarks that are another script run with options: name -> (script, arguments)
+VARIANTS = {"pipeline_ooc_ray": ("pipeline_ooc", ["--engine", "ray", "--workers", "2"])}
+
+
+def command(name: str) -> tuple[str, list[str]]:
+    """The script and arguments of benchmark ``name``."""
+    return VARIANTS.get(name, (name, []))
 
 
 def merge(results_dir: Path) -> tuple[dict, str]:
@@ -39,7 +46,9 @@ def merge(results_dir: Path) -> tuple[dict, str]:
     for name in BENCHMARKS:
         path = results_dir / "bench" / f"{name}.json"
         if not path.exists():
-            sections.append(f"## {name}\n\nNot run yet: `python experiments/bench/{name}.py`.\n")
+            script, extra = command(name)
+            sections.append(f"## {name}\n\nNot run yet: `python experiments/bench/{script}.py"
+                            f"{''.join(' ' + a for a in extra)}`.\n")
             continue
         # portable(): a fragment written elsewhere (or by hand) still gets relative paths
         frag = portable(json.loads(path.read_text()))
@@ -79,7 +88,9 @@ def main() -> int:
     failed = []
     if not args.merge_only:
         for name in names:
-            cmd = [sys.executable, str(HERE / f"{name}.py"), "--out", str(args.out / "bench")]
+            script, extra = command(name)
+            cmd = [sys.executable, str(HERE / f"{script}.py"), *extra, "--out",
+                   str(args.out / "bench")]
             if args.small:
                 cmd.append("--small")
             print(f"== {name}: {' '.join(cmd)}", flush=True)
