@@ -503,3 +503,14 @@ def test_streaming_keeps_the_parts_on_disk(compose, tmp_path):
     assert lazy.data.events.loaded() == []  # nothing above needed a part in memory
     np.testing.assert_array_equal(lazy.data.events["test"].items,
                                   full.data.events["test"].items)  # read when asked for
+
+
+@pytest.mark.parametrize("n_source", [1, 7, 8, 9, 1000, 12_345])
+def test_ray_partition_bitmaps_equal_packbits(n_source):
+    """A partition's packed row bitmap (data.engine=ray) without an n_source vector."""
+    from recframe.data.ooc.ray_engine import packed_rows
+
+    rows = np.flatnonzero(np.random.default_rng(n_source).random(n_source) < 0.3)
+    dense = np.zeros(n_source, dtype=bool)
+    dense[rows] = True
+    np.testing.assert_array_equal(packed_rows(rows, n_source), np.packbits(dense))

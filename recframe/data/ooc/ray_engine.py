@@ -338,10 +338,7 @@ class PartitionWorker:
     # the split
     def row_bitmap(self, n_source: int) -> np.ndarray:
         """The rows this partition holds, as a packed bitmap over source rows."""
-        rows = self._rows()
-        bits = np.zeros(n_source, dtype=bool)
-        bits[rows] = True
-        return np.packbits(bits)
+        return packed_rows(self._rows(), n_source)
 
     def _rows(self) -> np.ndarray:
         return self.ctx.con.sql(f"SELECT {ROW} FROM {self.rel} ORDER BY {ROW}"
@@ -386,6 +383,19 @@ class PartitionWorker:
 
     def close(self) -> None:
         self.ctx.con.close()
+
+
+def packed_rows(rows: np.ndarray, n_source: int) -> np.ndarray:
+    """``np.packbits`` of the 0/1 vector of ``rows`` (sorted, unique) over ``n_source``
+    source rows, without that vector: a partition's rows set their bits byte by byte
+    (``n_source / 8`` bytes, not ``n_source``)."""
+    out = np.zeros((n_source + 7) // 8, dtype=np.uint8)
+    if len(rows):
+        byte = rows >> 3
+        starts = np.flatnonzero(np.r_[True, byte[1:] != byte[:-1]])
+        weights = (128 >> (rows & 7)).astype(np.uint8)  # packbits' bit order: first = 128
+        out[byte[starts]] = np.add.reduceat(weights, starts)  # distinct bits: sum = or
+    return out
 
 
 class PartitionKeys:
@@ -558,8 +568,9 @@ def _kcore(ray: Any, actors: list[Any], user_min: int, item_min: int) -> None:
 def _split(ray: Any, actors: list[Any], splitter: Any, n_source: int) -> None:
     bitmap = prefix = None
     if getattr(splitter, "partition_keyed", False):
-        maps = _get(ray, [a.row_bitmap.remote(n_source) for a in actors])
-        bitmap = np.bitwise_or.reduce(maps) if len(maps) > 1 else maps[0]
+        bitmap = np.zeros((n_source + 7) // 8, dtype=np.uint8)
+        for ref in [a.row_bitmap.remote(n_source) for a in actors]:  # one map at a time
+            bitmap |= _get(ray, ref)
         per_block = np.add.reduceat(np.bitwise_count(bitmap).astype(np.int64),
                                     np.arange(0, len(bitmap), _BLOCK_BITS // 8))
         prefix = np.concatenate([[0], np.cumsum(per_block)[:-1]])
