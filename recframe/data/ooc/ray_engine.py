@@ -6,9 +6,9 @@ shard directory (manifest, fingerprint, :func:`~recframe.data.ooc.engine.load_sh
 
 1. **Read** (Ray tasks, one per Parquet row group of the source): canonical columns and
    the global row position ``_row`` (row-group offsets from the Parquet metadata); pass
-   one returns per-user row counts, from which the driver cuts ``P`` user ranges of
-   about equal rows; pass two writes each row group's rows to its partition's staging
-   files.
+   one returns a seeded sample of each group's user ids, from whose quantiles the driver
+   cuts ``P`` user ranges of about equal rows; pass two writes each row group's rows to
+   its partition's staging files.
 2. **Steps** (one actor per partition): a step form declaring ``partition_local = True``
    reads the rows of one user at a time and runs on each partition as it is
    (``drop_invalid``, ``dedup``, ``binarize``, ``leave_one_out``). ``kcore``
@@ -220,13 +220,27 @@ def _canonical(path: str, group: int, offset: int, columns: dict[str, Any] | Non
     return con, "canon"
 
 
-def _count_users(path: str, group: int, offset: int, columns: dict[str, Any] | None) -> Any:
+#: user ids sampled per row group to place the range boundaries (rows, not users, so
+#: ranges get about equal rows); where the cuts fall never changes the output
+SAMPLE_PER_GROUP = 4096
+
+
+def _sample_users(path: str, group: int, offset: int, columns: dict[str, Any] | None) -> Any:
+    """Up to ``SAMPLE_PER_GROUP`` user ids of the row group's rows, drawn with a seed
+    from the group (the driver holds samples, never per-user counts of the whole log)."""
+    import pyarrow as pa
+
     con, rel = _canonical(path, group, offset, columns)
     try:
-        return con.sql(f"SELECT {USER}, count(*) AS n FROM {rel} WHERE {USER} IS NOT NULL "
-                       f"GROUP BY {USER}").to_arrow_table()
+        users = con.sql(f"SELECT {USER} FROM {rel} WHERE {USER} IS NOT NULL"
+                        ).to_arrow_table().column(USER)
     finally:
         con.close()
+    if len(users) > SAMPLE_PER_GROUP:
+        pick = np.random.default_rng([group, offset]).choice(len(users), SAMPLE_PER_GROUP,
+                                                              replace=False)
+        users = users.take(pa.array(np.sort(pick)))
+    return pa.table({USER: users})
 
 
 def _partition_rows(path: str, group: int, offset: int, columns: dict[str, Any] | None,
@@ -251,28 +265,32 @@ def _partition_rows(path: str, group: int, offset: int, columns: dict[str, Any] 
     return table.num_rows
 
 
-def _boundaries(counts: list[Any], n_parts: int) -> Any:
-    """User-range starts (an Arrow table ``user_id, _p``) of about equal rows, in
-    DuckDB's order of the ids (the order the encoded user indices follow)."""
+def _boundaries(samples: list[Any], n_parts: int) -> Any:
+    """User-range starts (an Arrow table ``user_id, _p``) at the row quantiles of the
+    sampled user ids, in DuckDB's order of the ids (the order the encoded user indices
+    follow)."""
     import duckdb
     import pyarrow as pa
 
     con = duckdb.connect(":memory:")
     try:
-        con.register("counts", pa.concat_tables(counts))
-        merged = con.sql(f"SELECT {USER}, sum(n)::BIGINT AS n FROM counts GROUP BY {USER} "
-                         f"ORDER BY {USER}").to_arrow_table()
+        con.register("sample", pa.concat_tables(samples))
+        ordered = con.sql(f"SELECT {USER} FROM sample ORDER BY {USER}").to_arrow_table()
     finally:
         con.close()
-    if merged.num_rows == 0:
-        return pa.table({USER: counts[0].column(USER).slice(0, 0),
+    n = ordered.num_rows
+    if n == 0:
+        return pa.table({USER: samples[0].column(USER).slice(0, 0),
                          "_p": pa.array([], pa.int64())})
-    cum = np.cumsum(merged.column("n").to_numpy())
-    targets = cum[-1] * np.arange(1, n_parts) / n_parts
-    starts = np.unique(np.concatenate([[0], np.searchsorted(cum, targets, side="right")]))
-    starts = starts[starts < merged.num_rows]
-    return pa.table({USER: merged.column(USER).take(starts),
-                     "_p": pa.array(np.arange(len(starts), dtype=np.int64))})
+    cuts = ordered.column(USER).take(pa.array(n * np.arange(n_parts) // n_parts))
+    con = duckdb.connect(":memory:")
+    try:  # one range per distinct start
+        con.register("cuts", pa.table({USER: cuts}))
+        starts = con.sql(f"SELECT DISTINCT {USER} FROM cuts ORDER BY {USER}").to_arrow_table()
+    finally:
+        con.close()
+    return pa.table({USER: starts.column(USER),
+                     "_p": pa.array(np.arange(starts.num_rows, dtype=np.int64))})
 
 
 # -- one partition: an actor holding a DuckDB connection ------------------------------------
@@ -450,9 +468,9 @@ def build_ray(settings: dict[str, Any], plan: Any, directory: Path, source: Scan
         path, columns = _stage_source(source, loaded, stage)
         groups = _row_groups(path)
         n_source = sum(_row_counts(path))
-        count = ray.remote(num_cpus=1)(_count_users)
-        counts = _get(ray, [count.remote(path, g, o, columns) for g, o in groups])
-        bounds = _boundaries(counts, n_workers)
+        sample = ray.remote(num_cpus=1)(_sample_users)
+        samples = _get(ray, [sample.remote(path, g, o, columns) for g, o in groups])
+        bounds = _boundaries(samples, n_workers)
         split_rows = ray.remote(num_cpus=1)(_partition_rows)
         _get(ray, [split_rows.remote(path, g, o, columns, bounds, str(stage / "in"))
                    for g, o in groups])
